@@ -1,0 +1,41 @@
+# Every target sets itself up: the first run creates .venv and installs fmtrain with its
+# test extras; later runs reinstall only when pyproject.toml changed.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test test-fast bench keras-names clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+## Train and evaluate the offline digits MLP; fails unless test accuracy >= 0.95.
+demo: $(STAMP)
+	$(BIN)/fmtrain fit configs/digits_mlp.yaml --run-dir runs/demo --overwrite --expect 'test.accuracy>=0.95'
+	$(BIN)/fmtrain eval runs/demo --quiet
+	@echo "report: runs/demo/report.html (and report.md)"
+
+## The whole test suite.
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+## Only the tests that need no TensorFlow (seconds).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not tf and not slow"
+
+## Speed of fmtrain's engine against plain and tuned model.fit, side by side.
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench.py
+
+## Regenerate fmtrain/config/keras_names.py after a Keras upgrade.
+keras-names: $(STAMP)
+	TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python scripts/gen_keras_names.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache build *.egg-info

@@ -1,0 +1,3 @@
+from fmtrain.cli import main
+
+main()

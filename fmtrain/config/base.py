@@ -1,0 +1,29 @@
+"""The pydantic base class every config section shares."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from pydantic import BaseModel, ConfigDict
+from pydantic_core import PydanticCustomError
+
+from fmtrain.registry import describe_choices, did_you_mean
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors; validated configs are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+def check_name(kind: str, name: str, choices: Iterable[str]) -> str:
+    """Raise a pydantic error naming the closest choice when ``name`` is not one of ``choices``."""
+    choices = list(choices)
+    if name not in choices:
+        raise PydanticCustomError(
+            "unknown_name",
+            "unknown {kind} '{name}'{hint}; choose from {choices}",
+            {"kind": kind, "name": name, "hint": did_you_mean(name, choices),
+             "choices": describe_choices(choices)},
+        )
+    return name

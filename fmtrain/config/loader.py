@@ -1,0 +1,158 @@
+"""From a YAML file (plus ``extends:`` bases and ``--set`` overrides) to a validated Config."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+from pydantic import ValidationError
+
+from fmtrain.config.messages import format_validation_error
+from fmtrain.config.yaml_marks import KeyPath, Mark, Marks, parse_yaml, read_yaml
+from fmtrain.errors import ConfigError
+
+# Keys whose values are file paths: relative paths resolve against the file that wrote them.
+PATH_KEYS: tuple[KeyPath, ...] = (("data", "path"),)
+
+
+def load_config(path: str | Path, overrides: Iterable[str] = ()):
+    """Read, merge, override and validate a config file.
+
+    Args:
+        path: the YAML file.
+        overrides: ``KEY=VALUE`` strings from ``--set``; values are parsed as YAML.
+
+    Returns:
+        The validated, immutable :class:`fmtrain.config.schema.Config`.
+
+    Raises:
+        ConfigError: naming the file, line and column (or the override) and the key path.
+    """
+    path = Path(path)
+    data, marks = load_raw(path)
+    for override in overrides:
+        apply_override(data, marks, override)
+    data.setdefault("name", path.stem)
+    marks.setdefault(("name",), Mark(f"{path} (from the file name)"))
+    _resolve_paths(data, marks)
+    return validate_config(data, marks)
+
+
+def validate_config(data: dict[str, Any], marks: Marks | None = None):
+    """Validate plain config data; pydantic's errors become one line each with their marks."""
+    from fmtrain.config.schema import Config
+
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, data, marks or Marks())) from None
+
+
+def load_raw(path: Path, _chain: tuple[Path, ...] = ()) -> tuple[dict[str, Any], Marks]:
+    """Read ``path`` and everything it ``extends``; later files win key by key."""
+    path = Path(path)
+    resolved = path.resolve()
+    if resolved in _chain:
+        cycle = " → ".join(str(p) for p in (*_chain, resolved))
+        raise ConfigError(f"{path}: extends forms a cycle: {cycle}")
+    data, marks = read_yaml(path)
+    if data is None:
+        raise ConfigError(f"{path}: the file is empty; expected a mapping with data, model, …")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{marks.nearest(())}: the top level must be a mapping of sections, found {type(data).__name__}")
+    bases = data.pop("extends", None)
+    if bases is None:
+        return data, marks
+    if isinstance(bases, str):
+        bases = [bases]
+    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+        raise ConfigError(f"{marks[('extends',)]}: extends must be a file name or a list of file names")
+    merged: dict[str, Any] = {}
+    merged_marks = Marks()
+    for base in bases:
+        base_path = Path(base) if Path(base).is_absolute() else path.parent / base
+        if not base_path.exists():
+            raise ConfigError(f"{marks[('extends',)]}: extends: base config not found: {base_path}")
+        base_data, base_marks = load_raw(base_path, (*_chain, resolved))
+        merged = deep_merge(merged, base_data)
+        merged_marks.update(base_marks)
+    merged_marks.update({k: v for k, v in marks.items() if k != ("extends",)})
+    return deep_merge(merged, data), merged_marks
+
+
+def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """Mappings merge key by key; anything else in ``top`` replaces ``base``."""
+    out = copy.deepcopy(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def apply_override(data: dict[str, Any], marks: Marks, override: str) -> None:
+    """Apply one ``a.b.c=value`` override in place (list items by index: ``preprocess.0.rescale``)."""
+    origin = f"--set {override}"
+    key, sep, text = override.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"{origin}: expected KEY=VALUE, e.g. --set train.epochs=3")
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{origin}: the value is not valid YAML: {exc}") from None
+    segments: list[Any] = key.strip().split(".")
+    node: Any = data
+    path: KeyPath = ()
+    for position, segment in enumerate(segments):
+        last = position == len(segments) - 1
+        if isinstance(node, list):
+            if not segment.lstrip("-").isdigit() or not -len(node) <= int(segment) < len(node):
+                raise ConfigError(
+                    f"{origin}: '{'.'.join(map(str, path))}' is a list of {len(node)} items; "
+                    f"'{segment}' is not an index into it"
+                )
+            segment = int(segment) % len(node)
+        elif not isinstance(node, dict):
+            raise ConfigError(f"{origin}: '{'.'.join(map(str, path))}' is a value, not a section")
+        path += (segment,)
+        if last:
+            node[segment] = value
+        else:
+            if isinstance(node, dict) and not isinstance(node.get(segment), (dict, list)):
+                node[segment] = {}
+            node = node[segment]
+    for existing in [p for p in marks if p[: len(path)] == path]:
+        del marks[existing]
+    _mark_all(value, path, Mark(origin), marks)
+
+
+def _mark_all(value: Any, path: KeyPath, mark: Mark, marks: Marks) -> None:
+    marks[path] = mark
+    children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in children:
+        _mark_all(child, path + (key,), mark, marks)
+
+
+def _resolve_paths(data: dict[str, Any], marks: Marks) -> None:
+    for key_path in PATH_KEYS:
+        parent = data
+        for segment in key_path[:-1]:
+            parent = parent.get(segment) if isinstance(parent, dict) else None
+        value = parent.get(key_path[-1]) if isinstance(parent, dict) else None
+        if not isinstance(value, str) or Path(value).is_absolute():
+            continue
+        mark = marks.get(key_path)
+        from_file = mark is not None and mark.line is not None
+        base = Path(mark.origin).parent if from_file else Path.cwd()
+        parent[key_path[-1]] = str((base / value).resolve())
+
+
+def parse_config_text(text: str, origin: str = "<string>"):
+    """Validate a config given as YAML text (used by tests and tools)."""
+    data, marks = parse_yaml(text, origin)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: the top level must be a mapping of sections")
+    return validate_config(data, marks)

@@ -1,0 +1,155 @@
+"""The data layer: load a source, split it, encode it, as numpy arrays.
+
+``build(cfg, seed=...)`` is the one entry point. It returns :class:`Splits`, whose
+:class:`DataInfo` records what the engine and reports need to know about the data and the
+encoder state that ``fmtrain eval`` passes back so new data is encoded the same way.
+Importing this package imports numpy only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from fmtrain.data import sources, splits
+from fmtrain.errors import DataError
+
+if TYPE_CHECKING:
+    from fmtrain.config.schema import DataConfig
+
+__all__ = ["DataInfo", "Split", "Splits", "build"]
+
+
+@dataclass(frozen=True)
+class Split:
+    """Examples and labels of one split.
+
+    ``x`` is one array, or a dict of named arrays for multi-input models; ``y`` holds int32
+    class ids of shape (n,) for classification and float32 targets for regression.
+    """
+
+    x: np.ndarray | dict[str, np.ndarray]
+    y: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def head(self, n: int) -> "Split":
+        """The first ``n`` examples."""
+        return Split(splits.take(self.x, slice(0, n)), self.y[:n])
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What the rest of fmtrain needs to know about the data, saved with every run."""
+
+    source: str
+    """Human description, e.g. ``"digits (scikit-learn, bundled)"`` or ``"csv /abs/file.csv"``."""
+    task: str
+    """``"classification"`` or ``"regression"``."""
+    num_classes: int | None
+    """Classification only."""
+    class_names: list[str] | None
+    """Classification only; index i names label i."""
+    feature_names: list[str] | None
+    """Tabular sources, after one-hot expansion (``"color=red"``)."""
+    input_shape: tuple[int, ...] | dict[str, tuple[int, ...]]
+    """Shape of one example's x (a dict for named inputs)."""
+    encoders: dict
+    """JSON state learned from the data (csv vocabularies, label names); pass it back to build()."""
+
+    def to_dict(self) -> dict:
+        """A JSON-serializable dict; :meth:`from_dict` reverses it."""
+        out = asdict(self)
+        shape = self.input_shape
+        out["input_shape"] = ({k: list(v) for k, v in shape.items()} if isinstance(shape, dict) else list(shape))
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DataInfo":
+        """Rebuild a DataInfo from :meth:`to_dict`'s output (e.g. read back from JSON).
+
+        Raises:
+            KeyError: a field is missing.
+        """
+        shape = d["input_shape"]
+        return cls(
+            source=d["source"],
+            task=d["task"],
+            num_classes=d["num_classes"],
+            class_names=d["class_names"],
+            feature_names=d["feature_names"],
+            input_shape=({k: tuple(v) for k, v in shape.items()} if isinstance(shape, dict) else tuple(shape)),
+            encoders=d["encoders"],
+        )
+
+
+@dataclass(frozen=True)
+class Splits:
+    """The train, validation and test splits of one data config, and what they hold."""
+
+    train: Split
+    val: Split | None
+    test: Split | None
+    info: DataInfo
+
+    def subset(self, train: int, evaluate: int) -> "Splits":
+        """The first ``train`` training rows and first ``evaluate`` validation/test rows (``--smoke``)."""
+        return Splits(
+            train=self.train.head(train),
+            val=self.val.head(evaluate) if self.val is not None else None,
+            test=self.test.head(evaluate) if self.test is not None else None,
+            info=self.info,
+        )
+
+
+def build(cfg: DataConfig, *, seed: int, encoders: dict | None = None) -> Splits:
+    """Load ``cfg.source``, split it and encode it.
+
+    Args:
+        cfg: the validated ``data`` section.
+        seed: seeds every random split; the same seed gives the same rows in each split.
+        encoders: ``DataInfo.encoders`` of a previous run. Its vocabularies and label
+            mapping are reused, not refitted, so eval data is encoded like the training data.
+
+    Returns:
+        The splits; ``val`` is None when ``validation_split`` is 0, ``test`` is None when
+        ``test_split`` is 0 and the source has no test split of its own.
+
+    Raises:
+        DataError: the data cannot be read, does not fit the config, or a split is empty.
+    """
+    loaded = sources.load(cfg, dict(encoders or {}))
+    if len(loaded.y) == 0:
+        raise DataError(f"{loaded.source}: no training examples; data.path must hold at least one row")
+    classification = loaded.task == "classification"
+    plan = splits.plan_splits(cfg, len(loaded.y), seed=seed, labels=loaded.y if classification else None,
+                              own_test=loaded.test is not None)
+    # Fitted on the training rows only: a category seen only in validation/test is unknown.
+    encoder = loaded.encoder.fitted(splits.take(loaded.x, plan.train)) if loaded.encoder else None
+
+    def split(x, y, index: splits.Index | None = None) -> Split:
+        if index is not None:
+            x, y = splits.take(x, index), y[index]
+        return Split(encoder.transform(x) if encoder else x, y)
+
+    train = split(loaded.x, loaded.y, plan.train)
+    val = split(loaded.x, loaded.y, plan.val) if plan.val is not None else None
+    test = split(*loaded.test) if loaded.test is not None else (
+        split(loaded.x, loaded.y, plan.test) if plan.test is not None else None)
+
+    x = train.x
+    input_shape = ({k: tuple(v.shape[1:]) for k, v in x.items()} if isinstance(x, dict) else tuple(x.shape[1:]))
+    num_classes = len(loaded.class_names) if classification and loaded.class_names is not None else None
+    info = DataInfo(
+        source=loaded.source,
+        task=loaded.task,
+        num_classes=num_classes,
+        class_names=list(loaded.class_names) if classification and loaded.class_names else None,
+        feature_names=encoder.feature_names if encoder else loaded.feature_names,
+        input_shape=input_shape,
+        encoders={**loaded.encoders, **(encoder.state() if encoder else {})},
+    )
+    return Splits(train, val, test, info)

@@ -1,0 +1,117 @@
+"""Callbacks: everything that happens around the compiled steps (progress, early stopping).
+
+The trainer calls these between compiled calls; none of them runs inside the graph.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from typing import Any
+
+
+class Callback:
+    """Hooks the trainer calls; ``trainer`` is set before training starts."""
+
+    trainer: Any = None
+
+    def on_train_begin(self, plan: dict) -> None: ...
+    def on_epoch_begin(self, epoch: int, steps: int) -> None: ...
+    def on_steps_end(self, epoch: int, step: int, logs: dict[str, float]) -> None: ...
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None: ...
+    def on_train_end(self, history: list[dict[str, float]]) -> None: ...
+
+
+def format_logs(logs: dict[str, float], skip: tuple[str, ...] = ("lr", "seconds", "epoch")) -> str:
+    return "  ".join(f"{k} {v:.4f}" for k, v in logs.items() if k not in skip)
+
+
+class ProgressCallback(Callback):
+    """Live rich progress bar on a terminal; one plain line per epoch otherwise."""
+
+    def __init__(self, console=None, live: bool | None = None):
+        from rich.console import Console
+
+        self.console = console or Console(stderr=True)
+        self.live = self.console.is_terminal if live is None else live
+        self._progress = None
+        self._task = None
+        self._epochs = 0
+        self._started = 0.0
+
+    def on_train_begin(self, plan: dict) -> None:
+        self._epochs = plan["epochs"]
+        self._started = time.perf_counter()
+        if self.live:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TimeRemainingColumn(), TextColumn("{task.fields[logs]}"),
+                console=self.console, transient=True,
+            )
+            self._progress.start()
+
+    def on_epoch_begin(self, epoch: int, steps: int) -> None:
+        if self._progress is not None:
+            if self._task is not None:
+                self._progress.remove_task(self._task)
+            self._task = self._progress.add_task(f"epoch {epoch + 1}/{self._epochs}", total=steps, logs="")
+
+    def on_steps_end(self, epoch: int, step: int, logs: dict[str, float]) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, completed=step, logs=format_logs(logs))
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        width = len(str(self._epochs))
+        line = f"epoch {epoch + 1:>{width}}/{self._epochs}  {format_logs(logs)}  ({logs.get('seconds', 0):.1f}s)"
+        if self._progress is not None:
+            self._progress.console.print(line, highlight=False)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    def on_train_end(self, history: list[dict[str, float]]) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` has not improved for ``patience`` epochs; optionally restore the best weights."""
+
+    def __init__(self, monitor: str, patience: int, min_delta: float, mode: str, restore_best_weights: bool):
+        if mode == "auto":
+            mode = "max" if any(w in monitor for w in ("acc", "auc", "f1", "precision", "recall")) else "min"
+        self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
+        self.sign = 1.0 if mode == "min" else -1.0
+        self.restore_best_weights = restore_best_weights
+        self.best = math.inf
+        self.best_epoch: int | None = None
+        self.best_weights = None
+        self.wait = 0
+        self.stopped_early = False
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        from fmtrain.errors import ConfigError
+        from fmtrain.registry import did_you_mean
+
+        if self.monitor not in logs:
+            raise ConfigError(
+                f"train.early_stopping.monitor: '{self.monitor}' is not logged{did_you_mean(self.monitor, logs)}; "
+                f"logged: {', '.join(k for k in logs if k not in ('lr', 'seconds'))}"
+            )
+        value = self.sign * logs[self.monitor]
+        if value < self.best - self.min_delta:
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best_weights:
+                self.best_weights = self.trainer.model.get_weights()
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.stopped_early = True
+            self.trainer.stop_training = True
+
+    def on_train_end(self, history: list[dict[str, float]]) -> None:
+        if self.restore_best_weights and self.best_weights is not None and self.best_epoch != len(history) - 1:
+            self.trainer.model.set_weights(self.best_weights)

@@ -1,0 +1,91 @@
+"""How batches reach the compiled training loop.
+
+``GraphFeed`` keeps the arrays on the device and gathers each shuffled batch by index inside
+the compiled loop (no Python per batch); ``DatasetFeed`` streams through tf.data. Both give
+every batch the same shape: the last batch of an epoch is filled from the start of the
+epoch's order, so nothing retraces and XLA compiles once.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    return max(1, math.ceil(n / batch_size))
+
+
+def epoch_order(n: int, batch_size: int, seed: int, epoch: int, shuffle: bool) -> np.ndarray:
+    """The example indices of one epoch, filled to a whole number of batches.
+
+    Depends only on (seed, epoch), so a resumed run sees the same order.
+    """
+    order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
+    total = steps_per_epoch(n, batch_size) * batch_size
+    if total > n:
+        order = np.concatenate([order, np.resize(order, total - n)])
+    return order.astype(np.int32)
+
+
+def to_device(x):
+    return tf.nest.map_structure(tf.convert_to_tensor, x)
+
+
+class GraphFeed:
+    """In-memory arrays held as device tensors; the epoch order is the only per-epoch input."""
+
+    kind = "graph"
+
+    def __init__(self, x, y, batch_size: int, seed: int, shuffle: bool):
+        self.n = len(y)
+        self.x, self.y = to_device(x), tf.convert_to_tensor(y)
+        self.batch_size, self.seed, self.shuffle = batch_size, seed, shuffle
+        self.steps = steps_per_epoch(self.n, batch_size)
+        self._order = None
+
+    def begin_epoch(self, epoch: int) -> None:
+        self._order = tf.constant(epoch_order(self.n, self.batch_size, self.seed, epoch, self.shuffle))
+
+    def args(self, start: int, n: int) -> tuple:
+        return (self.x, self.y, self._order, tf.constant(start, tf.int32), tf.constant(n, tf.int32))
+
+
+class DatasetFeed:
+    """A tf.data pipeline: seeded shuffle, optional cache, fixed-size batches, prefetch."""
+
+    kind = "dataset"
+
+    def __init__(self, x, y, batch_size: int, seed: int, shuffle: bool, cache: bool, prefetch):
+        self.n = len(y)
+        self.batch_size = batch_size
+        self.steps = steps_per_epoch(self.n, batch_size)
+        dataset = tf.data.Dataset.from_tensor_slices((x, y))
+        if cache:
+            dataset = dataset.cache()
+        if shuffle:
+            dataset = dataset.shuffle(self.n, seed=seed, reshuffle_each_iteration=True)
+        buffer = tf.data.AUTOTUNE if prefetch == "auto" else int(prefetch)
+        self.dataset = dataset.repeat().batch(batch_size, drop_remainder=True).prefetch(buffer)
+        self._iterator = iter(self.dataset)
+
+    def begin_epoch(self, epoch: int) -> None:
+        pass
+
+    def args(self, start: int, n: int) -> tuple:
+        return (self._iterator, tf.constant(n, tf.int32))
+
+
+def padded(x, y, batch_size: int):
+    """Pad arrays to a multiple of ``batch_size``; return (x, y, weights) as device tensors."""
+    n = len(y)
+    total = steps_per_epoch(n, batch_size) * batch_size
+
+    def pad(a):
+        a = np.asarray(a)
+        return np.concatenate([a, np.zeros((total - n, *a.shape[1:]), a.dtype)]) if total > n else a
+
+    weights = np.concatenate([np.ones(n, np.float32), np.zeros(total - n, np.float32)])
+    return to_device(tf.nest.map_structure(pad, x)), tf.convert_to_tensor(pad(y)), tf.convert_to_tensor(weights)

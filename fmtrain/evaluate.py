@@ -1,0 +1,136 @@
+"""``fmtrain eval``: reload a finished run and evaluate it on one split or on a new file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fmtrain.errors import ConfigError, RunDirError
+from fmtrain.expectations import Expectation, check_expectations
+from fmtrain.runs import RunDir
+
+
+@dataclass
+class EvalOptions:
+    split: str = "test"
+    data_path: Path | None = None
+    overrides: list[str] = field(default_factory=list)
+    expectations: list[Expectation] = field(default_factory=list)
+    device: str = "auto"
+    unsafe: bool = False
+    quiet: bool = False
+    verbose: bool = False
+    console: Any = None
+
+
+@dataclass
+class EvalOutcome:
+    result: dict[str, Any]
+    path: Path
+    expectation_lines: list[str]
+
+
+def evaluate_run(run_dir: Path, options: EvalOptions) -> EvalOutcome:
+    """Evaluate the saved model of ``run_dir`` and write ``eval-<split>.json``.
+
+    The data is rebuilt from the run's resolved config with the encoders the run learned,
+    so categories and labels map exactly as in training.
+
+    Raises:
+        RunDirError: the run is missing, unfinished, from a newer fmtrain, or its model unreadable.
+        ConfigError: the split does not exist, or an override is invalid.
+        ExpectationFailed: an ``--expect`` threshold was missed.
+    """
+    from fmtrain.config import load_config
+
+    run = RunDir(run_dir)
+    run.require_finished()
+    overrides = list(options.overrides)
+    split_name = options.split
+    if options.data_path is not None:
+        overrides += [f"data.path={Path(options.data_path).resolve()}", "data.validation_split=0", "data.test_split=0"]
+        split_name = "data"
+    cfg = load_config(run.config, overrides)
+
+    from fmtrain.engine.device import configure
+
+    configure(options.device, cfg.seed, options.verbose)
+
+    from fmtrain import data as data_layer
+    from fmtrain.engine.trainer import Trainer
+    from fmtrain.losses import build_loss
+    from fmtrain.metrics import build_metrics
+    from fmtrain.targets import Targets, output_units
+
+    info = data_layer.DataInfo.from_dict(run.read_json(run.data_info))
+    splits = data_layer.build(cfg.data, seed=cfg.seed, encoders=info.encoders)
+    split = _pick_split(splits, split_name, run)
+    model = load_run_model(run, unsafe=options.unsafe)
+    targets = Targets.from_config(cfg, info)
+    units = output_units(model)
+    y = targets.shape_labels(split.y, units)
+    trainer = Trainer(model, None, build_loss(targets.loss_name, targets.loss_args),
+                      build_metrics(cfg.metrics, targets.metric_context(units)), jit_compile=cfg.train.jit_compile)
+    metrics = trainer.evaluate(split.x, y)
+    classification = None
+    if info.task == "classification":
+        from fmtrain.report import classification_summary
+
+        scores = trainer.predict(split.x)
+        predicted = (scores[:, 0] > 0.5).astype(int) if scores.shape[-1] == 1 else np.argmax(scores, axis=-1)
+        names = info.class_names or [str(i) for i in range(info.num_classes or int(predicted.max()) + 1)]
+        classification = classification_summary(np.asarray(split.y).astype(int), predicted, names)
+    result = {"split": split_name, "n_samples": len(split), "metrics": metrics, "classification": classification}
+    path = run.eval_result(split_name)
+    run.write_json(path, result)
+    result = run.read_json(path)
+    if not options.quiet:
+        from rich.console import Console
+
+        from fmtrain.report import print_eval
+
+        print_eval(options.console or Console(), result)
+    from fmtrain.report import write_report
+
+    write_report(run.path)
+    lines = check_expectations(options.expectations, {split_name: metrics}, split_name) if options.expectations else []
+    return EvalOutcome(result, path, lines)
+
+
+def _pick_split(splits, name: str, run: RunDir):
+    if name == "data":
+        return splits.test if splits.test is not None else splits.train
+    split = getattr(splits, name, None)
+    if split is None:
+        available = [n for n in ("train", "val", "test") if getattr(splits, n) is not None]
+        raise ConfigError(f"--split {name}: the run {run.path} has no {name} split; available: {', '.join(available)}")
+    return split
+
+
+def load_run_model(run: RunDir, unsafe: bool = False):
+    """Load ``model.keras`` in Keras safe mode (no Lambda code) unless ``unsafe``.
+
+    Raises:
+        RunDirError: the file is missing, truncated or refuses safe loading.
+    """
+    import keras
+
+    try:
+        return keras.saving.load_model(run.model, compile=False, safe_mode=not unsafe)
+    except ValueError as exc:
+        if "safe_mode" in str(exc) or "Lambda" in str(exc):
+            raise RunDirError(
+                f"{run.model}: the model contains code (a Lambda layer) that safe loading refuses; "
+                "pass --unsafe only if you trust who made this run"
+            ) from None
+        raise RunDirError(f"{run.model}: cannot load the model: {_first_line(exc)}") from None
+    except (OSError, KeyError, EOFError, Exception) as exc:  # zip/h5 errors vary by corruption
+        raise RunDirError(f"{run.model}: cannot load the model (corrupt or truncated?): {_first_line(exc)}") from None
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__

@@ -1,0 +1,201 @@
+"""``fmtrain fit``: config → data → preprocessing → model → training → run directory."""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fmtrain.errors import TrainingFailed
+from fmtrain.expectations import Expectation, check_expectations
+from fmtrain.runs import RunDir, check_run_path, create_run_dir, default_run_path
+
+# --smoke trains on this many training and evaluation examples, for at most this many epochs.
+SMOKE_TRAIN_EXAMPLES = 256
+SMOKE_EVAL_EXAMPLES = 128
+SMOKE_EPOCHS = 2
+
+
+@dataclass
+class FitOptions:
+    """Command-line choices that are not part of the config."""
+
+    run_dir: Path | None = None
+    runs_root: Path = Path("runs")
+    overwrite: bool = False
+    smoke: bool = False
+    expectations: list[Expectation] = field(default_factory=list)
+    device: str = "auto"
+    quiet: bool = False
+    verbose: bool = False
+    console: Any = None
+
+
+@dataclass
+class FitOutcome:
+    run: RunDir
+    metrics: dict[str, Any]
+    expectation_lines: list[str]
+
+
+def fit(cfg, options: FitOptions) -> FitOutcome:
+    """Train ``cfg`` and write its run directory.
+
+    Raises:
+        ConfigError, DataError, RunDirError: bad config, data or run directory (exit 2).
+        TrainingFailed: training diverged or the saved model does not reload identically (exit 1).
+        ExpectationFailed: an ``--expect`` threshold was missed (exit 3); the run is still written.
+    """
+    started = time.perf_counter()
+    path = options.run_dir or default_run_path(options.runs_root, cfg.name)
+    check_run_path(path, options.overwrite)
+
+    from fmtrain.engine.device import configure
+
+    devices = configure(options.device, cfg.seed, options.verbose)
+
+    from fmtrain import data as data_layer
+    from fmtrain.engine.callbacks import EarlyStopping, ProgressCallback
+    from fmtrain.engine.trainer import Trainer
+    from fmtrain.losses import build_loss
+    from fmtrain.metrics import build_metrics
+    from fmtrain.models import build_model
+    from fmtrain.optim import build_optimizer
+    from fmtrain.preprocess import fit_feature_layers
+    from fmtrain.targets import Targets, output_units
+
+    splits = data_layer.build(cfg.data, seed=cfg.seed)
+    if options.smoke:
+        splits = splits.subset(train=SMOKE_TRAIN_EXAMPLES, evaluate=SMOKE_EVAL_EXAMPLES)
+    info = splits.info
+    targets = Targets.from_config(cfg, info)
+    model = build_model(
+        cfg.model, input_shape=info.input_shape, output=targets.output, name=cfg.name,
+        preprocessing=fit_feature_layers(cfg.preprocess, splits.train.x, info),
+    )
+    units = output_units(model)
+    labels = {name: targets.shape_labels(split.y, units) for name, split in _present(splits).items()}
+    epochs = min(cfg.train.epochs, SMOKE_EPOCHS) if options.smoke else cfg.train.epochs
+    steps_per_epoch = -(-len(splits.train) // cfg.data.batch_size)
+    trainer = Trainer(
+        model, build_optimizer(cfg.optimizer, steps_per_epoch * epochs),
+        build_loss(targets.loss_name, targets.loss_args), build_metrics(cfg.metrics, targets.metric_context(units)),
+        jit_compile=cfg.train.jit_compile, steps_per_execution=cfg.train.steps_per_execution,
+    )
+    callbacks = [] if options.quiet else [ProgressCallback(options.console)]
+    if cfg.train.early_stopping:
+        callbacks.append(EarlyStopping(**cfg.train.early_stopping.model_dump()))
+
+    run = create_run_dir(path, options.overwrite)
+    run.write_config(cfg.to_yaml_dict())
+    run.write_json(run.environment, _environment(devices))
+    run.write_json(run.data_info, info.to_dict())
+    result = trainer.fit(
+        splits.train.x, labels["train"], epochs=epochs, batch_size=cfg.data.batch_size, seed=cfg.seed,
+        shuffle=cfg.data.shuffle, callbacks=callbacks, feed="dataset" if cfg.train.feed == "dataset" else "graph",
+        cache=cfg.data.cache, prefetch=cfg.data.prefetch,
+        validation=(splits.val.x, labels["val"]) if splits.val is not None else None,
+    )
+    final = {name: trainer.evaluate(split.x, labels[name]) for name, split in _present(splits).items()}
+    _save_model(model, run)
+    run.write_history(result.history)
+    metrics = _metrics_payload(cfg, info, splits, result, final, trainer, model, started)
+    run.write_json(run.metrics, metrics)
+
+    if options.smoke:
+        _check_reload(model, run, splits)
+        from fmtrain.evaluate import EvalOptions, evaluate_run
+
+        evaluate_run(run.path, EvalOptions(split=_default_split(final), quiet=True, device=options.device))
+    from fmtrain.report import write_report
+
+    write_report(run.path)
+    lines = check_expectations(options.expectations, final, _default_split(final)) if options.expectations else []
+    return FitOutcome(run, metrics, lines)
+
+
+def _present(splits) -> dict[str, Any]:
+    return {name: getattr(splits, name) for name in ("train", "val", "test") if getattr(splits, name) is not None}
+
+
+def _default_split(final: dict[str, Any]) -> str:
+    return next(name for name in ("test", "val", "train") if final.get(name))
+
+
+def _save_model(model, run: RunDir) -> None:
+    import os
+
+    temporary = run.path / ".model.partial.keras"
+    model.save(temporary)
+    os.replace(temporary, run.model)
+
+
+def _check_reload(model, run: RunDir, splits) -> None:
+    """--smoke: the saved model must reload (safe mode) and predict exactly what the trained one does."""
+    import keras
+
+    sample = splits.test or splits.val or splits.train
+    reloaded = keras.saving.load_model(run.model, compile=False, safe_mode=True)
+    before = np.asarray(model.predict(sample.x, verbose=0))
+    after = np.asarray(reloaded.predict(sample.x, verbose=0))
+    if not np.allclose(before, after, rtol=1e-5, atol=1e-6):
+        raise TrainingFailed(
+            f"{run.model}: the reloaded model predicts differently from the trained one "
+            f"(max difference {np.max(np.abs(before - after)):.3g}); a layer may not save its state"
+        )
+
+
+def _metrics_payload(cfg, info, splits, result, final, trainer, model, started) -> dict[str, Any]:
+    import keras
+
+    history = result.history
+    trainable = int(sum(np.prod(v.shape) for v in model.trainable_variables))
+    total = int(sum(np.prod(v.shape) for v in model.variables))
+    first_epoch = history[0]["seconds"] if history else None
+    return {
+        "name": cfg.name,
+        "task": info.task,
+        "final": {name: final.get(name) for name in ("train", "val", "test")},
+        "epochs_run": len(history),
+        "best_epoch": result.best_epoch,
+        "stopped_early": result.stopped_early,
+        "resumed_from_step": None,
+        "timing": {
+            "fit_seconds": round(result.fit_seconds, 4),
+            "first_epoch_seconds": round(first_epoch, 4) if first_epoch is not None else None,
+            "total_seconds": round(time.perf_counter() - started, 4),
+        },
+        "throughput": {"train_samples_per_second": round(result.samples_seen / max(result.fit_seconds, 1e-9), 1)},
+        "compile": {
+            "jit_compile": result.jit_compile,
+            "steps_per_execution": result.steps_per_execution,
+            "traces": trainer.trace_counts(),
+            "notes": result.notes,
+        },
+        "data": {name: len(split) for name, split in _present(splits).items()},
+        "params": {"trainable": trainable, "total": total},
+        "keras_version": keras.__version__,
+    }
+
+
+def _environment(devices: list[str]) -> dict[str, Any]:
+    import keras
+    import tensorflow as tf
+
+    from fmtrain import __version__
+
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "fmtrain": __version__,
+        "devices": devices,
+        "platform": platform.platform(),
+        "argv": sys.argv,
+    }

@@ -1,0 +1,148 @@
+"""Metric names fmtrain resolves itself, and how every configured metric becomes a Keras metric.
+
+``accuracy`` picks sparse, categorical or binary accuracy from the labels and the output;
+``precision``, ``recall`` and ``f1`` work on multi-class outputs with sparse labels (macro,
+micro or weighted averages, from a confusion matrix kept in the graph); any other name goes
+to ``keras.metrics.get``. Keras is imported only inside the builders.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from fmtrain.errors import ConfigError
+from fmtrain.registry import Registry
+
+METRICS: Registry[Callable[..., Any]] = Registry("metric")
+AVERAGES = ("macro", "micro", "weighted", "binary")
+
+
+@dataclass(frozen=True)
+class MetricContext:
+    """What a metric needs to know about the labels and the model output."""
+
+    task: str
+    num_classes: int | None
+    one_hot_labels: bool
+    output_units: int
+
+
+def _confusion(statistic: str):
+    def build(args: dict, ctx: MetricContext):
+        from fmtrain.engine.confusion import ConfusionMetric
+
+        _require_classification(statistic, ctx)
+        classes = ctx.num_classes or 2
+        average = args.get("average", "binary" if classes == 2 else "macro")
+        if average not in AVERAGES or (average == "binary" and classes != 2):
+            choices = AVERAGES if classes == 2 else AVERAGES[:3]
+            raise ConfigError(f"metrics.{statistic}.average: expected one of {list(choices)}, found '{average}'")
+        return ConfusionMetric(statistic, num_classes=classes, average=average, name=statistic)
+
+    build.__doc__ = f"{statistic.capitalize()} from a confusion matrix: average binary|macro|micro|weighted."
+    return build
+
+
+for _statistic in ("precision", "recall", "f1"):
+    METRICS.register(_statistic)(_confusion(_statistic))
+
+
+@METRICS.register("accuracy")
+def _accuracy(args: dict, ctx: MetricContext):
+    """Share of correct predictions: sparse, categorical or binary, chosen from the labels."""
+    import keras
+
+    _require_classification("accuracy", ctx)
+    if ctx.output_units == 1:
+        return keras.metrics.BinaryAccuracy(name="accuracy", **args)
+    if ctx.one_hot_labels:
+        return keras.metrics.CategoricalAccuracy(name="accuracy")
+    return keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+
+
+@METRICS.register("top_k")
+def _top_k(args: dict, ctx: MetricContext):
+    """Whether the true class is among the k highest scores (k: 5 by default)."""
+    import keras
+
+    _require_classification("top_k", ctx)
+    k = int(args.get("k", 5))
+    cls = keras.metrics.TopKCategoricalAccuracy if ctx.one_hot_labels else keras.metrics.SparseTopKCategoricalAccuracy
+    return cls(k=k, name=f"top_{k}_accuracy")
+
+
+@METRICS.register("auc")
+def _auc(args: dict, ctx: MetricContext):
+    """Area under the ROC (or PR, curve: PR) curve; multi-class is one-vs-rest."""
+    import keras
+
+    _require_classification("auc", ctx)
+    if ctx.output_units == 1:
+        return keras.metrics.AUC(name="auc", **args)
+    from fmtrain.engine.confusion import OneHotLabels
+
+    inner = keras.metrics.AUC(name="auc", multi_label=False, **args)
+    return inner if ctx.one_hot_labels else OneHotLabels(inner, ctx.output_units, name="auc")
+
+
+@METRICS.register("rmse")
+def _rmse(args: dict, ctx: MetricContext):
+    """Root mean squared error."""
+    import keras
+
+    return keras.metrics.RootMeanSquaredError(name="rmse")
+
+
+def _require_classification(name: str, ctx: MetricContext) -> None:
+    if ctx.task != "classification":
+        raise ConfigError(f"metrics: '{name}' needs class labels, but the task is {ctx.task}")
+
+
+def default_metric_names(task: str) -> list[str]:
+    """The metrics ``auto`` stands for."""
+    return ["accuracy"] if task == "classification" else ["mae"]
+
+
+def build_metrics(configured: list, ctx: MetricContext) -> list[Any]:
+    """Turn ``Config.metrics`` into Keras metric objects with unique names.
+
+    Raises:
+        ConfigError: a metric does not fit the task, or Keras rejects its arguments.
+    """
+    import keras
+
+    items: list[tuple[str, dict]] = []
+    for metric in configured:
+        if metric.name == "auto":
+            items += [(name, {}) for name in default_metric_names(ctx.task)]
+        else:
+            items.append((metric.name, dict(metric.args)))
+    built = []
+    for name, args in items:
+        if name in METRICS:
+            built.append(METRICS.get(name).build(args, ctx))
+            continue
+        metric_class = _keras_metric_class(name)
+        if metric_class is None:
+            raise ConfigError(f"metrics.{name}: Keras has this only as a function, not as a streaming metric")
+        try:
+            built.append(metric_class(name=name, **args))
+        except TypeError as exc:
+            raise ConfigError(f"metrics.{name}: {exc}") from exc
+    names = [m.name for m in built]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigError(f"metrics: {duplicates} configured more than once")
+    return built
+
+
+def _keras_metric_class(name: str):
+    """The Keras metric class for a name ('mae' → MeanAbsoluteError); None for plain functions."""
+    import keras
+
+    found = keras.metrics.get(name)
+    if isinstance(found, keras.metrics.Metric):  # Keras returns instances for snake-case names
+        return type(found)
+    return found if inspect.isclass(found) else None

@@ -1,0 +1,15 @@
+"""Model builders, registered by ``model.type``.
+
+A builder receives its validated options, the (preprocessed) Keras input tensor and the
+output the task needs, and returns the output tensor; :func:`build_model` wraps the result,
+preprocessing layers included, into one ``keras.Model``. Importing this package never
+imports Keras.
+"""
+
+from __future__ import annotations
+
+from fmtrain.models.registry import MODELS, OutputSpec
+from fmtrain.models import builders  # noqa: F401  (registers the builders)
+from fmtrain.models.assemble import build_model
+
+__all__ = ["MODELS", "OutputSpec", "build_model"]

@@ -1,0 +1,35 @@
+"""Reports for a run directory: report.md/html, plots, per-class summaries, console tables.
+
+Names are imported on first use, so ``import fmtrain.report`` stays cheap (matplotlib,
+scikit-learn, Jinja2 and rich load only inside the functions that need them).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fmtrain.report.classification import classification_summary
+    from fmtrain.report.console import print_eval, print_fit_summary
+    from fmtrain.report.document import write_report
+
+_EXPORTS = {
+    "classification_summary": "fmtrain.report.classification",
+    "print_eval": "fmtrain.report.console",
+    "print_fit_summary": "fmtrain.report.console",
+    "write_report": "fmtrain.report.document",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fmtrain.report' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

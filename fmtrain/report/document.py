@@ -1,0 +1,267 @@
+"""report.md and report.html for a finished run, built from the run directory alone."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fmtrain.errors import RunDirError
+from fmtrain.fileio import atomic_write_text
+
+_SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class _Table:
+    header: list[str]
+    rows: list[list[str]]
+
+
+@dataclass
+class _Eval:
+    title: str
+    metrics: _Table
+    per_class: _Table | None = None
+    confusion_src: str | None = None
+
+
+@dataclass
+class _Report:
+    """Everything the two renderers show, already formatted as strings."""
+
+    name: str
+    task: str
+    headline_split: str | None
+    headline: list[tuple[str, str]]
+    final: _Table | None
+    overview: _Table
+    data: _Table | None
+    history_plots: list[tuple[str, str]]
+    evals: list[_Eval] = field(default_factory=list)
+    environment: _Table | None = None
+    config_text: str | None = None
+
+
+def write_report(run_dir: Path) -> Path:
+    """Write ``plots/*.png``, ``report.md`` and ``report.html`` into a run directory.
+
+    Only files in the run directory are read; optional ones (history, eval results,
+    environment, config) that are missing leave their section out. Re-running overwrites.
+
+    Args:
+        run_dir: a run directory written by ``fmtrain fit``.
+
+    Returns:
+        The path of ``report.md``.
+
+    Raises:
+        RunDirError: ``run_dir`` or its ``metrics.json`` is missing, or a file is unreadable.
+    """
+    from fmtrain.report.plots import plot_confusion_matrix, plot_history
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDirError(f"{run_dir}: run directory not found")
+    metrics = _read_json(run_dir / "metrics.json", required=True)
+    environment = _read_json(run_dir / "environment.json", required=False)
+    config_path = run_dir / "config.yaml"
+    config_text = config_path.read_text(encoding="utf-8") if config_path.is_file() else None
+
+    plots_dir = run_dir / "plots"
+    history_plots = []
+    if (run_dir / "history.csv").is_file():
+        for path in plot_history(run_dir / "history.csv", plots_dir):
+            history_plots.append((path.stem.removeprefix("history_"), _rel(path, run_dir)))
+
+    evals = []
+    for path in _eval_files(run_dir):
+        result = _read_json(path, required=True)
+        # The plot is named after the file, not the JSON's "split", which could hold a "/".
+        stem = path.stem.removeprefix("eval-")
+        split = str(result.get("split") or stem)
+        confusion_src = None
+        if result.get("classification"):
+            out = plots_dir / f"confusion_{stem}.png"
+            confusion_src = _rel(plot_confusion_matrix(result["classification"], out), run_dir)
+        evals.append(_eval_section(split, result, confusion_src))
+
+    report = _build(metrics, history_plots, evals, environment, config_text)
+    md_path = run_dir / "report.md"
+    atomic_write_text(md_path, _markdown(report))
+    atomic_write_text(run_dir / "report.html", _html(report))
+    return md_path
+
+
+def format_value(value: Any) -> str:
+    """Format a metric or a setting for a human: 4 significant digits, thousands separators."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if math.isfinite(value) and abs(value) >= 1000:
+            return f"{value:,.0f}"
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {format_value(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(format_value(v) for v in value)
+    return str(value)
+
+
+def final_table(final: dict[str, Any]) -> tuple[list[str], list[list[str]]] | None:
+    """Rows of final metrics (loss first), one column per split that has results."""
+    splits = [s for s in _SPLITS if isinstance(final.get(s), dict)]
+    splits += [s for s, v in final.items() if s not in _SPLITS and isinstance(v, dict)]
+    if not splits:
+        return None
+    names: list[str] = []
+    for split in splits:
+        names += [n for n in final[split] if n not in names]
+    names.sort(key=lambda n: n != "loss")
+    rows = [[n] + [format_value(final[s].get(n)) for s in splits] for n in names]
+    return ["metric", *splits], rows
+
+
+def _read_json(path: Path, *, required: bool) -> Any:
+    if not path.is_file():
+        if required:
+            raise RunDirError(f"{path}: not found; is this a finished fmtrain run directory?")
+        return None
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as err:
+        raise RunDirError(f"{path}: cannot read ({err})") from None
+    except json.JSONDecodeError as err:
+        raise RunDirError(f"{path}: invalid JSON at line {err.lineno}: {err.msg}") from None
+    if not isinstance(payload, dict):
+        raise RunDirError(f"{path}: expected a JSON object, got {type(payload).__name__}")
+    return payload
+
+
+def _eval_files(run_dir: Path) -> list[Path]:
+    order = {"test": 0, "val": 1, "train": 2}
+    files = run_dir.glob("eval-*.json")
+    return sorted(files, key=lambda p: (order.get(p.stem.removeprefix("eval-"), 3), p.name))
+
+
+def _rel(path: Path, run_dir: Path) -> str:
+    return path.relative_to(run_dir).as_posix()
+
+
+def _eval_section(split: str, result: dict[str, Any], confusion_src: str | None) -> _Eval:
+    n = result.get("n_samples")
+    title = f"Evaluation on {split}" + (f" ({format_value(n)} samples)" if n is not None else "")
+    metrics = [[k, format_value(v)] for k, v in (result.get("metrics") or {}).items()]
+    section = _Eval(title, _Table(["metric", "value"], metrics))
+    summary = result.get("classification")
+    if summary:
+        per_class = summary["per_class"]
+        rows = [_score_row(str(c["class"]), c, c["support"]) for c in per_class]
+        total = sum(c["support"] for c in per_class)
+        rows += [_score_row(f"{avg} avg", summary.get(avg) or {}, total)
+                 for avg in ("macro", "weighted")]
+        section.per_class = _Table(["class", "precision", "recall", "f1", "support"], rows)
+        section.confusion_src = confusion_src
+    return section
+
+
+def _score_row(label: str, scores: dict[str, Any], support: int) -> list[str]:
+    return [label, *(format_value(scores.get(k)) for k in ("precision", "recall", "f1")),
+            format_value(support)]
+
+
+def _build(metrics, history_plots, evals, environment, config_text) -> _Report:
+    final = metrics.get("final") or {}
+    headline_split = next((s for s in ("test", "val", "train") if final.get(s)), None)
+    headline = [(k, format_value(v)) for k, v in (final.get(headline_split) or {}).items()]
+    table = final_table(final)
+
+    overview = []
+    for key in ("epochs_run", "best_epoch", "stopped_early", "resumed_from_step"):
+        if key in metrics:
+            overview.append([key.replace("_", " "), format_value(metrics[key])])
+    for group in ("timing", "throughput", "compile"):
+        for key, value in (metrics.get(group) or {}).items():
+            overview.append([key.replace("_", " "), format_value(value)])
+    for key, value in (metrics.get("params") or {}).items():
+        overview.append([f"{key} params", format_value(value)])
+
+    data = metrics.get("data") or {}
+    return _Report(
+        name=str(metrics.get("name") or "unnamed run"),
+        task=str(metrics.get("task") or "unknown"),
+        headline_split=headline_split,
+        headline=headline,
+        final=_Table(*table) if table else None,
+        overview=_Table(["", "value"], overview),
+        data=(
+            _Table(["split", "samples"], [[k, format_value(v)] for k, v in data.items()])
+            if data else None
+        ),
+        history_plots=history_plots,
+        evals=evals,
+        environment=(
+            _Table(["", "value"], [[k, format_value(v)] for k, v in environment.items()])
+            if environment else None
+        ),
+        config_text=config_text,
+    )
+
+
+def _md_cell(text: str) -> str:
+    # Pipes would split the cell and raw "<" could be taken as HTML by a Markdown renderer.
+    return text.replace("|", "\\|").replace("<", "&lt;").replace("\n", " ")
+
+
+def _md_table(table: _Table) -> list[str]:
+    lines = ["| " + " | ".join(_md_cell(h) for h in table.header) + " |",
+             "|" + "|".join(["---"] + ["---:"] * (len(table.header) - 1)) + "|"]
+    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in table.rows]
+    return lines + [""]
+
+
+def _markdown(r: _Report) -> str:
+    out = [f"# {_md_cell(r.name)}", "", f"Task: **{_md_cell(r.task)}**", ""]
+    if r.headline:
+        parts = ", ".join(f"{_md_cell(k)} **{v}**" for k, v in r.headline)
+        out += [f"Final {r.headline_split}: {parts}", ""]
+    if r.final:
+        out += ["## Final metrics", "", *_md_table(r.final)]
+    if r.overview.rows:
+        out += ["## Training", "", *_md_table(r.overview)]
+    if r.data:
+        out += ["## Data", "", *_md_table(r.data)]
+    if r.history_plots:
+        out += ["## History", ""]
+        out += [f"![{_md_cell(name)} per epoch]({src})" for name, src in r.history_plots] + [""]
+    for ev in r.evals:
+        out += [f"## {_md_cell(ev.title)}", "", *_md_table(ev.metrics)]
+        if ev.per_class:
+            out += ["### Per class", "", *_md_table(ev.per_class)]
+        if ev.confusion_src:
+            out += [f"![confusion matrix]({ev.confusion_src})", ""]
+    if r.environment:
+        out += ["## Environment", "", *_md_table(r.environment)]
+    if r.config_text is not None:
+        fence = "````" if "```" in r.config_text else "```"
+        out += ["## Resolved config", "", f"{fence}yaml", r.config_text.rstrip("\n"), fence, ""]
+    return "\n".join(out)
+
+
+def _html(r: _Report) -> str:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("fmtrain.report", "templates"),
+        # The template's ".j2" suffix defeats select_autoescape, so switch it on outright.
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    return env.get_template("report.html.j2").render(r=r)

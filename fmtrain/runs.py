@@ -1,0 +1,132 @@
+"""The run directory: where it goes, what it holds, and refusing to clobber anything."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fmtrain.errors import RunDirError
+from fmtrain.fileio import atomic_write_json, atomic_write_text
+
+SCHEMA_VERSION = 1
+RUN_FILES = ("config.yaml", "metrics.json", "history.csv", "model.keras", "environment.json", "data_info.json")
+
+
+class RunDir:
+    """Paths inside one run directory."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    config = property(lambda self: self.path / "config.yaml")
+    metrics = property(lambda self: self.path / "metrics.json")
+    history = property(lambda self: self.path / "history.csv")
+    model = property(lambda self: self.path / "model.keras")
+    environment = property(lambda self: self.path / "environment.json")
+    data_info = property(lambda self: self.path / "data_info.json")
+    report = property(lambda self: self.path / "report.md")
+
+    def eval_result(self, split: str) -> Path:
+        return self.path / f"eval-{split}.json"
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    # ------------------------------------------------------------------ writing
+
+    def write_config(self, config_dict: dict[str, Any]) -> None:
+        atomic_write_text(self.config, yaml.safe_dump(config_dict, sort_keys=False, allow_unicode=True))
+
+    def write_json(self, path: Path, payload: dict[str, Any]) -> None:
+        atomic_write_json(path, {"schema_version": SCHEMA_VERSION, **payload})
+
+    def write_history(self, history: list[dict[str, float]]) -> None:
+        columns: list[str] = ["epoch"]
+        for row in history:
+            columns += [k for k in row if k not in columns]
+        lines = [",".join(columns)]
+        for epoch, row in enumerate(history, start=1):
+            values = {"epoch": epoch, **row}
+            lines.append(",".join(_csv_number(values.get(c, "")) for c in columns))
+        atomic_write_text(self.history, "\n".join(lines) + "\n")
+
+    # ------------------------------------------------------------------ reading
+
+    def read_json(self, path: Path) -> dict[str, Any]:
+        try:
+            payload = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise RunDirError(f"{path}: missing; is {self.path} a finished fmtrain run?") from None
+        except (OSError, json.JSONDecodeError) as exc:
+            raise RunDirError(f"{path}: unreadable ({exc}); the run directory may be damaged") from None
+        version = payload.get("schema_version")
+        if not isinstance(version, int) or version > SCHEMA_VERSION:
+            raise RunDirError(
+                f"{path}: schema_version {version!r} is newer than this fmtrain understands ({SCHEMA_VERSION}); "
+                "upgrade fmtrain to read this run"
+            )
+        return payload
+
+    def require_finished(self) -> None:
+        """Raise RunDirError unless this looks like a completed run."""
+        if not self.path.is_dir():
+            raise RunDirError(f"{self.path}: run directory not found")
+        missing = [name for name in ("config.yaml", "model.keras", "data_info.json") if not (self.path / name).exists()]
+        if missing:
+            raise RunDirError(f"{self.path}: not a finished fmtrain run (missing {', '.join(missing)})")
+
+
+def _csv_number(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def default_run_path(runs_root: Path, name: str, now: datetime | None = None) -> Path:
+    """``runs_root/name/YYYYmmdd-HHMMSS`` in UTC, with a suffix if that already exists."""
+    stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%d-%H%M%S")
+    base = Path(runs_root) / name / stamp
+    candidate, suffix = base, 1
+    while candidate.exists():
+        candidate = base.with_name(f"{stamp}-{suffix}")
+        suffix += 1
+    return candidate
+
+
+def check_run_path(path: Path, overwrite: bool) -> None:
+    """Refuse a run directory that would clobber something, before any work starts.
+
+    Raises:
+        RunDirError: ``path`` is a file, a non-empty directory (without ``overwrite``), a non-empty
+            directory that is not an fmtrain run (even with ``overwrite``), or not writable.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise RunDirError(f"--run-dir {path}: exists and is not a directory")
+    if path.is_dir() and any(path.iterdir()):
+        if not overwrite:
+            raise RunDirError(f"--run-dir {path}: directory is not empty; pass --overwrite or choose another --run-dir")
+        if not (path / "config.yaml").exists():
+            raise RunDirError(f"--run-dir {path}: not empty and not an fmtrain run; refusing to overwrite it")
+    parent = next((p for p in [path, *path.parents] if p.exists()), None)
+    if parent is not None and not os.access(parent, os.W_OK):
+        raise RunDirError(f"--run-dir {path}: {parent} is not writable")
+
+
+def create_run_dir(path: Path, overwrite: bool) -> RunDir:
+    """Create (or, with ``overwrite``, empty) the run directory. Call :func:`check_run_path` first."""
+    path = Path(path)
+    if overwrite and path.is_dir():
+        for child in path.iterdir():
+            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunDirError(f"{path}: cannot create the run directory: {exc.strerror or exc}") from None
+    return RunDir(path)
