@@ -122,7 +122,13 @@ def apply_override(data: dict[str, Any], marks: Marks, override: str) -> None:
             node[segment] = value
         else:
             if isinstance(node, dict) and not isinstance(node.get(segment), (dict, list)):
+                if segments[position + 1].isdigit():
+                    raise ConfigError(
+                        f"{origin}: '{'.'.join(map(str, path))}' is not in the config, so it has no item "
+                        f"{segments[position + 1]}; set the whole list instead, e.g. --set '{'.'.join(map(str, path))}=[...]'"
+                    )
                 node[segment] = {}
+                marks[path] = Mark(origin)
             node = node[segment]
     for existing in [p for p in marks if p[: len(path)] == path]:
         del marks[existing]
@@ -142,7 +148,11 @@ def _resolve_paths(data: dict[str, Any], marks: Marks) -> None:
         for segment in key_path[:-1]:
             parent = parent.get(segment) if isinstance(parent, dict) else None
         value = parent.get(key_path[-1]) if isinstance(parent, dict) else None
-        if not isinstance(value, str) or Path(value).is_absolute():
+        if not isinstance(value, str):
+            continue
+        value = str(Path(value).expanduser())
+        if Path(value).is_absolute():
+            parent[key_path[-1]] = value
             continue
         mark = marks.get(key_path)
         from_file = mark is not None and mark.line is not None

@@ -69,8 +69,15 @@ def _describe(error: dict, loc: tuple, root: type[BaseModel]) -> str:
         tags = re.findall(r"'([^']+)'", str(ctx.get("expected_tags", "")))
         name = ctx.get("tag")
         return f"unknown {_tag_kind(loc)} '{name}'{did_you_mean(str(name), tags)}; choose from {describe_choices(tags)}"
-    if kind == "union_tag_not_found":
-        return f"needs a '{ctx.get('discriminator', 'type').strip(chr(39))}' key"
+    if kind == "union_tag_not_found":  # only model sections are keyed by a field
+        from fmtrain.models import MODELS
+
+        return f"needs a 'type' key: one of {describe_choices(MODELS.names())}"
+    if kind == "preprocess_step" and isinstance(error.get("input"), dict) and len(error["input"]) == 1:
+        from fmtrain.preprocess import STEPS
+
+        name = str(next(iter(error["input"])))
+        return f"unknown preprocess step '{name}'{did_you_mean(name, STEPS.names())}; choose from {describe_choices(STEPS.names())}"
     message = error["msg"].removeprefix("Value error, ")
     if kind == "literal_error":
         choices = re.findall(r"'([^']+)'", str(ctx.get("expected", "")))

@@ -260,6 +260,18 @@ class _NamedWithArgs(StrictModel):
     def _to_yaml(self) -> Any:
         return {self.name: dict(self.args)} if self.args else self.name
 
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema, handler) -> dict[str, Any]:
+        # What YAML writes, not the field layout: "mse" or {huber: {delta: 2}}.
+        return {
+            "anyOf": [
+                {"type": "string"},
+                {"type": "object", "minProperties": 1, "maxProperties": 1,
+                 "additionalProperties": {"type": ["object", "null"]}},
+            ],
+            "description": cls.__doc__,
+        }
+
 
 class LossConfig(_NamedWithArgs):
     """A Keras loss name (``mse``, ``sparse_categorical_crossentropy``, ``huber``, …) or auto."""
@@ -328,8 +340,8 @@ class TrainConfig(StrictModel):
 class Config(StrictModel):
     """A whole fmtrain run, as written in YAML."""
 
-    name: str = Field(pattern=NAME_PATTERN, max_length=100)
-    """Run name: letters, digits, '_', '-', '.'; runs go to runs/<name>/<timestamp>/."""
+    name: str = Field("run", pattern=NAME_PATTERN, max_length=100)
+    """Run name: letters, digits, '_', '-', '.'; runs go to runs/<name>/<timestamp>/ (default: the file's stem)."""
     seed: int = 42
     """Seeds Python, NumPy and TensorFlow, the splits and the data order."""
     data: DataConfig

@@ -16,6 +16,7 @@ import yaml
 from fmtrain.errors import ConfigError
 
 KeyPath = tuple[Any, ...]
+_PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 
 
 @dataclass(frozen=True)
@@ -78,20 +79,24 @@ def parse_yaml(text: str, origin: str) -> tuple[Any, Marks]:
 
 def _build(loader: yaml.SafeLoader, node: yaml.Node, path: KeyPath, marks: Marks, origin: str) -> Any:
     marks.setdefault(path, _mark(node.start_mark, origin))
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _PLAIN_TAGS:
+        raise ConfigError(f"{_mark(node.start_mark, origin)}: YAML tags such as {node.tag} are not allowed; write plain values")
     if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)  # resolves '<<' merge keys
+        written = sum(1 for key_node, _ in node.value if key_node.tag != "tag:yaml.org,2002:merge")
+        loader.flatten_mapping(node)  # resolves '<<' merge keys; merged pairs come first
+        merged_count = len(node.value) - written
         result: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
+        written_here: dict[Any, Mark] = {}  # a written key may override a merged one, not another written one
+        for position, (key_node, value_node) in enumerate(node.value):
             key = loader.construct_object(key_node, deep=True)
+            mark = _mark(key_node.start_mark, origin)
             if not isinstance(key, (str, int, float, bool)) and key is not None:
-                raise ConfigError(f"{_mark(key_node.start_mark, origin)}: mapping keys must be plain scalars")
-            if key in result:
-                first = marks.get(path + (key,))
-                raise ConfigError(
-                    f"{_mark(key_node.start_mark, origin)}: duplicate key '{key}'"
-                    + (f" (first at line {first.line})" if first else "")
-                )
-            marks[path + (key,)] = _mark(key_node.start_mark, origin)
+                raise ConfigError(f"{mark}: mapping keys must be plain scalars")
+            if position >= merged_count:
+                if key in written_here:
+                    raise ConfigError(f"{mark}: duplicate key '{key}' (first at line {written_here[key].line})")
+                written_here[key] = mark
+            marks[path + (key,)] = mark
             result[key] = _build(loader, value_node, path + (key,), marks, origin)
         return result
     if isinstance(node, yaml.SequenceNode):

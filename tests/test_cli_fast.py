@@ -1,0 +1,221 @@
+"""The commands that never touch TensorFlow: validate, list, schema, --help, --version.
+
+In-process through Typer's CliRunner; stderr is kept apart from stdout (``result.stderr``) and also
+mixed into ``result.output``, as a terminal shows it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from fmtrain import __version__
+from fmtrain.cli import app
+from fmtrain.config import load_config, validate_config
+from fmtrain.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = sorted((ROOT / "configs").glob("*.yaml"))
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def bad_config(tmp_path, monkeypatch) -> Path:
+    """A config with a misspelt section, in an otherwise empty working directory."""
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: bad\ndata: {source: digits}\nmodel: {type: mlp}\ntrian: {epochs: 3}\n")
+    return path
+
+
+# --------------------------------------------------------------------------- --version, --help
+
+
+def test_version(runner):
+    result = runner.invoke(app, ["--version"])
+
+    assert result.exit_code == 0
+    assert result.output.strip() == f"fmtrain {__version__}"
+
+
+def test_help_lists_the_commands(runner):
+    result = runner.invoke(app, ["--help"])
+
+    assert result.exit_code == 0
+    for command in ("fit", "eval", "validate", "report", "list", "schema"):
+        assert command in result.output
+
+
+# --------------------------------------------------------------------------- validate
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_validate_shipped_config(runner, path):
+    cfg = load_config(path)
+
+    result = runner.invoke(app, ["validate", str(path)])
+
+    assert result.exit_code == 0, result.output
+    assert f"{path}: ok" in result.stdout
+    assert cfg.model.type in result.stdout and cfg.data.source in result.stdout
+
+
+def test_validate_bad_config_exits_2_with_one_line_on_stderr(runner, bad_config):
+    before = sorted(p.name for p in bad_config.parent.iterdir())
+
+    result = runner.invoke(app, ["validate", str(bad_config)])
+
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"error: {bad_config}:4:1: trian: unknown key 'trian'")
+    assert "did you mean 'train'" in result.stderr
+    assert "Traceback" not in result.output
+    assert sorted(p.name for p in bad_config.parent.iterdir()) == before  # nothing written
+
+
+def test_validate_bad_config_with_debug_raises_the_error(runner, bad_config):
+    result = runner.invoke(app, ["validate", str(bad_config), "--debug"])
+
+    assert result.exit_code != 0
+    assert isinstance(result.exception, ConfigError)
+
+
+def test_validate_missing_file_exits_2(runner, tmp_path):
+    result = runner.invoke(app, ["validate", str(tmp_path / "absent.yaml")])
+
+    assert result.exit_code == 2
+    assert "absent.yaml: config file not found" in result.stderr
+
+
+def test_validate_applies_overrides(runner):
+    path = ROOT / "configs" / "digits_mlp.yaml"
+
+    # Replacing the whole model section drops the file's mlp keys, which sequential would refuse.
+    result = runner.invoke(app, ["validate", str(path), "--set", "train.epochs=3",
+                                 "-s", "model={type: sequential, layers: [{Dense: {units: 10}}]}"])
+
+    assert result.exit_code == 0, result.output
+    assert "sequential model on digits, 3 epochs" in result.stdout
+
+
+def test_validate_bad_override_exits_2_naming_it(runner):
+    result = runner.invoke(app, ["validate", str(ROOT / "configs" / "digits_mlp.yaml"), "--set", "train.epoch=3"])
+
+    assert result.exit_code == 2
+    assert "--set train.epoch=3" in result.stderr and "did you mean 'epochs'" in result.stderr
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_validate_show_prints_yaml_that_loads_back(runner, path):
+    result = runner.invoke(app, ["validate", str(path), "--show"])
+
+    assert result.exit_code == 0, result.output
+    shown = yaml.safe_load(result.stdout)
+    assert validate_config(shown) == load_config(path)
+    assert "steps_per_execution" in shown["train"]  # defaults are written out
+
+
+def test_validate_show_reflects_overrides(runner):
+    result = runner.invoke(app, ["validate", str(ROOT / "configs" / "mnist_mlp.yaml"), "--show",
+                                 "--set", "data.batch_size=128"])
+
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load(result.stdout)["data"]["batch_size"] == 128
+
+
+# --------------------------------------------------------------------------- list, schema
+
+
+@pytest.mark.parametrize(
+    "what, names",
+    [
+        ("models", ["sequential", "mlp", "custom"]),
+        ("sources", ["digits", "iris", "mnist", "csv", "npz"]),
+        ("preprocess", ["rescale", "standardize", "one_hot"]),
+        ("metrics", ["accuracy", "f1", "top_k"]),
+    ],
+)
+def test_list_shows_the_registered_names(runner, what, names):
+    result = runner.invoke(app, ["list", what])
+
+    assert result.exit_code == 0, result.output
+    for name in names:
+        assert name in result.stdout
+
+
+@pytest.mark.parametrize("what, hint", [("nonsense", ""), ("model", "did you mean 'models'")])
+def test_list_of_something_unknown_exits_2(runner, what, hint):
+    result = runner.invoke(app, ["list", what])
+
+    assert result.exit_code == 2
+    assert f"list {what}: expected one of models, sources, preprocess, metrics" in result.stderr
+    assert hint in result.stderr
+
+
+def _schema(runner) -> dict:
+    result = runner.invoke(app, ["schema"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_schema_is_json_with_the_config_sections(runner):
+    schema = _schema(runner)
+
+    assert {"name", "data", "model", "train"} <= set(schema["properties"])
+    data = schema["$defs"]["DataConfig"]["properties"]
+    assert "source" in data and data["source"]["description"]  # field docs reach editors
+
+
+def _accepts_a_string(schema: dict, node: dict) -> bool:
+    if "$ref" in node:
+        node = schema["$defs"][node["$ref"].rsplit("/", 1)[-1]]
+    kinds = node.get("type")
+    if kinds == "string" or (isinstance(kinds, list) and "string" in kinds):
+        return True
+    return any(_accepts_a_string(schema, n) for n in node.get("anyOf", []) + node.get("oneOf", []))
+
+
+
+def test_schema_accepts_loss_and_metrics_as_written_in_the_shipped_configs(runner):
+    schema = _schema(runner)
+
+    assert _accepts_a_string(schema, schema["properties"]["loss"])  # loss: mse
+    assert _accepts_a_string(schema, schema["properties"]["metrics"]["items"])  # metrics: [accuracy]
+
+
+# --------------------------------------------------------------------------- no TensorFlow
+
+
+def test_fast_commands_never_import_tensorflow():
+    code = """
+import json, sys
+from fmtrain.cli import app
+codes = {}
+for args in (["--help"], ["--version"], ["validate", "configs/digits_mlp.yaml"], ["list", "models"], ["schema"]):
+    try:
+        codes[" ".join(args)] = app(args, prog_name="fmtrain", standalone_mode=False)
+    except SystemExit as exc:
+        codes[" ".join(args)] = exc.code
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras"))
+print(json.dumps({"codes": codes, "heavy": heavy}))
+"""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=60)
+
+    assert result.returncode == 0, result.stderr
+    assert "configs/digits_mlp.yaml: ok" in result.stdout
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert all(code in (0, None) for code in report["codes"].values()), report["codes"]
+    assert report["heavy"] == []
