@@ -64,7 +64,7 @@ def fit(cfg, options: FitOptions) -> FitOutcome:
     from fmtrain.engine.trainer import Trainer
     from fmtrain.losses import build_loss
     from fmtrain.metrics import build_metrics
-    from fmtrain.models import build_model
+    from fmtrain.models import build_model, input_dtypes
     from fmtrain.optim import build_optimizer
     from fmtrain.preprocess import fit_feature_layers
     from fmtrain.targets import Targets, output_units
@@ -76,6 +76,7 @@ def fit(cfg, options: FitOptions) -> FitOutcome:
     targets = Targets.from_config(cfg, info)
     model = build_model(
         cfg.model, input_shape=info.input_shape, output=targets.output, name=cfg.name,
+        input_dtypes=input_dtypes(splits.train.x),
         preprocessing=fit_feature_layers(cfg.preprocess, splits.train.x, info),
     )
     units = output_units(model)

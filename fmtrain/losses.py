@@ -5,8 +5,14 @@ from __future__ import annotations
 import functools
 import inspect
 
+from typing import Any, Callable
+
 from fmtrain.errors import ConfigError
-from fmtrain.registry import did_you_mean
+from fmtrain.registry import Registry, did_you_mean
+
+# Losses fmtrain defines itself (e.g. in-batch softmax for retrieval); every other name goes to
+# keras.losses.get. A builder takes the loss's args and returns fn(y_true, y_pred) -> per-example losses.
+LOSSES: Registry[Callable[..., Any]] = Registry("loss")
 
 CLASS_ID_LOSSES = {"sparse_categorical_crossentropy"}
 ONE_HOT_LOSSES = {"categorical_crossentropy", "categorical_focal_crossentropy", "categorical_hinge", "kl_divergence", "kld"}
@@ -47,8 +53,11 @@ def check_loss_fits_labels(name: str, task: str, one_hot_labels: bool, num_class
 
 
 def build_loss(name: str, args: dict):
-    """``fn(y_true, y_pred) -> per-example losses`` for a Keras loss name and its arguments."""
+    """``fn(y_true, y_pred) -> per-example losses`` for a loss name and its arguments."""
     import keras
+
+    if name in LOSSES:
+        return LOSSES.get(name).build(**args)
 
     fn = keras.losses.get(name)
     if args:

@@ -279,7 +279,9 @@ class LossConfig(_NamedWithArgs):
     @field_validator("name")
     @classmethod
     def _known_loss(cls, value: str) -> str:
-        return check_name("loss", value, {"auto", *keras_names.LOSSES})
+        from fmtrain.losses import LOSSES
+
+        return check_name("loss", value, {"auto", *LOSSES.names(), *keras_names.LOSSES})
 
     @property
     def from_logits(self) -> bool:

@@ -84,8 +84,9 @@ def padded(x, y, batch_size: int):
     total = steps_per_epoch(n, batch_size) * batch_size
 
     def pad(a):
+        # Copies of the first row (any dtype, strings included); their weight is 0.
         a = np.asarray(a)
-        return np.concatenate([a, np.zeros((total - n, *a.shape[1:]), a.dtype)]) if total > n else a
+        return np.concatenate([a, np.repeat(a[:1], total - n, axis=0)]) if total > n else a
 
     weights = np.concatenate([np.ones(n, np.float32), np.zeros(total - n, np.float32)])
     return to_device(tf.nest.map_structure(pad, x)), tf.convert_to_tensor(pad(y)), tf.convert_to_tensor(weights)

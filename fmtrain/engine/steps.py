@@ -25,8 +25,17 @@ class StepParts:
 
 
 def as_float_inputs(x):
-    """Cast raw inputs (uint8 images, float64 tables) to float32 inside the graph."""
-    return tf.nest.map_structure(lambda t: tf.cast(t, tf.float32), x)
+    """Cast numeric feature inputs (uint8 images, float64 tables) to float32 inside the graph.
+
+    Integer ids (token, user, item ids) and strings pass through unchanged.
+    """
+
+    def cast(t):
+        if t.dtype == tf.uint8 or (t.dtype.is_floating and t.dtype != tf.float32):
+            return tf.cast(t, tf.float32)
+        return t
+
+    return tf.nest.map_structure(cast, x)
 
 
 def train_step(parts: StepParts, x, y) -> None:

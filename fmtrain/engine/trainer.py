@@ -60,6 +60,7 @@ class Trainer:
         self._train_fn_kind = None
         self._eval_fn = None
         self._eval_batch = None
+        self._trained_once = False
 
     # ----------------------------------------------------------------- training
 
@@ -128,16 +129,20 @@ class Trainer:
         if self._train_fn is None or self._train_fn_kind != data.kind:
             self._train_fn = self._make_train_fn(data)
             self._train_fn_kind = data.kind
+        first_call = not self._trained_once
         try:
             result = self._train_fn(*data.args(start, n))
-        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as exc:
-            if not (self.jit_compile and self.jit_policy == "auto" and _is_xla_failure(exc)):
+        except Exception as exc:
+            # With jit_compile: auto, a first call that fails is retried once without XLA (string
+            # inputs, ops without XLA kernels); XLA fails while compiling, before any update.
+            if not (first_call and self.jit_compile and self.jit_policy == "auto"):
                 raise
             self.notes.append(f"XLA could not compile this model ({_first_line(exc)}); trained without jit_compile")
             self.jit_compile = False
             self._train_fn = self._make_train_fn(data)
             self._eval_fn = None
             result = self._train_fn(*data.args(start, n))
+        self._trained_once = True
         return {k: float(v) for k, v in result.items()}
 
     def _make_train_fn(self, data):
@@ -188,11 +193,6 @@ class Trainer:
             if fn is not None and hasattr(fn, "experimental_get_tracing_count"):
                 counts[name] = fn.experimental_get_tracing_count()
         return counts
-
-
-def _is_xla_failure(exc: Exception) -> bool:
-    text = str(exc)
-    return any(marker in text for marker in ("XLA", "xla", "jit_compile", "Compilation failure", "not compilable"))
 
 
 def _first_line(exc: Exception) -> str:

@@ -10,6 +10,6 @@ from __future__ import annotations
 
 from fmtrain.models.registry import MODELS, OutputSpec
 from fmtrain.models import builders  # noqa: F401  (registers the builders)
-from fmtrain.models.assemble import build_model
+from fmtrain.models.assemble import build_model, input_dtypes
 
-__all__ = ["MODELS", "OutputSpec", "build_model"]
+__all__ = ["MODELS", "OutputSpec", "build_model", "input_dtypes"]
