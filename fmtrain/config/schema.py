@@ -26,24 +26,47 @@ class DataConfig(StrictModel):
 
     source: str
     """Data source: a bundled set (digits, iris, wine, breast_cancer, diabetes), a keras.datasets set
-    (mnist, fashion_mnist, cifar10) or a file format (csv, npz)."""
+    (mnist, fashion_mnist, cifar10), a file (csv, npz, text_csv, text_jsonl, interactions), a folder with
+    one sub-folder per class (image_folder, text_folder) or a generated set (synthetic_sentiment,
+    synthetic_ratings, synthetic_multimodal); `fmtrain list sources` describes each."""
     path: str | None = None
-    """Local file: required for csv/npz; for keras.datasets sources a .npz in Keras's layout
-    (x_train, y_train, x_test, y_test) read instead of downloading."""
+    """Local file or folder: required for csv, npz, text_csv, text_jsonl and interactions (a file) and for
+    image_folder and text_folder (a folder with one sub-folder per class); for keras.datasets sources a
+    .npz in Keras's layout (x_train, y_train, x_test, y_test) read instead of downloading."""
     label: str | None = None
-    """Label column (csv, default: the last column) or label array name (npz, default 'y')."""
+    """Label column (csv, default: the last column; text_csv: the last column other than data.text),
+    label key (text_jsonl, default 'label'), rating column (interactions, default 'rating'; without one
+    every interaction is an implicit 1.0) or label array name (npz, default 'y')."""
     features: list[str] | None = None
     """Feature columns (csv, default: every column but the label) or feature array names (npz, default ['x'])."""
     categorical: list[str] | None = None
     """csv columns to one-hot encode (default: every non-numeric feature column)."""
+    text: str | None = None
+    """Column (text_csv) or key (text_jsonl) holding each example's text (default 'text')."""
+    inputs: dict[Literal["numeric", "category", "text", "image"], str | list[str]] | None = None
+    """Named model inputs instead of features (csv columns or npz arrays), e.g.
+    {numeric: [age, income], category: [city], text: review}: numeric → float32 matrix, category →
+    int32 ids from vocabularies of the training rows (0 = unseen), text (one column) → strings,
+    image (one npz array) → pixels. Each kind names one input of the model."""
+    image_size: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] | None = None
+    """image_folder: [height, width] every image is resized to (bilinear) when loaded; default: the
+    images' own size, which must then be the same for every image."""
+    color_mode: Literal["rgb", "grayscale", "rgba"] | None = None
+    """image_folder: channels loaded: rgb (3, the default), grayscale (1) or rgba (4)."""
+    options: dict[str, Any] | None = Field(None, validate_default=True)
+    """Options of a generated source (e.g. {n: 2000, vocab_size: 300, seed: 1} for synthetic_sentiment);
+    the resolved config lists every option with its default. Other sources take none."""
     task: Literal["auto", "classification", "regression"] = "auto"
     """What the labels are; auto infers it from the source or the label column's type."""
     test_split: float = Field(0.2, ge=0.0, lt=1.0)
     """Fraction held out as the test split when the source has no test split of its own."""
     validation_split: float = Field(0.0, ge=0.0, lt=1.0)
     """Fraction of the training data held out for validation after each epoch."""
-    split: Literal["last", "random"] = "last"
-    """How held-out fractions are taken: 'last' rows (as Keras's validation_split) or a seeded random draw."""
+    split: Literal["last", "random", "leave_last_per_user"] = "last"
+    """How held-out rows are taken: 'last' rows (as Keras's validation_split), a seeded random draw, or
+    (interactions, synthetic_ratings) 'leave_last_per_user': test gets each user's latest interaction
+    (by timestamp, else file order), validation the one before; test_split and validation_split then
+    only switch those splits on (> 0) or off (0), and users with a single interaction stay in training."""
     stratify: bool = False
     """Keep class proportions in random splits (classification only)."""
     batch_size: int = Field(32, ge=1)
@@ -62,12 +85,60 @@ class DataConfig(StrictModel):
 
         return check_name("data source", value, SOURCES.names())
 
+    @field_validator("options")
+    @classmethod
+    def _options_fit_the_source(cls, value: dict[str, Any] | None, info) -> dict[str, Any] | None:
+        from fmtrain.data.sources import source_options
+
+        if "source" not in info.data:
+            return value
+        return source_options(info.data["source"], value)
+
     @model_validator(mode="after")
     def _fractions_leave_training_data(self) -> "DataConfig":
         if self.test_split + self.validation_split >= 1.0:
             raise ValueError(
                 f"test_split ({self.test_split}) + validation_split ({self.validation_split}) "
                 "leaves no training data; keep their sum below 1"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _keys_fit_the_source(self) -> "DataConfig":
+        from fmtrain.data.sources import SOURCE_KEYS
+
+        for key, sources in SOURCE_KEYS.items():
+            if getattr(self, key) is not None and self.source not in sources:
+                raise ValueError(
+                    f"{key} is read only by source {' or '.join(sorted(sources))}, not by '{self.source}'; remove it"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _inputs_replace_features(self) -> "DataConfig":
+        if self.inputs is None:
+            return self
+        if self.features is not None or self.categorical is not None:
+            raise ValueError("inputs replaces features and categorical; give inputs alone")
+        if not self.inputs:
+            raise ValueError("inputs is empty; name at least one input, e.g. {numeric: [age, income]}")
+        for kind, names in self.inputs.items():
+            if kind in ("text", "image") and not isinstance(names, str):
+                raise ValueError(f"inputs.{kind} names one {'column' if kind == 'text' else 'array'}, found {names}")
+            if isinstance(names, list) and not names:
+                raise ValueError(f"inputs.{kind} is an empty list; name at least one column")
+        if "image" in self.inputs and self.source != "npz":
+            raise ValueError("inputs.image reads an npz array of images; csv files hold no images")
+        return self
+
+    @model_validator(mode="after")
+    def _leave_last_needs_interactions(self) -> "DataConfig":
+        from fmtrain.data.sources import PER_USER_SOURCES
+
+        if self.split == "leave_last_per_user" and self.source not in PER_USER_SOURCES:
+            raise ValueError(
+                f"split leave_last_per_user needs user interactions (source {' or '.join(sorted(PER_USER_SOURCES))}), "
+                f"not '{self.source}'; use split: last or random"
             )
         return self
 
@@ -315,6 +386,23 @@ class EarlyStoppingConfig(StrictModel):
     """Return to the best epoch's weights when training ends."""
 
 
+class CheckpointConfig(StrictModel):
+    """Checkpoints in <run>/checkpoints/: weights, optimizer, metrics, position; for --resume."""
+
+    every_epochs: int | None = Field(1, ge=1)
+    """Save after every N epochs (null: never by epochs)."""
+    every_steps: int | None = Field(None, ge=1)
+    """Also save every N training steps (calls are sized so a checkpoint falls on a call boundary)."""
+    keep_last: int = Field(2, ge=1)
+    """How many of the most recent checkpoints to keep."""
+    keep_best: bool = True
+    """Also keep the checkpoint with the best monitored value."""
+    monitor: str = "auto"
+    """Quantity that defines 'best': auto is val_loss with a validation split, loss without."""
+    mode: Literal["auto", "min", "max"] = "auto"
+    """auto: max for accuracy-like names, min otherwise."""
+
+
 class TrainConfig(StrictModel):
     epochs: int = Field(10, ge=1)
     """Passes over the training data."""
@@ -327,6 +415,16 @@ class TrainConfig(StrictModel):
     dataset: a tf.data pipeline (shuffle, cache, prefetch); auto: graph for in-memory data."""
     early_stopping: EarlyStoppingConfig | None = None
     """Stop when a monitored quantity stops improving (off unless given)."""
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    """When to save resumable checkpoints."""
+    deterministic: bool = False
+    """Deterministic ops and decisions (no timing-based choices): two runs, or a killed and
+    resumed run, give identical numbers. Somewhat slower."""
+    strict_compile: bool = False
+    """Make a retrace of a compiled step (a new input shape or Python value) an error."""
+    mixed_precision: Literal["auto", "off", "bf16", "fp16"] = "auto"
+    """Compute in bfloat16/float16 with float32 weights; auto uses bf16 on GPUs that support it,
+    never on CPU. fp16 adds loss scaling."""
 
     @field_validator("steps_per_execution")
     @classmethod
@@ -348,7 +446,9 @@ class Config(StrictModel):
     """Seeds Python, NumPy and TensorFlow, the splits and the data order."""
     data: DataConfig
     preprocess: list[PreprocessItem] = Field(default_factory=list)
-    """Steps fitted on the training split, in order: rescale, standardize, reshape, flatten, one_hot."""
+    """Steps fitted on the training split, in order (see `fmtrain list preprocess`): rescale,
+    standardize, reshape, flatten, resize, augment, text_vectorize, lookup, one_hot; with several
+    named inputs each feature step names its `input:`."""
     model: ModelSection
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     loss: LossConfig = Field(default_factory=lambda: LossConfig(name="auto"))

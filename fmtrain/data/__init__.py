@@ -3,7 +3,8 @@
 ``build(cfg, seed=...)`` is the one entry point. It returns :class:`Splits`, whose
 :class:`DataInfo` records what the engine and reports need to know about the data and the
 encoder state that ``fmtrain eval`` passes back so new data is encoded the same way.
-Importing this package imports numpy only.
+Importing this package imports numpy and pydantic only (TensorFlow, Keras, scikit-learn and
+Pillow are imported inside the loaders that need them).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fmtrain.data import sources, splits
+from fmtrain.data import images, interactions, synthetic, text  # noqa: F401  (register their sources)
 from fmtrain.errors import DataError
 
 if TYPE_CHECKING:
@@ -58,7 +60,11 @@ class DataInfo:
     input_shape: tuple[int, ...] | dict[str, tuple[int, ...]]
     """Shape of one example's x (a dict for named inputs)."""
     encoders: dict
-    """JSON state learned from the data (csv vocabularies, label names); pass it back to build()."""
+    """JSON state learned from the data (csv vocabularies, id vocabularies, label names); pass it back to build()."""
+    vocab_sizes: dict[str, int] | None = None
+    """Inputs of int32 ids made by the data layer (interactions' ``user``/``item``, records' ``category``):
+    ids per input, the unseen id 0 included, so ``Embedding(input_dim=vocab_sizes[name])`` covers
+    them and ``vocab_sizes["user"] - 1`` users were seen in training. None when no input is ids."""
 
     def to_dict(self) -> dict:
         """A JSON-serializable dict; :meth:`from_dict` reverses it."""
@@ -83,6 +89,7 @@ class DataInfo:
             feature_names=d["feature_names"],
             input_shape=({k: tuple(v) for k, v in shape.items()} if isinstance(shape, dict) else tuple(shape)),
             encoders=d["encoders"],
+            vocab_sizes=d.get("vocab_sizes"),  # absent in runs made before it existed
         )
 
 
@@ -126,8 +133,8 @@ def build(cfg: DataConfig, *, seed: int, encoders: dict | None = None) -> Splits
         raise DataError(f"{loaded.source}: no training examples; data.path must hold at least one row")
     classification = loaded.task == "classification"
     plan = splits.plan_splits(cfg, len(loaded.y), seed=seed, labels=loaded.y if classification else None,
-                              own_test=loaded.test is not None)
-    # Fitted on the training rows only: a category seen only in validation/test is unknown.
+                              own_test=loaded.test is not None, users=loaded.users, times=loaded.times)
+    # Fitted on the training rows only: a category or id seen only in validation/test is unknown.
     encoder = loaded.encoder.fitted(splits.take(loaded.x, plan.train)) if loaded.encoder else None
 
     def split(x, y, index: splits.Index | None = None) -> Split:
@@ -148,8 +155,9 @@ def build(cfg: DataConfig, *, seed: int, encoders: dict | None = None) -> Splits
         task=loaded.task,
         num_classes=num_classes,
         class_names=list(loaded.class_names) if classification and loaded.class_names else None,
-        feature_names=encoder.feature_names if encoder else loaded.feature_names,
+        feature_names=(encoder.feature_names if encoder else None) or loaded.feature_names,
         input_shape=input_shape,
         encoders={**loaded.encoders, **(encoder.state() if encoder else {})},
+        vocab_sizes=encoder.vocab_sizes if encoder else None,
     )
     return Splits(train, val, test, info)

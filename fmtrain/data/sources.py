@@ -2,24 +2,31 @@
 
 A loader reads its examples and encodes the labels, but does not split them: it returns a
 :class:`Loaded`, and :func:`fmtrain.data.build` splits it and fits any feature encoder on the
-training rows. Only numpy is imported here; scikit-learn and Keras are imported inside the
-loaders that need them, so ``fmtrain list sources`` and config validation stay fast.
+training rows. This module holds the registry, the bundled and keras.datasets sets and the
+csv/npz files; folders, text, interactions and generated sets live in their own modules and
+register here. Only numpy (and pydantic, for source options) is imported; scikit-learn and
+Keras are imported inside the loaders that need them, so ``fmtrain list sources`` and config
+validation stay fast.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable, Union
 
 import numpy as np
+from pydantic import ValidationError
 
-from fmtrain.data import tabular
+from fmtrain.data import ids, records, tabular
 from fmtrain.errors import DataError
 from fmtrain.registry import Registry, describe_choices, did_you_mean
 
 if TYPE_CHECKING:
     from fmtrain.config.schema import DataConfig
+
+Encoder = Union[tabular.ColumnEncoder, ids.IdEncoder]
+
 
 @dataclass(frozen=True)
 class Loaded:
@@ -35,12 +42,26 @@ class Loaded:
     """The source's own test split, kept as it is."""
     encoders: dict = field(default_factory=dict)
     """Label state to hand back at eval time (task, class names)."""
-    encoder: tabular.ColumnEncoder | None = None
-    """Fitted on the training rows by ``build`` to turn raw csv columns into a matrix."""
+    encoder: Encoder | None = None
+    """Fitted on the training rows by ``build``: csv columns → matrix, or raw ids → int32 indices."""
+    users: np.ndarray | None = None
+    """The user of each row (interactions), for ``split: leave_last_per_user``."""
+    times: np.ndarray | None = None
+    """When each row happened (interactions; sortable numbers), for ``split: leave_last_per_user``."""
 
 
 Loader = Callable[["DataConfig", dict], Loaded]
 SOURCES: Registry[Loader] = Registry("data source")
+
+# Optional data keys read by only some sources; DataConfig rejects them elsewhere.
+SOURCE_KEYS: dict[str, frozenset[str]] = {
+    "text": frozenset({"text_csv", "text_jsonl"}),
+    "inputs": frozenset({"csv", "npz"}),
+    "image_size": frozenset({"image_folder"}),
+    "color_mode": frozenset({"image_folder"}),
+}
+# Sources whose rows are (user, item) interactions: split: leave_last_per_user works on them.
+PER_USER_SOURCES = frozenset({"interactions", "synthetic_ratings"})
 
 
 def load(cfg: DataConfig, encoders: dict) -> Loaded:
@@ -48,13 +69,48 @@ def load(cfg: DataConfig, encoders: dict) -> Loaded:
     return SOURCES.get(cfg.source).build(cfg, encoders)
 
 
-def _reject_keys(cfg: DataConfig, keys: tuple[str, ...], why: str) -> None:
+def source_options(source: str, options: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Validate ``data.options`` against the source's options class; return them with defaults filled in.
+
+    Raises:
+        ValueError: options for a source that takes none, an unknown option or a bad value
+            (one line per problem, naming ``options.<key>``).
+    """
+    params = SOURCES.get(source).params if source in SOURCES.names() else None
+    if params is None:
+        if options:
+            raise ValueError(f"source '{source}' takes no options; remove options")
+        return options
+    try:
+        return params.model_validate(options or {}).model_dump(mode="json")
+    except ValidationError as err:
+        fields = list(params.model_fields)
+        problems = []
+        for error in err.errors():
+            key = ".".join(str(p) for p in error["loc"])
+            if error["type"] == "extra_forbidden":
+                problems.append(f"unknown option '{key}'{did_you_mean(key, fields)}; "
+                                f"{source} takes {describe_choices(fields)}")
+            else:
+                problems.append(f"option '{key}': {error['msg']}" if key else error["msg"])
+        raise ValueError("; ".join(problems)) from None
+
+
+def options_of(cfg: DataConfig):
+    """``cfg.options`` as the source's validated options object."""
+    params = SOURCES.get(cfg.source).params
+    return params.model_validate(cfg.options or {})
+
+
+def reject_keys(cfg: DataConfig, keys: tuple[str, ...], why: str) -> None:
+    """Raise a DataError for the first of ``keys`` set in ``cfg``; ``why`` says why the source ignores it."""
     for key in keys:
         if getattr(cfg, key) is not None:
             raise DataError(f"data.{key} is not used by source '{cfg.source}' ({why}); remove it")
 
 
-def _check_task(cfg: DataConfig, task: str) -> None:
+def check_task(cfg: DataConfig, task: str) -> None:
+    """Raise a DataError when ``data.task`` contradicts a source that is always a ``task`` data set."""
     if cfg.task not in ("auto", task):
         raise DataError(
             f"data.task is {cfg.task} but source '{cfg.source}' is a {task} data set; "
@@ -66,8 +122,8 @@ def _check_task(cfg: DataConfig, task: str) -> None:
 
 
 def _load_sklearn(cfg: DataConfig, task: str) -> Loaded:
-    _reject_keys(cfg, ("path", "label", "features", "categorical"), "it is bundled with scikit-learn")
-    _check_task(cfg, task)
+    reject_keys(cfg, ("path", "label", "features", "categorical"), "it is bundled with scikit-learn")
+    check_task(cfg, task)
     from sklearn import datasets
 
     bunch = getattr(datasets, f"load_{cfg.source}")()
@@ -133,8 +189,8 @@ def _download_keras_dataset(name: str):
 
 
 def _load_keras(cfg: DataConfig) -> Loaded:
-    _reject_keys(cfg, ("label", "features", "categorical"), "its arrays are fixed")
-    _check_task(cfg, "classification")
+    reject_keys(cfg, ("label", "features", "categorical"), "its arrays are fixed")
+    check_task(cfg, "classification")
     name = cfg.source
     if cfg.path:
         path = tabular.resolve_path(cfg.path, name, "an .npz with arrays x_train, y_train, x_test, y_test")
@@ -200,11 +256,15 @@ def load_cifar10(cfg: DataConfig, encoders: dict) -> Loaded:
 
 @SOURCES.register("csv")
 def load_csv(cfg: DataConfig, encoders: dict) -> Loaded:
-    """A csv file with a header row (data.path); numeric and one-hot categorical feature columns."""
+    """A csv file with a header row (data.path); numeric and one-hot categorical columns, or named data.inputs."""
     path = tabular.resolve_path(cfg.path, "csv", "a .csv file with a header row")
     table = tabular.read_csv(path)
     label = cfg.label if cfg.label is not None else table.header[-1]
     labels = _csv_labels(cfg, table, label, encoders)
+    if cfg.inputs is not None:
+        x, ids_encoder, names = records.csv_inputs(cfg.inputs, table, label, encoders)
+        return Loaded(x, labels.y, f"csv {path}", labels.task, class_names=labels.class_names,
+                      feature_names=names, encoders=labels.state, encoder=ids_encoder)
     raw, encoder = _csv_features(cfg, table, label, encoders)
     return Loaded(raw, labels.y, f"csv {path}", labels.task, class_names=labels.class_names,
                   encoders=labels.state, encoder=encoder)
@@ -262,22 +322,27 @@ def _csv_features(cfg: DataConfig, table: tabular.CsvRows, label: str, encoders:
 
 @SOURCES.register("npz")
 def load_npz(cfg: DataConfig, encoders: dict) -> Loaded:
-    """Arrays from an .npz file (data.path): features 'x' (or data.features), labels 'y' (or data.label)."""
-    _reject_keys(cfg, ("categorical",), "npz arrays are already numbers")
+    """Arrays from an .npz file (data.path): features 'x' (or data.features or data.inputs), labels 'y' (or data.label)."""
+    reject_keys(cfg, ("categorical",), "npz arrays are already numbers")
     path = tabular.resolve_path(cfg.path, "npz", "an .npz file made with np.savez(path, x=..., y=...)")
     arrays = tabular.read_npz(path)
-    if cfg.features is None and cfg.label is None and all(k in arrays for k in KERAS_ARRAYS):
+    if cfg.features is None and cfg.label is None and cfg.inputs is None and all(k in arrays for k in KERAS_ARRAYS):
         return _load_npz_keras_layout(cfg, path, arrays, encoders)
-    features = cfg.features if cfg.features is not None else ["x"]
     label = cfg.label if cfg.label is not None else "y"
     tabular.require_arrays(arrays, path, [label], "data.label")
-    tabular.require_arrays(arrays, path, features, "data.features")
-    if label in features:
-        raise DataError(f"{path}: array '{label}' is both the label (data.label) and a feature (data.features)")
+    features = cfg.features if cfg.features is not None else ["x"]
+    if cfg.inputs is None:
+        tabular.require_arrays(arrays, path, features, "data.features")
+        if label in features:
+            raise DataError(f"{path}: array '{label}' is both the label (data.label) and a feature (data.features)")
     y = arrays[label]
     if y.ndim == 0 or len(y) == 0:
         raise DataError(f"{path}: array '{label}' (data.label) is empty; expected one label per example")
     labels = tabular.encode_labels(y, task=cfg.task, encoders=encoders, where=lambda i: _npz_row(path, label, i))
+    if cfg.inputs is not None:
+        x, encoder, names = records.npz_inputs(cfg.inputs, path, arrays, len(y), label, encoders)
+        return Loaded(x, labels.y, f"npz {path}", labels.task, class_names=labels.class_names,
+                      feature_names=names, encoders=labels.state, encoder=encoder)
     x = _npz_features(path, arrays, features, len(y), label)
     return Loaded(x, labels.y, f"npz {path}", labels.task, class_names=labels.class_names, encoders=labels.state)
 

@@ -39,7 +39,8 @@ def take(x: np.ndarray | dict[str, np.ndarray], index: Index):
 
 
 def plan_splits(cfg: DataConfig, n: int, *, seed: int, labels: np.ndarray | None = None,
-                own_test: bool = False) -> SplitPlan:
+                own_test: bool = False, users: np.ndarray | None = None,
+                times: np.ndarray | None = None) -> SplitPlan:
     """Decide which of ``n`` rows are train, validation and test.
 
     Without ``own_test``, ``cfg.test_split`` of the rows are drawn at random as test
@@ -47,7 +48,8 @@ def plan_splits(cfg: DataConfig, n: int, *, seed: int, labels: np.ndarray | None
     files such as iris are sorted by class. Validation is then the last
     ``cfg.validation_split`` of the training rows (``split: last``, exactly as Keras's
     ``fit(validation_split=...)``) or a seeded draw (``split: random``, stratified when
-    ``cfg.stratify`` and ``labels`` is given).
+    ``cfg.stratify`` and ``labels`` is given). ``split: leave_last_per_user`` is
+    :func:`leave_last_per_user` instead.
 
     Args:
         cfg: the data config (test_split, validation_split, split, stratify).
@@ -55,10 +57,18 @@ def plan_splits(cfg: DataConfig, n: int, *, seed: int, labels: np.ndarray | None
         seed: same seed, same plan.
         labels: class ids of the rows for stratification; None for regression.
         own_test: the source brings its own test split; rows keep their order.
+        users: the user of each row (interactions), for ``split: leave_last_per_user``.
+        times: when each row happened, for ``split: leave_last_per_user`` (default: row order).
 
     Raises:
         DataError: a split would be empty, naming the key to change.
     """
+    if cfg.split == "leave_last_per_user":
+        if users is None:
+            raise DataError(f"data.split leave_last_per_user needs user interactions, and source "
+                            f"'{cfg.source}' has no users; use split: last or random")
+        return leave_last_per_user(users, times, test=cfg.test_split > 0 and not own_test,
+                                   validation=cfg.validation_split > 0)
     if own_test:
         pool: Index = slice(0, n)
         test = None
@@ -124,3 +134,46 @@ def _stratified_positions(labels: np.ndarray, count: int, rng: np.random.Generat
     chosen = [rng.choice(np.flatnonzero(inverse == k), size=take[k], replace=False)
               for k in range(len(classes)) if take[k]]
     return np.concatenate(chosen) if chosen else np.empty(0, dtype=int)
+
+
+def leave_last_per_user(users: np.ndarray, times: np.ndarray | None, *, test: bool,
+                        validation: bool) -> SplitPlan:
+    """Hold out each user's latest rows: the last one for test, the one before for validation.
+
+    A user keeps at least one training row: with both splits on, a user needs 3 rows to give
+    one to validation and 2 to give one to test. Ties in ``times`` go by row order. Every
+    split keeps the rows in file order.
+
+    Args:
+        users: the user of each row.
+        times: sortable numbers, one per row; None means row order.
+        test, validation: whether each split is wanted.
+
+    Raises:
+        DataError: no user has enough rows to give one to a wanted split.
+    """
+    n = len(users)
+    rows = np.arange(n)
+    _, user_ids = np.unique(np.asarray(users), return_inverse=True)
+    order = np.lexsort((rows, rows if times is None else np.asarray(times), user_ids))
+    sorted_users = user_ids[order]
+    starts = np.flatnonzero(np.r_[True, sorted_users[1:] != sorted_users[:-1]])
+    counts = np.diff(np.r_[starts, n])
+    per_row_count = np.repeat(counts, counts)
+    from_end = np.repeat(starts + counts, counts) - 1 - np.arange(n)  # 0 for a user's latest row
+    held = 0
+    parts: dict[str, np.ndarray | None] = {"test": None, "val": None}
+    taken = np.zeros(n, dtype=bool)
+    for name, wanted, key in (("test", test, "data.test_split"), ("val", validation, "data.validation_split")):
+        if not wanted:
+            continue
+        chosen = order[(from_end == held) & (per_row_count >= held + 2)]
+        if not chosen.size:
+            raise DataError(
+                f"{key}: split leave_last_per_user holds out a user's {'latest' if held == 0 else 'second latest'} "
+                f"row, but no user has {held + 2} or more rows; use split: random or set {key}: 0"
+            )
+        parts[name] = np.sort(chosen)
+        taken[chosen] = True
+        held += 1
+    return SplitPlan(np.flatnonzero(~taken), parts["val"], parts["test"])

@@ -240,6 +240,11 @@ class ColumnEncoder:
                 names.append(name)
         return names
 
+    @property
+    def vocab_sizes(self) -> None:
+        """One-hot columns are floats, not ids."""
+        return None
+
     def state(self) -> dict:
         """The JSON-serializable state that :func:`fmtrain.data.build` takes back as ``encoders``."""
         return {"columns": list(self.columns), "categories": dict(self.categories or {})}

@@ -1,0 +1,72 @@
+"""``image_folder``: a folder with one sub-folder of images per class, loaded into memory.
+
+Every image is decoded into one uint8 array of shape (n, height, width, channels), so this suits
+data sets that fit in memory (tens of thousands of small images, not ImageNet). Decoding follows
+``keras.utils.load_img(path, color_mode=..., target_size=..., interpolation="bilinear")`` — Pillow,
+converted to the colour mode, resized bilinearly — but calls Pillow directly so the data layer and
+its tests stay free of TensorFlow; ``tests/test_preprocess.py`` checks the pixels are identical.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from fmtrain.data import folders
+from fmtrain.data.sources import SOURCES, Loaded, check_task, reject_keys
+from fmtrain.errors import DataError
+
+if TYPE_CHECKING:
+    from fmtrain.config.schema import DataConfig
+
+# The suffixes keras.utils.image_dataset_from_directory accepts.
+IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+PIL_MODES = {"rgb": "RGB", "grayscale": "L", "rgba": "RGBA"}
+
+
+def read_image(path: Path, *, size: tuple[int, int] | None, color_mode: str) -> np.ndarray:
+    """Decode one image as uint8 (height, width, channels), resized to ``size`` = (height, width) if given.
+
+    Raises:
+        DataError: the file is not an image Pillow can read.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            mode = PIL_MODES[color_mode]
+            if image.mode != mode:
+                image = image.convert(mode)
+            if size is not None and image.size != (size[1], size[0]):
+                image = image.resize((size[1], size[0]), Image.BILINEAR)
+            pixels = np.asarray(image, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        raise DataError(f"{path}: not a readable image ({err}); remove or replace the file") from err
+    return pixels[..., None] if pixels.ndim == 2 else pixels
+
+
+@SOURCES.register("image_folder")
+def load_image_folder(cfg: DataConfig, encoders: dict) -> Loaded:
+    """Images in one sub-folder per class (data.path), loaded into memory as uint8; data.image_size resizes."""
+    reject_keys(cfg, ("label", "features", "categorical"), "classes are the sub-folder names")
+    check_task(cfg, "classification")
+    root = folders.resolve_folder(cfg.path, "image_folder", "a folder with one sub-folder of images per class")
+    found = folders.class_files(root, IMAGE_SUFFIXES, "image")
+    labels = folders.encode_folder_labels(found, encoders)
+    color_mode = cfg.color_mode or "rgb"
+    size = tuple(cfg.image_size) if cfg.image_size is not None else None
+    first = read_image(found.files[0], size=size, color_mode=color_mode)
+    images = np.empty((len(found.files), *first.shape), dtype=np.uint8)
+    images[0] = first
+    for i, path in enumerate(found.files[1:], start=1):
+        pixels = read_image(path, size=size, color_mode=color_mode)
+        if pixels.shape != first.shape:
+            raise DataError(
+                f"{path}: image is {pixels.shape[1]}×{pixels.shape[0]} pixels but {found.files[0]} is "
+                f"{first.shape[1]}×{first.shape[0]}; set data.image_size: [height, width] to resize every image"
+            )
+        images[i] = pixels
+    return Loaded(images, labels.y, f"image_folder {root}", "classification",
+                  class_names=labels.class_names, encoders=labels.state)

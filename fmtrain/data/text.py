@@ -1,0 +1,127 @@
+"""Text sources: ``text_csv``, ``text_jsonl`` and ``text_folder``.
+
+Each gives ``x`` as a 1-D object array of Python strings (one document per example) and class
+ids or numbers as ``y``; turning text into token ids is preprocessing's job (``text_vectorize``),
+so the vocabulary is fitted on the training split and saved inside the model.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from fmtrain.data import folders, tabular
+from fmtrain.data.sources import SOURCES, Loaded, check_task, reject_keys
+from fmtrain.errors import DataError
+from fmtrain.registry import describe_choices, did_you_mean
+
+if TYPE_CHECKING:
+    from fmtrain.config.schema import DataConfig
+
+DEFAULT_TEXT = "text"
+DEFAULT_JSONL_LABEL = "label"
+TEXT_SUFFIXES = (".txt",)
+
+
+def _strings(texts: list[str]) -> np.ndarray:
+    out = np.empty(len(texts), dtype=object)
+    out[:] = texts
+    return out
+
+
+@SOURCES.register("text_csv")
+def load_text_csv(cfg: DataConfig, encoders: dict) -> Loaded:
+    """A csv file (data.path) with a text column (data.text, default 'text') and a label column."""
+    reject_keys(cfg, ("features", "categorical"), "the one feature is data.text")
+    path = tabular.resolve_path(cfg.path, "text_csv", "a .csv file with a text column and a label column")
+    table = tabular.read_csv(path)
+    text = cfg.text or DEFAULT_TEXT
+    texts = table.column(text, "data.text")
+    if cfg.label is not None:
+        label = cfg.label
+    else:
+        others = [c for c in table.header if c != text]
+        if not others:
+            raise DataError(f"{path}: only the text column '{text}'; add a label column or set data.label")
+        label = others[-1]
+    if label == text:
+        raise DataError(f"{path}: column '{label}' is both the text (data.text) and the label (data.label)")
+    values = tabular.typed_cells(table.column(label, "data.label"))
+    labels = tabular.encode_labels(values, task=cfg.task, encoders=encoders,
+                                   where=lambda i: f"{path}:{table.lines[i]}")
+    return Loaded(_strings(texts), labels.y, f"text_csv {path}", labels.task,
+                  class_names=labels.class_names, encoders=labels.state)
+
+
+@SOURCES.register("text_jsonl")
+def load_text_jsonl(cfg: DataConfig, encoders: dict) -> Loaded:
+    """JSON lines (data.path), one object per line with a text key (data.text) and a label key (data.label)."""
+    reject_keys(cfg, ("features", "categorical"), "the one feature is data.text")
+    path = tabular.resolve_path(cfg.path, "text_jsonl", "a .jsonl file with one JSON object per line")
+    text, label = cfg.text or DEFAULT_TEXT, cfg.label or DEFAULT_JSONL_LABEL
+    texts, cells, lines = [], [], []
+    for line_number, record in _json_lines(path):
+        for key, config_key in ((text, "data.text"), (label, "data.label")):
+            if key not in record:
+                raise DataError(
+                    f"{path}:{line_number}: no key '{key}' ({config_key}){did_you_mean(key, record)}; "
+                    f"the object has {describe_choices(record) or 'no keys'}"
+                )
+        if not isinstance(record[text], str):
+            raise DataError(f"{path}:{line_number}: '{text}' is {type(record[text]).__name__}, expected a string")
+        value = record[label]
+        if isinstance(value, bool):
+            value = int(value)
+        if not isinstance(value, (str, int, float)) or value == "":
+            raise DataError(f"{path}:{line_number}: label '{label}' is {json.dumps(value)}; "
+                            "expected a class name, a class id or a number")
+        texts.append(record[text])
+        cells.append(str(value))
+        lines.append(line_number)
+    if not texts:
+        raise DataError(f"{path}: no JSON objects; expected one object per line like "
+                        f'{{"{text}": "...", "{label}": "..."}}')
+    labels = tabular.encode_labels(tabular.typed_cells(cells), task=cfg.task, encoders=encoders,
+                                   where=lambda i: f"{path}:{lines[i]}")
+    return Loaded(_strings(texts), labels.y, f"text_jsonl {path}", labels.task,
+                  class_names=labels.class_names, encoders=labels.state)
+
+
+def _json_lines(path: Path):
+    try:
+        with open(path, encoding="utf-8-sig") as handle:
+            for line_number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise DataError(f"{path}:{line_number}: not valid JSON ({err.msg}, column {err.colno}); "
+                                    "each line needs one JSON object") from None
+                if not isinstance(record, dict):
+                    raise DataError(f"{path}:{line_number}: a JSON {type(record).__name__}, expected an object "
+                                    "with the text and label keys")
+                yield line_number, record
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not UTF-8 text ({err.reason}); save the file as UTF-8") from err
+
+
+@SOURCES.register("text_folder")
+def load_text_folder(cfg: DataConfig, encoders: dict) -> Loaded:
+    """Text files (.txt) in one sub-folder per class (data.path), one document per file."""
+    reject_keys(cfg, ("label", "features", "categorical"), "classes are the sub-folder names")
+    check_task(cfg, "classification")
+    root = folders.resolve_folder(cfg.path, "text_folder", "a folder with one sub-folder of .txt files per class")
+    found = folders.class_files(root, TEXT_SUFFIXES, "text")
+    labels = folders.encode_folder_labels(found, encoders)
+    texts = []
+    for path in found.files:
+        try:
+            texts.append(path.read_text(encoding="utf-8-sig").strip())
+        except UnicodeDecodeError as err:
+            raise DataError(f"{path}: not UTF-8 text ({err.reason}); save the file as UTF-8") from err
+    return Loaded(_strings(texts), labels.y, f"text_folder {root}", "classification",
+                  class_names=labels.class_names, encoders=labels.state)
