@@ -99,8 +99,10 @@ def _check_device(device: str) -> str:
 
 @app.command()
 def fit(
-    config: Annotated[Path, typer.Argument(help="The YAML config file.", show_default=False)],
+    config: Annotated[Optional[Path], typer.Argument(help="The YAML config file (optional with --resume).", show_default=False)] = None,
     overrides: Overrides = None,
+    resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue this run directory from its latest checkpoint.")] = None,
+    allow_config_change: Annotated[bool, typer.Option("--allow-config-change", help="With --resume: continue even though CONFIG/--set differ from the run's config.")] = False,
     run_dir: Annotated[Optional[Path], typer.Option("--run-dir", help="Write the run here instead of runs/<name>/<UTC time>/.")] = None,
     runs_root: Annotated[Path, typer.Option("--runs-root", help="Parent folder of default run directories.")] = Path("runs"),
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing run in --run-dir.")] = False,
@@ -117,13 +119,26 @@ def fit(
         from fmtrain.config import load_config
         from fmtrain.engine.device import quiet_tensorflow_logs
         from fmtrain.expectations import parse_expectation
-        from fmtrain.fit import FitOptions, fit as fit_run
+        from fmtrain.errors import ConfigError
+        from fmtrain.fit import FitOptions, fit as fit_run, resume_config
 
         expectations = [parse_expectation(e) for e in expect or []]
-        cfg = load_config(config, overrides or [])
+        if resume is not None:
+            if run_dir is not None or overwrite:
+                raise ConfigError("--resume continues RUN_DIR in place; leave out --run-dir and --overwrite")
+            requested = None
+            if config is not None:
+                requested = load_config(config, overrides or [])
+            elif overrides:
+                requested = load_config(Path(resume) / "config.yaml", overrides)
+            cfg = resume_config(resume, requested, allow_config_change)
+        elif config is None:
+            raise ConfigError("fit needs a CONFIG file (or --resume RUN_DIR)")
+        else:
+            cfg = load_config(config, overrides or [])
         quiet_tensorflow_logs(verbose)
         console = _console()
-        options = FitOptions(run_dir=run_dir, runs_root=runs_root, overwrite=overwrite, smoke=smoke,
+        options = FitOptions(run_dir=run_dir, runs_root=runs_root, overwrite=overwrite, smoke=smoke, resume=resume,
                              expectations=expectations, device=_check_device(device), quiet=quiet,
                              verbose=verbose, console=console)
         outcome = fit_run(cfg, options)

@@ -33,6 +33,12 @@ class ExpectationFailed(FmtrainError):
     exit_code = 3
 
 
+class Interrupted(FmtrainError):
+    """SIGINT/SIGTERM: training stopped after the current step, with a checkpoint saved."""
+
+    exit_code = 130
+
+
 class TrainingFailed(FmtrainError):
     """Training stopped on its own terms (for example a NaN loss)."""
 

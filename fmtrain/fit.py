@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import platform
+import signal
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fmtrain.errors import TrainingFailed
+from fmtrain.errors import ConfigError, Interrupted, RunDirError, TrainingFailed
 from fmtrain.expectations import Expectation, check_expectations
 from fmtrain.runs import RunDir, check_run_path, create_run_dir, default_run_path
 
@@ -29,6 +34,7 @@ class FitOptions:
     runs_root: Path = Path("runs")
     overwrite: bool = False
     smoke: bool = False
+    resume: Path | None = None
     expectations: list[Expectation] = field(default_factory=list)
     device: str = "auto"
     quiet: bool = False
@@ -43,24 +49,52 @@ class FitOutcome:
     expectation_lines: list[str]
 
 
+def config_hash(cfg) -> str:
+    """A short, stable hash of the resolved config."""
+    return hashlib.sha256(json.dumps(cfg.to_yaml_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def config_differences(old, new) -> list[str]:
+    """Dotted keys whose resolved values differ between two configs."""
+    def flatten(value, prefix=""):
+        if isinstance(value, dict):
+            return {k: v for key, item in value.items() for k, v in flatten(item, f"{prefix}{key}.").items()}
+        return {prefix.rstrip("."): value}
+
+    a, b = flatten(old.to_yaml_dict()), flatten(new.to_yaml_dict())
+    return sorted(k for k in a.keys() | b.keys() if a.get(k, "<unset>") != b.get(k, "<unset>"))
+
+
 def fit(cfg, options: FitOptions) -> FitOutcome:
-    """Train ``cfg`` and write its run directory.
+    """Train ``cfg`` and write its run directory (or continue ``options.resume``).
 
     Raises:
         ConfigError, DataError, RunDirError: bad config, data or run directory (exit 2).
         TrainingFailed: training diverged or the saved model does not reload identically (exit 1).
+        Interrupted: SIGINT/SIGTERM; a checkpoint and a partial report are written (exit 130).
         ExpectationFailed: an ``--expect`` threshold was missed (exit 3); the run is still written.
     """
     started = time.perf_counter()
-    path = options.run_dir or default_run_path(options.runs_root, cfg.name)
-    check_run_path(path, options.overwrite)
+    resume_from = None
+    if options.resume is not None:
+        from fmtrain.engine.checkpoints import CheckpointManager
 
-    from fmtrain.engine.device import configure
+        path = Path(options.resume)
+        resume_from = CheckpointManager(RunDir(path).path / "checkpoints").latest()
+        if resume_from is None:
+            raise RunDirError(f"--resume {path}: no checkpoint to resume from in {path / 'checkpoints'}")
+    else:
+        path = options.run_dir or default_run_path(options.runs_root, cfg.name)
+        check_run_path(path, options.overwrite)
 
-    devices = configure(options.device, cfg.seed, options.verbose)
+    from fmtrain.engine.device import configure, set_mixed_precision
+
+    devices = configure(options.device, cfg.seed, options.verbose, deterministic=cfg.train.deterministic)
+    precision = set_mixed_precision(cfg.train.mixed_precision)
 
     from fmtrain import data as data_layer
-    from fmtrain.engine.callbacks import EarlyStopping, ProgressCallback
+    from fmtrain.engine.callbacks import CheckpointCallback, EarlyStopping, ProgressCallback
+    from fmtrain.engine.checkpoints import CheckpointManager
     from fmtrain.engine.trainer import Trainer
     from fmtrain.losses import build_loss
     from fmtrain.metrics import build_metrics
@@ -69,43 +103,75 @@ def fit(cfg, options: FitOptions) -> FitOutcome:
     from fmtrain.preprocess import fit_feature_layers
     from fmtrain.targets import Targets, output_units
 
-    splits = data_layer.build(cfg.data, seed=cfg.seed)
+    encoders = None
+    if resume_from is not None:
+        encoders = data_layer.DataInfo.from_dict(RunDir(path).read_json(RunDir(path).data_info)).encoders
+    splits = data_layer.build(cfg.data, seed=cfg.seed, encoders=encoders)
     if options.smoke:
         splits = splits.subset(train=SMOKE_TRAIN_EXAMPLES, evaluate=SMOKE_EVAL_EXAMPLES)
     info = splits.info
     targets = Targets.from_config(cfg, info)
     model = build_model(
         cfg.model, input_shape=info.input_shape, output=targets.output, name=cfg.name,
-        input_dtypes=input_dtypes(splits.train.x),
+        input_dtypes=input_dtypes(splits.train.x), vocab_sizes=info.vocab_sizes,
         preprocessing=fit_feature_layers(cfg.preprocess, splits.train.x, info),
     )
     units = output_units(model)
     labels = {name: targets.shape_labels(split.y, units) for name, split in _present(splits).items()}
     epochs = min(cfg.train.epochs, SMOKE_EPOCHS) if options.smoke else cfg.train.epochs
     steps_per_epoch = -(-len(splits.train) // cfg.data.batch_size)
+    optimizer = build_optimizer(cfg.optimizer, steps_per_epoch * epochs)
+    if precision == "mixed_float16":
+        import keras
+
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     trainer = Trainer(
-        model, build_optimizer(cfg.optimizer, steps_per_epoch * epochs),
-        build_loss(targets.loss_name, targets.loss_args), build_metrics(cfg.metrics, targets.metric_context(units)),
+        model, optimizer, build_loss(targets.loss_name, targets.loss_args),
+        build_metrics(cfg.metrics, targets.metric_context(units)),
         jit_compile=cfg.train.jit_compile, steps_per_execution=cfg.train.steps_per_execution,
+        deterministic=cfg.train.deterministic, strict_compile=cfg.train.strict_compile,
     )
+    if resume_from is None:
+        run = create_run_dir(path, options.overwrite)
+        run.write_config(cfg.to_yaml_dict())
+        run.write_json(run.data_info, info.to_dict())
+    else:
+        run = RunDir(path)
+        run.write_config(cfg.to_yaml_dict())  # what the continued run uses (--allow-config-change)
+    run.write_json(run.environment, _environment(devices))
+
+    checkpointing = cfg.train.checkpoint
+    monitor = checkpointing.monitor
+    if monitor == "auto":
+        monitor = "val_loss" if splits.val is not None else "loss"
     callbacks = [] if options.quiet else [ProgressCallback(options.console)]
     if cfg.train.early_stopping:
         callbacks.append(EarlyStopping(**cfg.train.early_stopping.model_dump()))
-
-    run = create_run_dir(path, options.overwrite)
-    run.write_config(cfg.to_yaml_dict())
-    run.write_json(run.environment, _environment(devices))
-    run.write_json(run.data_info, info.to_dict())
-    result = trainer.fit(
-        splits.train.x, labels["train"], epochs=epochs, batch_size=cfg.data.batch_size, seed=cfg.seed,
-        shuffle=cfg.data.shuffle, callbacks=callbacks, feed="dataset" if cfg.train.feed == "dataset" else "graph",
-        cache=cfg.data.cache, prefetch=cfg.data.prefetch,
-        validation=(splits.val.x, labels["val"]) if splits.val is not None else None,
-    )
+    callbacks.append(CheckpointCallback(
+        CheckpointManager(run.path / "checkpoints", checkpointing.keep_last, checkpointing.keep_best),
+        every_epochs=checkpointing.every_epochs, every_steps=checkpointing.every_steps, monitor=monitor,
+        mode=checkpointing.mode, config_hash=config_hash(cfg),
+    ))
+    try:
+        with _stop_on_signals(trainer):
+            result = trainer.fit(
+                splits.train.x, labels["train"], epochs=epochs, batch_size=cfg.data.batch_size, seed=cfg.seed,
+                shuffle=cfg.data.shuffle, callbacks=callbacks, feed="dataset" if cfg.train.feed == "dataset" else "graph",
+                cache=cfg.data.cache, prefetch=cfg.data.prefetch, every_steps=checkpointing.every_steps,
+                validation=(splits.val.x, labels["val"]) if splits.val is not None else None,
+                resume=resume_from[1:] if resume_from else None,
+            )
+    except Interrupted as exc:
+        run.write_history(trainer.history)
+        _write_partial_report(run)
+        raise Interrupted(f"{exc}; checkpoint saved in {run.path / 'checkpoints'}; "
+                          f"continue with: fmtrain fit --resume {run.path}") from None
     final = {name: trainer.evaluate(split.x, labels[name]) for name, split in _present(splits).items()}
     _save_model(model, run)
     run.write_history(result.history)
     metrics = _metrics_payload(cfg, info, splits, result, final, trainer, model, started)
+    metrics["resumed_from_step"] = resume_from[1].global_step if resume_from else None
+    metrics["precision"] = precision
     run.write_json(run.metrics, metrics)
 
     if options.smoke:
@@ -118,6 +184,62 @@ def fit(cfg, options: FitOptions) -> FitOutcome:
     write_report(run.path)
     lines = check_expectations(options.expectations, final, _default_split(final)) if options.expectations else []
     return FitOutcome(run, metrics, lines)
+
+
+def resume_config(run_dir: Path, new_cfg, allow_change: bool):
+    """The config a resumed run continues with: the run's own, unless a changed one is allowed.
+
+    Raises:
+        RunDirError: the run directory has no config.
+        ConfigError: ``new_cfg`` differs from the run's config and ``allow_change`` is False.
+    """
+    from fmtrain.config import load_config
+
+    run = RunDir(run_dir)
+    if not run.config.exists():
+        raise RunDirError(f"--resume {run_dir}: no config.yaml; is this an fmtrain run directory?")
+    saved = load_config(run.config)
+    if new_cfg is None:
+        return saved
+    changed = config_differences(saved, new_cfg)
+    if changed and not allow_change:
+        raise ConfigError(
+            f"--resume {run_dir}: the config differs from the run's in {', '.join(changed)}; "
+            "resume with the run's own config (leave out CONFIG and --set) or pass --allow-config-change"
+        )
+    return new_cfg
+
+
+@contextmanager
+def _stop_on_signals(trainer):
+    """SIGINT/SIGTERM ask the trainer to stop after the current call; a second SIGINT stops at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if trainer.stop_reason and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        trainer.request_stop(f"stopped by {signal.Signals(signum).name}")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _write_partial_report(run: RunDir) -> None:
+    """After an interrupt: metrics.json marks the run as unfinished, and the report shows its history."""
+    if not run.metrics.exists():
+        run.write_json(run.metrics, {"name": run.path.name, "interrupted": True, "final": {}})
+    try:
+        from fmtrain.report import write_report
+
+        write_report(run.path)
+    except RunDirError:
+        pass  # a report is a courtesy here; the checkpoint is what matters
 
 
 def _present(splits) -> dict[str, Any]:
@@ -178,6 +300,8 @@ def _metrics_payload(cfg, info, splits, result, final, trainer, model, started) 
             "traces": trainer.trace_counts(),
             "notes": result.notes,
         },
+        "deterministic": cfg.train.deterministic,
+        "loss_fingerprint": result.loss_fingerprint,
         "data": {name: len(split) for name, split in _present(splits).items()},
         "params": {"trainable": trainable, "total": total},
         "keras_version": keras.__version__,

@@ -124,7 +124,7 @@ def build_metrics(configured: list, ctx: MetricContext) -> list[Any]:
         if name in METRICS:
             built.append(METRICS.get(name).build(args, ctx))
             continue
-        metric_class = _keras_metric_class(name)
+        metric_class = keras_metric_class(name)
         if metric_class is None:
             raise ConfigError(f"metrics.{name}: Keras has this only as a function, not as a streaming metric")
         try:
@@ -138,11 +138,11 @@ def build_metrics(configured: list, ctx: MetricContext) -> list[Any]:
     return built
 
 
-def _keras_metric_class(name: str):
-    """The Keras metric class for a name ('mae' → MeanAbsoluteError); None for plain functions."""
+def keras_metric_class(name: str):
+    """The Keras metric class for a snake-case name ('mae' → MeanAbsoluteError), without
+    instantiating it (keras.metrics.get does, which fails for metrics with required arguments)."""
     import keras
+    from keras.src.metrics import ALL_OBJECTS_DICT  # the table keras.metrics.get reads
 
-    found = keras.metrics.get(name)
-    if isinstance(found, keras.metrics.Metric):  # Keras returns instances for snake-case names
-        return type(found)
-    return found if inspect.isclass(found) else None
+    found = ALL_OBJECTS_DICT.get(name)
+    return found if inspect.isclass(found) and issubclass(found, keras.metrics.Metric) else None

@@ -33,6 +33,21 @@ def build_schedule(learning_rate, total_steps: int):
     return schedules.CosineDecay(learning_rate.initial, decay, alpha=learning_rate.alpha)
 
 
+def optimizer_class_named(name: str):
+    """The keras.optimizers class whose lower-cased name is ``name`` (keras.optimizers.get misses some, e.g. Lamb)."""
+    import keras
+
+    classes = {
+        attribute.lower(): getattr(keras.optimizers, attribute)
+        for attribute in dir(keras.optimizers)
+        if inspect.isclass(getattr(keras.optimizers, attribute))
+        and issubclass(getattr(keras.optimizers, attribute), keras.optimizers.Optimizer)
+    }
+    if name.lower() not in classes:
+        raise ConfigError(f"optimizer.name: Keras has no optimizer '{name}'{did_you_mean(name, classes)}")
+    return classes[name.lower()]
+
+
 def build_optimizer(cfg, total_steps: int):
     """A Keras optimizer for the ``optimizer`` section.
 
@@ -45,7 +60,7 @@ def build_optimizer(cfg, total_steps: int):
     """
     import keras
 
-    optimizer_class = type(keras.optimizers.get(cfg.name))
+    optimizer_class = optimizer_class_named(cfg.name)
     accepted = [p for p in inspect.signature(optimizer_class.__init__).parameters if p not in ("self", "kwargs")]
     for key in cfg.args:
         if key not in accepted:

@@ -63,7 +63,10 @@ def read_yaml(path: Path) -> tuple[Any, Marks]:
 
 def parse_yaml(text: str, origin: str) -> tuple[Any, Marks]:
     """Parse YAML ``text``; marks name ``origin``. See :func:`read_yaml`."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)  # checks the characters right away
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{origin}: invalid YAML: {exc}".replace("\n", " ")) from None
     try:
         node = loader.get_single_node()
         marks = Marks()

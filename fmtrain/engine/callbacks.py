@@ -21,6 +21,7 @@ class Callback:
     def on_steps_end(self, epoch: int, step: int, logs: dict[str, float]) -> None: ...
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None: ...
     def on_train_end(self, history: list[dict[str, float]]) -> None: ...
+    def on_interrupt(self, epoch: int, step: int) -> None: ...
 
 
 def format_logs(logs: dict[str, float], skip: tuple[str, ...] = ("lr", "seconds", "epoch")) -> str:
@@ -81,10 +82,8 @@ class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved for ``patience`` epochs; optionally restore the best weights."""
 
     def __init__(self, monitor: str, patience: int, min_delta: float, mode: str, restore_best_weights: bool):
-        if mode == "auto":
-            mode = "max" if any(w in monitor for w in ("acc", "auc", "f1", "precision", "recall")) else "min"
         self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
-        self.sign = 1.0 if mode == "min" else -1.0
+        self.sign = monitor_sign(monitor, mode)
         self.restore_best_weights = restore_best_weights
         self.best = math.inf
         self.best_epoch: int | None = None
@@ -115,3 +114,59 @@ class EarlyStopping(Callback):
     def on_train_end(self, history: list[dict[str, float]]) -> None:
         if self.restore_best_weights and self.best_weights is not None and self.best_epoch != len(history) - 1:
             self.trainer.model.set_weights(self.best_weights)
+
+    def state_dict(self) -> dict:
+        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait}
+
+    def load_state_dict(self, state: dict) -> None:
+        # The best weights themselves are not in the checkpoint: after a resume, restoring
+        # falls back to the best epoch seen since.
+        self.best, self.best_epoch, self.wait = state["best"], state["best_epoch"], state["wait"]
+        self.best_weights = None
+
+
+def monitor_sign(monitor: str, mode: str) -> float:
+    """+1 when lower is better, -1 when higher is (mode auto: by the name)."""
+    if mode == "auto":
+        mode = "max" if any(w in monitor for w in ("acc", "auc", "f1", "precision", "recall")) else "min"
+    return 1.0 if mode == "min" else -1.0
+
+
+class CheckpointCallback(Callback):
+    """Saves resumable checkpoints every N epochs and/or steps, on interrupt, and keeps the best."""
+
+    def __init__(self, manager, *, every_epochs: int | None, every_steps: int | None, monitor: str, mode: str,
+                 config_hash: str):
+        self.manager = manager
+        self.every_epochs, self.every_steps = every_epochs, every_steps
+        self.monitor, self.sign = monitor, monitor_sign(monitor, mode)
+        self.config_hash = config_hash
+        self.last_saved_step = 0
+        self.steps_per_epoch = 0
+        self.saved: list = []
+
+    def _save(self, score: float | None = None) -> None:
+        state, groups = self.trainer.snapshot(self.config_hash)
+        self.saved.append(self.manager.save(state, groups, score))
+        self.last_saved_step = state.global_step
+
+    def on_train_begin(self, plan: dict) -> None:
+        self.last_saved_step = self.trainer.global_step
+        self.steps_per_epoch = plan["steps"]
+
+    def on_steps_end(self, epoch: int, step: int, logs: dict[str, float]) -> None:
+        # At an epoch's last step, on_epoch_end saves instead (with the validation score).
+        due = self.every_steps and self.trainer.global_step - self.last_saved_step >= self.every_steps
+        if due and step < self.steps_per_epoch:
+            self._save()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        due_by_epoch = self.every_epochs and (epoch + 1) % self.every_epochs == 0
+        due_by_step = self.every_steps and self.trainer.global_step - self.last_saved_step >= self.every_steps
+        if due_by_epoch or due_by_step:
+            value = logs.get(self.monitor)
+            self._save(self.sign * value if value is not None else None)
+
+    def on_interrupt(self, epoch: int, step: int) -> None:
+        if self.trainer.global_step != self.last_saved_step:
+            self._save()

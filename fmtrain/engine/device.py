@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import os
+import sys
+from contextlib import contextmanager
 
 from fmtrain.errors import ConfigError
 
@@ -19,15 +21,41 @@ def quiet_tensorflow_logs(verbose: bool) -> None:
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 
-def configure(device: str, seed: int, verbose: bool = False) -> list[str]:
+@contextmanager
+def _native_stderr_silenced(active: bool):
+    """Send file descriptor 2 to /dev/null: TensorFlow's C++ start-up lines (CUDA stubs, CPU
+    features) are written there before any log level applies. Python exceptions still propagate."""
+    if not active:
+        yield
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def import_tensorflow(verbose: bool = False):
+    """Import TensorFlow without its start-up noise (unless ``verbose``)."""
+    quiet_tensorflow_logs(verbose)
+    with _native_stderr_silenced(not verbose and "tensorflow" not in sys.modules):
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")  # probes CUDA, which logs too
+    return tf
+
+
+def configure(device: str, seed: int, verbose: bool = False, deterministic: bool = False) -> list[str]:
     """Select the device and seed everything; return the names of the devices in use.
 
     Raises:
         ConfigError: ``--device gpu`` on a machine without a visible GPU.
     """
-    quiet_tensorflow_logs(verbose)
-    import tensorflow as tf
-
+    tf = import_tensorflow(verbose)
     if not verbose:
         tf.get_logger().setLevel("ERROR")
     gpus = tf.config.list_physical_devices("GPU")
@@ -44,4 +72,26 @@ def configure(device: str, seed: int, verbose: bool = False) -> list[str]:
     import keras
 
     keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
     return [d.name.replace("/physical_device:", "") for d in tf.config.get_visible_devices()]
+
+
+def set_mixed_precision(setting: str) -> str:
+    """Set Keras's global dtype policy; return its name.
+
+    ``auto`` picks bfloat16 on GPUs with compute capability 8.0 or newer and float32 elsewhere
+    (CPUs gain nothing from it).
+    """
+    import keras
+    import tensorflow as tf
+
+    policy = {"off": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}.get(setting)
+    if policy is None:
+        policy = "float32"
+        for gpu in tf.config.get_visible_devices("GPU"):
+            capability = tf.config.experimental.get_device_details(gpu).get("compute_capability") or (0, 0)
+            if tuple(capability) >= (8, 0):
+                policy = "mixed_bfloat16"
+    keras.mixed_precision.set_global_policy(policy)
+    return policy

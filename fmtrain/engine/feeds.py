@@ -50,7 +50,8 @@ class GraphFeed:
         self._order = tf.constant(epoch_order(self.n, self.batch_size, self.seed, epoch, self.shuffle))
 
     def args(self, start: int, n: int) -> tuple:
-        return (self.x, self.y, self._order, tf.constant(start, tf.int32), tf.constant(n, tf.int32))
+        b = self.batch_size
+        return (self.x, self.y, self._order[start * b:(start + n) * b])
 
 
 class DatasetFeed:

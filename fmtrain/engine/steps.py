@@ -42,11 +42,13 @@ def train_step(parts: StepParts, x, y) -> None:
     """Forward pass, loss, gradients, optimizer update, metric update."""
     with tf.GradientTape() as tape:
         predictions = parts.model(x, training=True)
-        loss = tf.reduce_mean(parts.loss_fn(y, predictions))
+        loss = tf.reduce_mean(tf.cast(parts.loss_fn(y, predictions), tf.float32))
         if parts.model.losses:
-            loss += tf.add_n(parts.model.losses)
+            loss += tf.cast(tf.add_n(parts.model.losses), tf.float32)
+        # Identity unless the optimizer is a LossScaleOptimizer (float16 training).
+        scaled_loss = parts.optimizer.scale_loss(loss)
     variables = parts.model.trainable_variables
-    gradients = tape.gradient(loss, variables)
+    gradients = tape.gradient(scaled_loss, variables)
     parts.optimizer.apply_gradients(zip(gradients, variables))
     parts.loss_tracker.update_state(loss)
     for metric in parts.metrics:
@@ -67,26 +69,21 @@ def metric_results(parts: StepParts) -> dict[str, tf.Tensor]:
 
 
 def make_graph_train_function(parts: StepParts, batch_size: int, jit_compile: bool):
-    """Compile ``n`` training steps over device-resident arrays into one call.
+    """Compile a run of training steps over device-resident arrays into one call.
 
-    The returned function takes ``(x, y, order, start, n)``: step ``i < n`` trains on the
-    examples ``order[(start + i) * batch_size : ... + batch_size]``, gathered on the device.
+    The returned function takes ``(x, y, order)``: it trains one step per ``batch_size``
+    indices of ``order``, gathering each batch on the device. With ``jit_compile`` XLA
+    compiles the whole loop; each distinct length of ``order`` is one trace.
     """
 
-    def one_step(x, y, order, offset):
-        index = tf.gather(order, offset + tf.range(batch_size))
-        x_batch = as_float_inputs(tf.nest.map_structure(lambda t: tf.gather(t, index), x))
-        train_step(parts, x_batch, tf.gather(y, index))
-
-    # XLA compiles the step alone: compiling the loop too would make XLA specialise on the
-    # loop bound and recompile for every distinct number of steps per call.
-    step = tf.function(one_step, jit_compile=True) if jit_compile else one_step
-
-    @tf.function
-    def train_steps(x, y, order, start, n):
+    @tf.function(jit_compile=jit_compile)
+    def train_steps(x, y, order):
+        steps = tf.shape(order)[0] // batch_size
         i = tf.constant(0)
-        while i < n:
-            step(x, y, order, (start + i) * batch_size)
+        while i < steps:
+            index = tf.gather(order, i * batch_size + tf.range(batch_size))
+            x_batch = as_float_inputs(tf.nest.map_structure(lambda t: tf.gather(t, index), x))
+            train_step(parts, x_batch, tf.gather(y, index))
             i += 1
         return {"loss": parts.loss_tracker.result(), **metric_results(parts)}
 

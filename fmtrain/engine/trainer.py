@@ -1,7 +1,8 @@
-"""The training loop: epochs, compiled calls, validation, callbacks, and a NaN guard."""
+"""The training loop: epochs, compiled calls, validation, callbacks, guards, resume."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -12,13 +13,13 @@ import tensorflow as tf
 
 from fmtrain.engine import steps as compiled
 from fmtrain.engine.callbacks import Callback
+from fmtrain.engine.checkpoints import TrainingState
 from fmtrain.engine.feeds import DatasetFeed, GraphFeed, padded
-from fmtrain.errors import TrainingFailed
+from fmtrain.engine.planning import CallPlan
+from fmtrain.errors import Interrupted, TrainingFailed
 
-# Auto-sized calls aim for this many seconds each: long enough that the per-call overhead is
-# noise, short enough that the progress bar stays live.
-TARGET_CALL_SECONDS = 0.25
 EVAL_BATCH = 256
+FINGERPRINT_CALLS = 10
 
 
 @dataclass
@@ -31,6 +32,7 @@ class FitResult:
     stopped_early: bool = False
     best_epoch: int | None = None
     notes: list[str] = field(default_factory=list)
+    loss_fingerprint: str | None = None
 
 
 class Trainer:
@@ -38,130 +40,245 @@ class Trainer:
 
     Args:
         model: an uncompiled ``keras.Model``.
-        optimizer: a built or unbuilt Keras optimizer.
+        optimizer: a Keras optimizer (None for a trainer that only evaluates).
         loss_fn: ``loss_fn(y_true, y_pred)`` returning per-example losses.
         metrics: Keras metric objects, updated inside the graph.
-        jit_compile: True, False or "auto" (XLA, falling back when a layer cannot compile).
+        jit_compile: True, False or "auto" (measured on the first calls; falls back when XLA fails).
         steps_per_execution: steps per compiled call, or "auto".
+        deterministic: no timing-based choices (auto jit means XLA; call sizes never change).
+        strict_compile: a retrace of a compiled function is an error.
     """
 
-    def __init__(self, model, optimizer, loss_fn, metrics: list, *, jit_compile="auto", steps_per_execution="auto"):
+    def __init__(self, model, optimizer, loss_fn, metrics: list, *, jit_compile="auto", steps_per_execution="auto",
+                 deterministic: bool = False, strict_compile: bool = False):
         import keras
 
         self.model = model
         self.optimizer = optimizer
         self.parts = compiled.StepParts(model, loss_fn, list(metrics), optimizer, keras.metrics.Mean(name="loss"))
-        self.jit_compile = jit_compile is not False
-        self.jit_policy = jit_compile
-        self.steps_per_execution = steps_per_execution
-        self.stop_training = False
         self.notes: list[str] = []
+        if jit_compile is not False and _takes_strings(model):
+            # XLA has no string type: text models run the vectorizer inside the graph.
+            jit_compile = False
+            self.notes.append("string inputs: trained and evaluated without XLA")
+        self.jit_compile = jit_compile is not False
+        self.jit_policy = (jit_compile is not False) if deterministic else jit_compile
+        self.steps_per_execution = steps_per_execution
+        self.deterministic = deterministic
+        self.strict_compile = strict_compile
+        self.stop_training = False
+        self.stop_reason: str | None = None
+        self.global_step = 0
+        self.position = (0, 0)
+        self.history: list[dict[str, float]] = []
+        self._train_fns: dict[tuple[str, bool], Any] = {}
+        self._shapes_seen: set[tuple] = set()
+        self._measured_jit: bool | None = None
         self._train_fn = None
-        self._train_fn_kind = None
         self._eval_fn = None
         self._eval_batch = None
-        self._trained_once = False
+        self._callbacks: list[Callback] = []
+        self._call_losses: list[float] = []
 
     # ----------------------------------------------------------------- training
 
     def fit(self, x, y, *, epochs: int, batch_size: int, seed: int, shuffle: bool = True, validation=None,
             callbacks: list[Callback] = (), feed: str = "graph", cache: bool = True, prefetch="auto",
-            initial_epoch: int = 0) -> FitResult:
-        """Train for ``epochs`` epochs; validate on ``validation=(x, y)`` after each."""
+            resume: tuple[TrainingState, dict] | None = None, every_steps: int | None = None) -> FitResult:
+        """Train until ``epochs`` epochs are done; validate on ``validation=(x, y)`` after each.
+
+        Args:
+            resume: a checkpoint's (state, variable groups) to continue from exactly.
+            every_steps: keep compiled calls within this many steps (checkpoint cadence).
+
+        Raises:
+            TrainingFailed: the loss became NaN or infinite.
+            Interrupted: :meth:`request_stop` was called (SIGINT/SIGTERM); callbacks saw ``on_interrupt``.
+        """
         if feed == "dataset":
             data = DatasetFeed(x, y, batch_size, seed, shuffle, cache, prefetch)
         else:
             data = GraphFeed(x, y, batch_size, seed, shuffle)
         if self.optimizer.built is False:
             self.optimizer.build(self.model.trainable_variables)
-        for callback in callbacks:
+        self._callbacks = list(callbacks)
+        for callback in self._callbacks:
             callback.trainer = self
-        chunk = data.steps if self.steps_per_execution == "auto" else int(self.steps_per_execution)
-        chunk = min(chunk, data.steps, 16 if self.steps_per_execution == "auto" else chunk)
-        history: list[dict[str, float]] = []
+        start_epoch, start_step = 0, 0
+        self.history = []
+        if resume is not None:
+            state, groups = resume
+            self.restore(state, groups)
+            start_epoch, start_step = state.epoch, state.step
+        plan = CallPlan(steps_per_epoch=data.steps, batch_size=batch_size,
+                        total_steps=data.steps * (epochs - start_epoch) - start_step,
+                        steps_per_execution=self.steps_per_execution,
+                        jit_policy=self._measured_jit if self._measured_jit is not None else self.jit_policy,
+                        adaptive=not self.deterministic, max_chunk=every_steps)
         self.stop_training = False
-        for cb in callbacks:
-            cb.on_train_begin({"epochs": epochs, "steps": data.steps, "batch_size": batch_size})
+        for cb in self._callbacks:
+            cb.on_train_begin({"epochs": epochs, "steps": data.steps, "batch_size": batch_size,
+                               "initial_epoch": start_epoch})
         fit_started = time.perf_counter()
         samples = 0
-        for epoch in range(initial_epoch, epochs):
+        call_losses = self._call_losses
+        for epoch in range(start_epoch, epochs):
             epoch_started = time.perf_counter()
-            self._reset_metrics()
+            step = start_step if epoch == start_epoch else 0
+            if step == 0:
+                self._reset_metrics()
             data.begin_epoch(epoch)
-            for cb in callbacks:
+            for cb in self._callbacks:
                 cb.on_epoch_begin(epoch, data.steps)
-            step = 0
             logs: dict[str, float] = {}
             while step < data.steps:
-                n = min(chunk, data.steps - step)
+                n, jit = plan.next_call(step)
                 call_started = time.perf_counter()
-                logs = self._run_train(data, step, n)
-                elapsed = time.perf_counter() - call_started
+                logs = self._run_train(data, step, n, jit, plan)
+                plan.record(self.jit_compile, n, time.perf_counter() - call_started)
                 step += n
+                self.global_step += n
+                self.position = (epoch, step)
                 samples += n * batch_size
+                if len(call_losses) < FINGERPRINT_CALLS:
+                    call_losses.append(logs["loss"])
                 self._guard_finite(logs, epoch, step)
-                if self.steps_per_execution == "auto" and (epoch > initial_epoch or step > n):
-                    chunk = max(1, min(data.steps, round(n * TARGET_CALL_SECONDS / max(elapsed, 1e-6))))
-                for cb in callbacks:
+                for cb in self._callbacks:
                     cb.on_steps_end(epoch, step, logs)
+                if self.stop_reason:
+                    self._interrupt(epoch, step)
             if validation is not None:
                 logs.update({f"val_{k}": v for k, v in self.evaluate(*validation).items()})
             logs["lr"] = float(np.asarray(self.optimizer.learning_rate))
             logs["seconds"] = time.perf_counter() - epoch_started
-            history.append(logs)
-            for cb in callbacks:
+            self.history.append(logs)
+            self.position = (epoch + 1, 0)
+            for cb in self._callbacks:
                 cb.on_epoch_end(epoch, logs)
+            if self.stop_reason:
+                self._interrupt(epoch + 1, 0)
             if self.stop_training:
                 break
         fit_seconds = time.perf_counter() - fit_started
-        for cb in callbacks:
-            cb.on_train_end(history)
-        stopper = next((cb for cb in callbacks if hasattr(cb, "stopped_early")), None)
+        self.jit_compile = plan.jit
+        if plan.decided and len(plan.candidates) > 1:
+            self._measured_jit = plan.jit  # a later fit on this trainer need not measure again
+        self._train_fn = self._train_fns.get((data.kind, self.jit_compile))
+        for cb in self._callbacks:
+            cb.on_train_end(self.history)
+        stopper = next((cb for cb in self._callbacks if hasattr(cb, "stopped_early")), None)
         return FitResult(
-            history=history, fit_seconds=fit_seconds, samples_seen=samples, jit_compile=self.jit_compile,
-            steps_per_execution=chunk if self.steps_per_execution == "auto" else self.steps_per_execution,
+            history=self.history, fit_seconds=fit_seconds, samples_seen=samples, jit_compile=self.jit_compile,
+            steps_per_execution=plan.chunk,
             stopped_early=bool(stopper and stopper.stopped_early),
             best_epoch=(stopper.best_epoch + 1) if stopper and stopper.best_epoch is not None else None,
             notes=self.notes,
+            loss_fingerprint=hashlib.sha256(" ".join(f"{v:.8e}" for v in call_losses).encode()).hexdigest()[:16],
         )
 
-    def _run_train(self, data, start: int, n: int) -> dict[str, float]:
-        if self._train_fn is None or self._train_fn_kind != data.kind:
-            self._train_fn = self._make_train_fn(data)
-            self._train_fn_kind = data.kind
-        first_call = not self._trained_once
+    def request_stop(self, reason: str) -> None:
+        """Ask the loop to stop after the current compiled call (safe from a signal handler)."""
+        self.stop_reason = reason
+
+    def _interrupt(self, epoch: int, step: int) -> None:
+        for cb in self._callbacks:
+            cb.on_interrupt(epoch, step)
+        for cb in self._callbacks:
+            cb.on_train_end(self.history)
+        raise Interrupted(f"{self.stop_reason} at epoch {epoch + 1 if step else epoch}, step {step}")
+
+    def _run_train(self, data, start: int, n: int, jit: bool, plan: CallPlan) -> dict[str, float]:
+        key = (data.kind, jit)
+        if key not in self._train_fns:
+            self._train_fns[key] = self._make_train_fn(data, jit)
+        fn = self._train_fns[key]
+        traces_before = fn.experimental_get_tracing_count()
         try:
-            result = self._train_fn(*data.args(start, n))
+            result = fn(*data.args(start, n))
         except Exception as exc:
-            # With jit_compile: auto, a first call that fails is retried once without XLA (string
-            # inputs, ops without XLA kernels); XLA fails while compiling, before any update.
-            if not (first_call and self.jit_compile and self.jit_policy == "auto"):
+            # Under jit_compile: auto a failing first XLA call is retried without XLA (string
+            # inputs, ops without XLA kernels): XLA fails while compiling, before any update.
+            if not (jit and self.jit_policy == "auto" and plan.calls.get(True, 0) == 0):
                 raise
             self.notes.append(f"XLA could not compile this model ({_first_line(exc)}); trained without jit_compile")
-            self.jit_compile = False
-            self._train_fn = self._make_train_fn(data)
-            self._eval_fn = None
-            result = self._train_fn(*data.args(start, n))
-        self._trained_once = True
+            plan.drop(True)
+            return self._run_train(data, start, n, False, plan)
+        shape = (key, n)
+        if self.strict_compile and fn.experimental_get_tracing_count() > traces_before and shape in self._shapes_seen:
+            raise TrainingFailed(
+                f"train.strict_compile: the training step was traced again for a shape it had already compiled "
+                f"({n} steps of batch {getattr(data, 'batch_size', '?')}); something passes a new Python value "
+                "or shape each call"
+            )
+        self._shapes_seen.add(shape)
+        self.jit_compile = jit
         return {k: float(v) for k, v in result.items()}
 
-    def _make_train_fn(self, data):
+    def _make_train_fn(self, data, jit: bool):
         if data.kind == "dataset":
-            return compiled.make_dataset_train_function(self.parts, self.jit_compile)
-        return compiled.make_graph_train_function(self.parts, data.batch_size, self.jit_compile)
+            return compiled.make_dataset_train_function(self.parts, jit)
+        return compiled.make_graph_train_function(self.parts, data.batch_size, jit)
 
     def _guard_finite(self, logs: dict[str, float], epoch: int, step: int) -> None:
         loss = logs.get("loss", 0.0)
         if not math.isfinite(loss):
             raise TrainingFailed(
-                f"training loss became {loss} in epoch {epoch + 1} by step {step}; "
-                "try a smaller optimizer.learning_rate, optimizer.clipnorm, or standardize the inputs"
+                f"training loss became {loss} in epoch {epoch + 1} by step {step} (global step {self.global_step}); "
+                "the last good checkpoint is kept; try a smaller optimizer.learning_rate, optimizer.clipnorm, "
+                "or standardize the inputs"
             )
 
     def _reset_metrics(self) -> None:
         self.parts.loss_tracker.reset_state()
         for metric in self.parts.metrics:
             metric.reset_state()
+
+    # ----------------------------------------------------------------- state
+
+    def variable_groups(self) -> dict[str, list]:
+        """Every variable training changes, by group, in a stable order."""
+        metrics = [self.parts.loss_tracker, *self.parts.metrics]
+        return {
+            "model": list(self.model.variables),
+            "optimizer": list(self.optimizer.variables),
+            "metrics": [v for metric in metrics for v in metric.variables],
+        }
+
+    def snapshot(self, config_hash: str = "") -> tuple[TrainingState, dict[str, list[np.ndarray]]]:
+        """The current state and variable values, for a checkpoint."""
+        epoch, step = self.position
+        extra = {"callbacks": {type(cb).__name__: cb.state_dict() for cb in self._callbacks if hasattr(cb, "state_dict")},
+                 "call_losses": list(self._call_losses)}
+        state = TrainingState(epoch=epoch, step=step, global_step=self.global_step,
+                              history=[dict(row) for row in self.history], config_hash=config_hash, extra=extra)
+        return state, {group: [np.asarray(v.numpy()) for v in variables]
+                       for group, variables in self.variable_groups().items()}
+
+    def restore(self, state: TrainingState, groups: dict[str, list[np.ndarray]]) -> None:
+        """Load a snapshot's values into the variables.
+
+        Raises:
+            TrainingFailed: the checkpoint does not match this model (another architecture).
+        """
+        for group, variables in self.variable_groups().items():
+            values = groups.get(group, [])
+            if len(values) != len(variables):
+                raise TrainingFailed(
+                    f"checkpoint has {len(values)} {group} variables but the model has {len(variables)}; "
+                    "it was written by a different model"
+                )
+            for variable, value in zip(variables, values):
+                if tuple(variable.shape) != tuple(value.shape):
+                    raise TrainingFailed(f"checkpoint {group} variable {variable.path} has shape {value.shape}, "
+                                         f"the model has {tuple(variable.shape)}")
+                variable.assign(value)
+        self.global_step, self.position = state.global_step, (state.epoch, state.step)
+        self.history = [dict(row) for row in state.history]
+        self._call_losses = list(state.extra.get("call_losses", []))
+        saved = state.extra.get("callbacks", {})
+        for cb in self._callbacks:
+            if hasattr(cb, "load_state_dict") and type(cb).__name__ in saved:
+                cb.load_state_dict(saved[type(cb).__name__])
 
     # ----------------------------------------------------------------- evaluation
 
@@ -187,12 +304,16 @@ class Trainer:
         return np.concatenate(outputs)[:n]
 
     def trace_counts(self) -> dict[str, int]:
-        """How often each compiled function was traced (1 means no retracing)."""
+        """How often each compiled function was traced (one per distinct call shape)."""
         counts = {}
         for name, fn in (("train", self._train_fn), ("eval", self._eval_fn)):
             if fn is not None and hasattr(fn, "experimental_get_tracing_count"):
                 counts[name] = fn.experimental_get_tracing_count()
         return counts
+
+
+def _takes_strings(model) -> bool:
+    return any("string" in str(t.dtype) for t in tf.nest.flatten(model.inputs))
 
 
 def _first_line(exc: Exception) -> str:

@@ -92,10 +92,13 @@ def build_sequential(params: SequentialParams, inputs, output: OutputSpec):
     for index, item in enumerate(params.layers):
         (name, kwargs), = item.items()
         where = f"model.layers.{index}.{name}"
+        layer_class = getattr(keras.layers, name)
         # The seed example writes input_shape on its first layer; the data decides it here.
-        kwargs = {k: v for k, v in kwargs.items() if k not in ("input_shape", "input_dim")}
+        # (input_dim is also a real argument of some layers, e.g. Embedding's vocabulary size.)
+        takes_input_dim = "input_dim" in inspect.signature(layer_class.__init__).parameters
+        kwargs = {k: v for k, v in kwargs.items() if k != "input_shape" and (k != "input_dim" or takes_input_dim)}
         try:
-            layer = getattr(keras.layers, name)(**kwargs)
+            layer = layer_class(**kwargs)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{where}: {exc}") from exc
         x = _apply(layer, x, where)

@@ -1,0 +1,209 @@
+"""fmtrain's engine against plain and tuned ``model.fit``, side by side on this machine.
+
+Every measurement runs in its own subprocess (clean memory, no shared XLA caches), the
+methods interleaved case by case, and the table reports ratios measured in this run:
+
+    python benchmarks/bench.py              # all cases (a few minutes on 2 cores)
+    python benchmarks/bench.py --quick      # smaller data, for a sanity check
+
+Throughput is training samples per second over the epochs after two warm-up epochs (tracing,
+compilation and fmtrain's XLA-or-not measurement excluded for every method alike); accuracy is on held-out data after the
+same number of epochs; memory is the subprocess's peak resident set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+METHODS = ("plain", "tuned", "fmtrain")
+# The seed MLP costs 3 × 2 × (784·128 + 128·10) ≈ 0.61 MFLOP per training sample.
+MLP_FLOP_PER_SAMPLE = 3 * 2 * (784 * 128 + 128 * 10)
+
+
+# ----------------------------------------------------------------------------- workers
+
+
+def _data(n_train: int, n_test: int, seed: int = 0):
+    """MNIST-shaped synthetic digits: ten noisy templates, learnable but not trivial."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    templates = rng.integers(96, 160, (10, 28, 28))  # low contrast: accuracy well below 1
+
+    def make(n):
+        y = rng.integers(0, 10, n)
+        x = np.clip(templates[y] + rng.normal(0, 60, (n, 28, 28)), 0, 255).astype(np.uint8)
+        return x, y.astype(np.int32)
+
+    return make(n_train), make(n_test)
+
+
+def _model(kind: str):
+    import keras
+
+    layers = keras.layers
+    if kind == "mlp":
+        body = [layers.Flatten(), layers.Dense(128, activation="relu"), layers.Dense(10, activation="softmax")]
+    else:
+        body = [layers.Reshape((28, 28, 1)), layers.Conv2D(32, 3, activation="relu"), layers.MaxPooling2D(),
+                layers.Conv2D(64, 3, activation="relu"), layers.MaxPooling2D(), layers.Flatten(),
+                layers.Dense(10, activation="softmax")]
+    return keras.Sequential([keras.Input((28, 28)), layers.Rescaling(1 / 255), *body])
+
+
+def worker(case: dict, method: str) -> dict:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+    import numpy as np
+
+    keras.utils.set_random_seed(0)
+    (x, y), (x_test, y_test) = _data(case["n_train"], case["n_test"])
+    model = _model(case["model"])
+    batch, epochs = case["batch"], case["epochs"]
+    if method == "fmtrain":
+        from fmtrain.engine.trainer import Trainer
+        from fmtrain.losses import build_loss
+        from fmtrain.metrics import MetricContext, build_metrics
+        from fmtrain.config.schema import MetricConfig
+
+        trainer = Trainer(model, keras.optimizers.Adam(0.001), build_loss("sparse_categorical_crossentropy", {}),
+                          build_metrics([MetricConfig(name="accuracy")], MetricContext("classification", 10, False, 10)))
+        trainer.fit(x, y, epochs=2, batch_size=batch, seed=0)  # warm-up: trace, compile, measure XLA or not
+        started = time.perf_counter()
+        trainer.fit(x, y, epochs=epochs, batch_size=batch, seed=1)
+        seconds = time.perf_counter() - started
+        accuracy = trainer.evaluate(x_test, y_test)["accuracy"]
+    else:
+        extra = {"steps_per_execution": 32, "jit_compile": True} if method == "tuned" else {}
+        model.compile(optimizer=keras.optimizers.Adam(0.001), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"], **extra)
+        model.fit(x, y, batch_size=batch, epochs=2, verbose=0)
+        started = time.perf_counter()
+        model.fit(x, y, batch_size=batch, epochs=epochs, verbose=0)
+        seconds = time.perf_counter() - started
+        accuracy = model.evaluate(x_test, y_test, batch_size=256, verbose=0)[1]
+    return {
+        "samples_per_second": len(y) * epochs / seconds,
+        "accuracy": float(accuracy),
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def matmul_gflops() -> float:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+
+    a = tf.random.normal((2048, 2048))
+    matmul = tf.function(lambda m: tf.matmul(m, m))
+    matmul(a).numpy()
+    runs = 10
+    started = time.perf_counter()
+    for _ in range(runs):
+        result = matmul(a)
+    result.numpy()
+    return 2 * 2048**3 * runs / (time.perf_counter() - started) / 1e9
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+PLAIN_SCRIPT = """
+import os, sys
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import numpy as np, keras
+keras.utils.set_random_seed(42)
+d = np.load(sys.argv[1])
+x, y, xt, yt = d["x_train"] / 255.0, d["y_train"], d["x_test"] / 255.0, d["y_test"]
+model = keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(),
+    keras.layers.Dense(128, activation="relu"), keras.layers.Dense(10, activation="softmax")])
+model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+model.fit(x, y, epochs=int(sys.argv[2]), batch_size=32, validation_split=0.2, verbose=0)
+print(model.evaluate(xt, yt, verbose=0)[1])
+"""
+
+
+def end_to_end(n_train: int, epochs: int) -> dict:
+    """Wall time and peak memory: `fmtrain fit configs/mnist_mlp.yaml` vs the seed's plain script."""
+    import numpy as np
+
+    (x, y), (xt, yt) = _data(n_train, n_train // 6)
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        npz = Path(tmp) / "mnist.npz"
+        np.savez(npz, x_train=x, y_train=y.astype(np.uint8), x_test=xt, y_test=yt.astype(np.uint8))
+        script = Path(tmp) / "plain.py"
+        script.write_text(PLAIN_SCRIPT)
+        fmtrain = [sys.executable, "-m", "fmtrain", "fit", str(HERE.parent / "configs/mnist_mlp.yaml"), "--quiet",
+                   "--set", f"data.path={npz}", "--set", f"train.epochs={epochs}", "--run-dir", str(Path(tmp) / "run")]
+        commands = {"plain": [sys.executable, str(script), str(npz), str(epochs)], "fmtrain": fmtrain}
+        for name, command in commands.items():
+            started = time.perf_counter()
+            subprocess.run(command, check=True, capture_output=True)
+            results[name] = {"seconds": time.perf_counter() - started,
+                             "peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+    return results
+
+
+# ----------------------------------------------------------------------------- driver
+
+
+def cases(quick: bool) -> list[dict]:
+    scale = 4 if quick else 1
+    return [
+        {"name": "seed MLP, batch 32", "model": "mlp", "batch": 32, "n_train": 48000 // scale, "n_test": 10000 // scale, "epochs": 2},
+        {"name": "seed MLP, batch 256", "model": "mlp", "batch": 256, "n_train": 48000 // scale, "n_test": 10000 // scale, "epochs": 3},
+        {"name": "CNN, batch 64", "model": "cnn", "batch": 64, "n_train": 12000 // scale, "n_test": 2000 // scale, "epochs": 1},
+    ]
+
+
+def run_worker(case: dict, method: str) -> dict:
+    output = subprocess.run([sys.executable, __file__, "--worker", json.dumps([case, method])],
+                            check=True, capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="quarter-size data")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--matmul", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(*json.loads(args.worker))))
+        return
+    if args.matmul:
+        print(json.dumps(matmul_gflops()))
+        return
+    gflops = json.loads(subprocess.run([sys.executable, __file__, "--matmul"], check=True, capture_output=True,
+                                       text=True).stdout.strip().splitlines()[-1])
+    print(f"machine: {os.cpu_count()} CPU cores, 2048² float32 matmul {gflops:.1f} GFLOP/s\n")
+    header = f"{'case':<22}{'method':<10}{'samples/s':>11}{'× plain':>9}{'× tuned':>9}{'% peak':>8}{'accuracy':>10}{'peak MB':>9}"
+    print(header)
+    print("-" * len(header))
+    for case in cases(args.quick):
+        results = {method: run_worker(case, method) for method in METHODS}
+        for method in METHODS:
+            r = results[method]
+            speed = r["samples_per_second"]
+            peak = f"{100 * speed * MLP_FLOP_PER_SAMPLE / (gflops * 1e9):.0f}%" if case["model"] == "mlp" else "-"
+            print(f"{case['name']:<22}{method:<10}{speed:>11,.0f}{speed / results['plain']['samples_per_second']:>9.2f}"
+                  f"{speed / results['tuned']['samples_per_second']:>9.2f}{peak:>8}{r['accuracy']:>10.4f}{r['peak_mb']:>9.0f}")
+    e2e = end_to_end(12000 if args.quick else 48000, 2)
+    print("\nend to end, seed MLP config, 2 epochs (wall time incl. Python + TensorFlow start-up):")
+    for name, r in e2e.items():
+        print(f"  {name:<8} {r['seconds']:6.1f} s   peak {r['peak_mb']:.0f} MB")
+    print(f"  fmtrain − plain: {e2e['fmtrain']['seconds'] - e2e['plain']['seconds']:+.1f} s; "
+          f"memory ratio {e2e['fmtrain']['peak_mb'] / e2e['plain']['peak_mb']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
