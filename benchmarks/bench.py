@@ -33,7 +33,7 @@ MLP_FLOP_PER_SAMPLE = 3 * 2 * (784 * 128 + 128 * 10)
 
 
 def _data(n_train: int, n_test: int, seed: int = 0):
-    """MNIST-shaped synthetic digits: ten noisy templates, learnable but not trivial."""
+    """MNIST-shaped synthetic digits: ten noisy templates and 10% label noise."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
@@ -42,6 +42,8 @@ def _data(n_train: int, n_test: int, seed: int = 0):
     def make(n):
         y = rng.integers(0, 10, n)
         x = np.clip(templates[y] + rng.normal(0, 60, (n, 28, 28)), 0, 255).astype(np.uint8)
+        flipped = rng.random(n) < 0.1  # label noise: ~0.9 is the best any method can reach
+        y[flipped] = rng.integers(0, 10, int(flipped.sum()))
         return x, y.astype(np.int32)
 
     return make(n_train), make(n_test)

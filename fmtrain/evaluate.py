@@ -21,6 +21,8 @@ class EvalOptions:
     expectations: list[Expectation] = field(default_factory=list)
     device: str = "auto"
     unsafe: bool = False
+    limit: int | None = None
+    """Evaluate only the first N examples of the split (--smoke)."""
     quiet: bool = False
     verbose: bool = False
     console: Any = None
@@ -55,9 +57,10 @@ def evaluate_run(run_dir: Path, options: EvalOptions) -> EvalOutcome:
         split_name = "data"
     cfg = load_config(run.config, overrides)
 
-    from fmtrain.engine.device import configure
+    from fmtrain.engine.device import configure, set_mixed_precision
 
     configure(options.device, cfg.seed, options.verbose)
+    set_mixed_precision("off")  # the saved layers carry their own dtype policies
 
     from fmtrain import data as data_layer
     from fmtrain.engine.trainer import Trainer
@@ -68,12 +71,14 @@ def evaluate_run(run_dir: Path, options: EvalOptions) -> EvalOutcome:
     info = data_layer.DataInfo.from_dict(run.read_json(run.data_info))
     splits = data_layer.build(cfg.data, seed=cfg.seed, encoders=info.encoders)
     split = _pick_split(splits, split_name, run)
+    if options.limit is not None:
+        split = split.head(options.limit)
     model = load_run_model(run, unsafe=options.unsafe)
     targets = Targets.from_config(cfg, info)
     units = output_units(model)
     y = targets.shape_labels(split.y, units)
     trainer = Trainer(model, None, build_loss(targets.loss_name, targets.loss_args),
-                      build_metrics(cfg.metrics, targets.metric_context(units)), jit_compile=cfg.train.jit_compile)
+                      build_metrics(cfg.metrics, targets.metric_context(units), getattr(cfg.model, "default_metrics", None)), jit_compile=cfg.train.jit_compile)
     metrics = trainer.evaluate(split.x, y)
     classification = None
     if info.task == "classification":
@@ -118,6 +123,9 @@ def load_run_model(run: RunDir, unsafe: bool = False):
     """
     import keras
 
+    from fmtrain.models import ensure_custom_layers
+
+    ensure_custom_layers()
     try:
         return keras.saving.load_model(run.model, compile=False, safe_mode=not unsafe)
     except ValueError as exc:

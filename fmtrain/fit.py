@@ -120,17 +120,31 @@ def fit(cfg, options: FitOptions) -> FitOutcome:
     labels = {name: targets.shape_labels(split.y, units) for name, split in _present(splits).items()}
     epochs = min(cfg.train.epochs, SMOKE_EPOCHS) if options.smoke else cfg.train.epochs
     steps_per_epoch = -(-len(splits.train) // cfg.data.batch_size)
-    optimizer = build_optimizer(cfg.optimizer, steps_per_epoch * epochs)
-    if precision == "mixed_float16":
-        import keras
+    transfer = _start_transfer(cfg, model)
+    unfreeze_at = cfg.train.unfreeze_after_epochs
+    fine_tuning_already = bool(unfreeze_at and resume_from and resume_from[1].epoch >= unfreeze_at)
+    two_phases = bool(unfreeze_at and not fine_tuning_already and unfreeze_at < epochs)
+    if fine_tuning_already:
+        from fmtrain.transfer import unfreeze_all
 
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    trainer = Trainer(
-        model, optimizer, build_loss(targets.loss_name, targets.loss_args),
-        build_metrics(cfg.metrics, targets.metric_context(units)),
-        jit_compile=cfg.train.jit_compile, steps_per_execution=cfg.train.steps_per_execution,
-        deterministic=cfg.train.deterministic, strict_compile=cfg.train.strict_compile,
-    )
+        unfreeze_all(model)  # the checkpoint comes from the fine-tuning phase
+
+    def make_trainer(learning_rate=None):
+        optimizer_cfg = cfg.optimizer if learning_rate is None else cfg.optimizer.model_copy(
+            update={"learning_rate": learning_rate})
+        optimizer = build_optimizer(optimizer_cfg, steps_per_epoch * epochs)
+        if precision == "mixed_float16":
+            import keras
+
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        return Trainer(
+            model, optimizer, build_loss(targets.loss_name, targets.loss_args),
+            build_metrics(cfg.metrics, targets.metric_context(units), getattr(cfg.model, "default_metrics", None)),
+            jit_compile=cfg.train.jit_compile, steps_per_execution=cfg.train.steps_per_execution,
+            deterministic=cfg.train.deterministic, strict_compile=cfg.train.strict_compile,
+        )
+
+    trainer = make_trainer(_fine_tune_rate(cfg) if fine_tuning_already else None)
     if resume_from is None:
         run = create_run_dir(path, options.overwrite)
         run.write_config(cfg.to_yaml_dict())
@@ -152,15 +166,27 @@ def fit(cfg, options: FitOptions) -> FitOutcome:
         every_epochs=checkpointing.every_epochs, every_steps=checkpointing.every_steps, monitor=monitor,
         mode=checkpointing.mode, config_hash=config_hash(cfg),
     ))
+    fit_kwargs = dict(
+        batch_size=cfg.data.batch_size, seed=cfg.seed, shuffle=cfg.data.shuffle, callbacks=callbacks,
+        feed="dataset" if cfg.train.feed == "dataset" else "graph", cache=cfg.data.cache,
+        prefetch=cfg.data.prefetch, every_steps=checkpointing.every_steps,
+        validation=(splits.val.x, labels["val"]) if splits.val is not None else None,
+    )
     try:
         with _stop_on_signals(trainer):
-            result = trainer.fit(
-                splits.train.x, labels["train"], epochs=epochs, batch_size=cfg.data.batch_size, seed=cfg.seed,
-                shuffle=cfg.data.shuffle, callbacks=callbacks, feed="dataset" if cfg.train.feed == "dataset" else "graph",
-                cache=cfg.data.cache, prefetch=cfg.data.prefetch, every_steps=checkpointing.every_steps,
-                validation=(splits.val.x, labels["val"]) if splits.val is not None else None,
-                resume=resume_from[1:] if resume_from else None,
-            )
+            result = trainer.fit(splits.train.x, labels["train"], epochs=unfreeze_at if two_phases else epochs,
+                                 resume=resume_from[1:] if resume_from else None, **fit_kwargs)
+        if two_phases:
+            from fmtrain.transfer import unfreeze_all
+
+            unfreeze_all(model)
+            first_phase = trainer
+            trainer = make_trainer(_fine_tune_rate(cfg))
+            with _stop_on_signals(trainer):
+                result = trainer.fit(splits.train.x, labels["train"], epochs=epochs, initial_epoch=unfreeze_at,
+                                     history=first_phase.history, global_step=first_phase.global_step,
+                                     **fit_kwargs)
+            transfer["unfrozen_after_epochs"] = unfreeze_at
     except Interrupted as exc:
         run.write_history(trainer.history)
         _write_partial_report(run)
@@ -172,18 +198,43 @@ def fit(cfg, options: FitOptions) -> FitOutcome:
     metrics = _metrics_payload(cfg, info, splits, result, final, trainer, model, started)
     metrics["resumed_from_step"] = resume_from[1].global_step if resume_from else None
     metrics["precision"] = precision
+    if transfer:
+        from fmtrain.transfer import trainable_report
+
+        metrics["transfer"] = {**transfer, **trainable_report(model)}
     run.write_json(run.metrics, metrics)
 
     if options.smoke:
         _check_reload(model, run, splits)
         from fmtrain.evaluate import EvalOptions, evaluate_run
 
-        evaluate_run(run.path, EvalOptions(split=_default_split(final), quiet=True, device=options.device))
+        evaluate_run(run.path, EvalOptions(split=_default_split(final), quiet=True, device=options.device,
+                                           limit=SMOKE_EVAL_EXAMPLES))
     from fmtrain.report import write_report
 
     write_report(run.path)
     lines = check_expectations(options.expectations, final, _default_split(final)) if options.expectations else []
     return FitOutcome(run, metrics, lines)
+
+
+def _start_transfer(cfg, model) -> dict[str, Any]:
+    """Apply model.init_from and model.freeze; return what was done, for metrics.json."""
+    from fmtrain.transfer import freeze_layers, load_source_model, transfer_weights
+
+    done: dict[str, Any] = {}
+    if cfg.model.init_from:
+        done["init_from"] = cfg.model.init_from
+        done["transferred"] = transfer_weights(model, load_source_model(cfg.model.init_from))
+    if cfg.model.freeze:
+        done["frozen_at_start"] = freeze_layers(model, cfg.model.freeze)
+    return done
+
+
+def _fine_tune_rate(cfg) -> float:
+    if cfg.train.fine_tune_learning_rate:
+        return cfg.train.fine_tune_learning_rate
+    rate = cfg.optimizer.learning_rate
+    return (rate if isinstance(rate, float) else rate.initial if hasattr(rate, "initial") else rate.values[0]) / 10
 
 
 def resume_config(run_dir: Path, new_cfg, allow_change: bool):
@@ -261,11 +312,16 @@ def _save_model(model, run: RunDir) -> None:
 def _check_reload(model, run: RunDir, splits) -> None:
     """--smoke: the saved model must reload (safe mode) and predict exactly what the trained one does."""
     import keras
+    import tensorflow as tf
 
+    from fmtrain.models import ensure_custom_layers
+
+    ensure_custom_layers()
     sample = splits.test or splits.val or splits.train
+    batch = tf.nest.map_structure(lambda a: a[:SMOKE_EVAL_EXAMPLES], sample.x)  # one batch: in-batch models too
     reloaded = keras.saving.load_model(run.model, compile=False, safe_mode=True)
-    before = np.asarray(model.predict(sample.x, verbose=0))
-    after = np.asarray(reloaded.predict(sample.x, verbose=0))
+    before = np.asarray(model(batch, training=False))
+    after = np.asarray(reloaded(batch, training=False))
     if not np.allclose(before, after, rtol=1e-5, atol=1e-6):
         raise TrainingFailed(
             f"{run.model}: the reloaded model predicts differently from the trained one "

@@ -105,8 +105,10 @@ def default_metric_names(task: str) -> list[str]:
     return ["accuracy"] if task == "classification" else ["mae"]
 
 
-def build_metrics(configured: list, ctx: MetricContext) -> list[Any]:
+def build_metrics(configured: list, ctx: MetricContext, defaults: tuple[str, ...] | None = None) -> list[Any]:
     """Turn ``Config.metrics`` into Keras metric objects with unique names.
+
+    ``auto`` stands for ``defaults`` (a model type's own) or the task's defaults.
 
     Raises:
         ConfigError: a metric does not fit the task, or Keras rejects its arguments.
@@ -116,7 +118,7 @@ def build_metrics(configured: list, ctx: MetricContext) -> list[Any]:
     items: list[tuple[str, dict]] = []
     for metric in configured:
         if metric.name == "auto":
-            items += [(name, {}) for name in default_metric_names(ctx.task)]
+            items += [(name, {}) for name in (defaults or default_metric_names(ctx.task))]
         else:
             items.append((metric.name, dict(metric.args)))
     built = []

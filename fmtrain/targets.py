@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fmtrain.errors import DataError
+from fmtrain.errors import ConfigError, DataError
 from fmtrain.losses import check_loss_fits_labels, resolve_loss_name
 from fmtrain.metrics import MetricContext
 from fmtrain.models.registry import OutputSpec
@@ -32,7 +32,13 @@ class Targets:
             ConfigError: the loss does not fit the labels.
         """
         one_hot = one_hot_classes(cfg.preprocess, info)
-        loss_name = resolve_loss_name(cfg.loss.name, info.task, one_hot is not None)
+        loss_name = cfg.loss.name
+        if loss_name == "auto":
+            loss_name = getattr(cfg.model, "default_loss", "auto")
+        required = getattr(cfg.model, "required_losses", None)
+        if required and loss_name not in required:
+            raise ConfigError(f"loss: model type {cfg.model.type} trains with {' or '.join(required)}, not {loss_name}")
+        loss_name = resolve_loss_name(loss_name, info.task, one_hot is not None)
         check_loss_fits_labels(loss_name, info.task, one_hot is not None, info.num_classes)
         label_shape = () if info.task == "classification" else tuple(getattr(info, "target_shape", ()) or ())
         output = OutputSpec.infer(task=info.task, num_classes=info.num_classes, loss=loss_name,

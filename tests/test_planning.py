@@ -26,7 +26,7 @@ def test_auto_jit_times_both_candidates_and_keeps_the_faster():
 
 def test_a_short_run_does_not_pay_for_calibration():
     plan = CallPlan(steps_per_epoch=8, batch_size=32, total_steps=16, steps_per_execution="auto", jit_policy="auto")
-    assert plan.candidates == [True] and plan.decided
+    assert plan.candidates == [False] and plan.decided
 
 
 def test_slow_calls_are_resized_once_to_keep_progress_live():

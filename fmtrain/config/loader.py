@@ -14,7 +14,7 @@ from fmtrain.config.yaml_marks import KeyPath, Mark, Marks, parse_yaml, read_yam
 from fmtrain.errors import ConfigError
 
 # Keys whose values are file paths: relative paths resolve against the file that wrote them.
-PATH_KEYS: tuple[KeyPath, ...] = (("data", "path"),)
+PATH_KEYS: tuple[KeyPath, ...] = (("data", "path"), ("model", "weights"), ("model", "init_from"))
 
 
 def load_config(path: str | Path, overrides: Iterable[str] = ()):

@@ -195,10 +195,26 @@ PreprocessItem = _step_item_type()
 # --------------------------------------------------------------------------- model
 
 
+class TransferFields(StrictModel):
+    """Keys every model type accepts: start from trained weights, keep some layers frozen."""
+
+    init_from: str | None = None
+    """A finished run directory or a .keras file whose weights start this model; layers are
+    matched by name, and a matching name with another shape is an error."""
+    freeze: list[str] = Field(default_factory=list)
+    """Layer-name patterns (fnmatch, e.g. 'hidden_*', 'query_tower') kept frozen; see
+    train.unfreeze_after_epochs."""
+
+
 def _model_type():
+    from pydantic import create_model
+
     from fmtrain.models import MODELS
 
-    variants = [Annotated[entry.params, Tag(entry.name)] for entry in MODELS.entries()]
+    variants = [
+        Annotated[create_model(entry.params.__name__, __base__=(entry.params, TransferFields)), Tag(entry.name)]
+        for entry in MODELS.entries()
+    ]
 
     def type_of(value: Any) -> str | None:
         return value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
@@ -415,6 +431,10 @@ class TrainConfig(StrictModel):
     dataset: a tf.data pipeline (shuffle, cache, prefetch); auto: graph for in-memory data."""
     early_stopping: EarlyStoppingConfig | None = None
     """Stop when a monitored quantity stops improving (off unless given)."""
+    unfreeze_after_epochs: int | None = Field(None, ge=1)
+    """Fine-tuning: after this many epochs every frozen layer (model.freeze) becomes trainable."""
+    fine_tune_learning_rate: float | None = Field(None, gt=0)
+    """Learning rate after unfreezing (default: a tenth of optimizer.learning_rate)."""
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     """When to save resumable checkpoints."""
     deterministic: bool = False
@@ -464,6 +484,17 @@ class Config(StrictModel):
             raise ValueError(
                 f"train.early_stopping.monitor is '{stopping.monitor}' but data.validation_split is 0; "
                 "set data.validation_split (e.g. 0.2) or monitor a training quantity such as 'loss'"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _unfreezing_needs_frozen_layers(self) -> "Config":
+        if self.train.unfreeze_after_epochs and not self.model.freeze:
+            raise ValueError("train.unfreeze_after_epochs needs model.freeze: name the layers to keep frozen first")
+        if self.train.unfreeze_after_epochs and self.train.unfreeze_after_epochs >= self.train.epochs:
+            raise ValueError(
+                f"train.unfreeze_after_epochs ({self.train.unfreeze_after_epochs}) must be less than "
+                f"train.epochs ({self.train.epochs}), or nothing is fine-tuned"
             )
         return self
 

@@ -15,7 +15,7 @@ runs with different training seeds, and sized by ``data.options`` (defaults: a C
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Literal, TYPE_CHECKING
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -108,6 +108,9 @@ class RatingsOptions(StrictModel):
     """Distinct items each user rated (at most num_items)."""
     noise: float = Field(0.1, ge=0.0)
     """Standard deviation of the Gaussian noise on each rating (the true ratings have std 1 around 3)."""
+    choice: Literal["uniform", "preference"] = "uniform"
+    """Which items a user rates: uniformly at random (rating prediction), or drawn with probability
+    growing with the true rating (retrieval: which items a user picks carries the signal)."""
     seed: int = 0
     """Seeds the generator; the same options give the same ratings."""
 
@@ -129,8 +132,12 @@ def load_synthetic_ratings(cfg: DataConfig, encoders: dict) -> Loaded:
     user_factors = rng.normal(0.0, scale, (options.num_users, options.rank))
     item_factors = rng.normal(0.0, scale, (options.num_items, options.rank))
     users = np.repeat(np.arange(options.num_users), options.per_user)
-    items = np.concatenate([rng.choice(options.num_items, options.per_user, replace=False)
-                            for _ in range(options.num_users)])
+    if options.choice == "preference":
+        affinity = np.exp(3.0 * user_factors @ item_factors.T)  # sharper than the ratings themselves
+        picks = [rng.choice(options.num_items, options.per_user, replace=False, p=row / row.sum()) for row in affinity]
+    else:
+        picks = [rng.choice(options.num_items, options.per_user, replace=False) for _ in range(options.num_users)]
+    items = np.concatenate(picks)
     ratings = 3.0 + np.sum(user_factors[users] * item_factors[items], axis=1)
     ratings += rng.normal(0.0, options.noise, len(users))
     times = rng.permutation(len(users)).astype(np.float64)

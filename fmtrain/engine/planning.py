@@ -41,8 +41,9 @@ class CallPlan:
             self.chunk = pick_chunk(steps_per_epoch, min(self.max_chunk, max(1, START_EXAMPLES_PER_CALL // batch_size)))
         else:
             self.chunk = min(int(steps_per_execution), steps_per_epoch, self.max_chunk)
-        if jit_policy == "auto" and total_steps >= 4 * self.chunk:
-            self.candidates = [True, False]
+        if jit_policy == "auto":
+            # Too short to measure: skip XLA, whose compile time then dominates (e.g. --smoke).
+            self.candidates = [True, False] if total_steps >= 4 * self.chunk else [False]
         else:
             self.candidates = [jit_policy is not False]
         self.calls: dict[bool, int] = {}

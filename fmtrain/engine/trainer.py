@@ -84,12 +84,15 @@ class Trainer:
 
     def fit(self, x, y, *, epochs: int, batch_size: int, seed: int, shuffle: bool = True, validation=None,
             callbacks: list[Callback] = (), feed: str = "graph", cache: bool = True, prefetch="auto",
-            resume: tuple[TrainingState, dict] | None = None, every_steps: int | None = None) -> FitResult:
+            resume: tuple[TrainingState, dict] | None = None, every_steps: int | None = None,
+            initial_epoch: int = 0, history: list[dict[str, float]] | None = None,
+            global_step: int = 0) -> FitResult:
         """Train until ``epochs`` epochs are done; validate on ``validation=(x, y)`` after each.
 
         Args:
             resume: a checkpoint's (state, variable groups) to continue from exactly.
             every_steps: keep compiled calls within this many steps (checkpoint cadence).
+            initial_epoch, history, global_step: where an earlier phase (fine-tuning) left off.
 
         Raises:
             TrainingFailed: the loss became NaN or infinite.
@@ -104,8 +107,9 @@ class Trainer:
         self._callbacks = list(callbacks)
         for callback in self._callbacks:
             callback.trainer = self
-        start_epoch, start_step = 0, 0
-        self.history = []
+        start_epoch, start_step = initial_epoch, 0
+        self.history = [dict(row) for row in history or []]
+        self.global_step = global_step
         if resume is not None:
             state, groups = resume
             self.restore(state, groups)

@@ -10,6 +10,12 @@ from __future__ import annotations
 
 from fmtrain.models.registry import MODELS, OutputSpec
 from fmtrain.models import builders  # noqa: F401  (registers the builders)
+from fmtrain.models import vision, text, recommenders, applications, functional, multimodal  # noqa: F401
 from fmtrain.models.assemble import build_model, input_dtypes
 
-__all__ = ["MODELS", "OutputSpec", "build_model", "input_dtypes"]
+__all__ = ["MODELS", "OutputSpec", "build_model", "input_dtypes", "ensure_custom_layers"]
+
+
+def ensure_custom_layers() -> None:
+    """Register fmtrain's custom Keras layers (imports Keras); call before loading a saved model."""
+    import fmtrain.models.layers  # noqa: F401  (registration happens on import)

@@ -55,6 +55,9 @@ def build_model(model_cfg, *, input_shape, preprocessing: list[Any] | dict[str, 
     if "vocab_sizes" in inspect.signature(builder).parameters:
         extra["vocab_sizes"] = {**(vocab_sizes or {}), **_vocabulary_sizes(chains)}
     outputs = builder(model_cfg, x, output, **extra)
+    if keras.mixed_precision.global_policy().compute_dtype != "float32":
+        # Softmax and the loss stay in float32 under mixed precision, as Keras recommends.
+        outputs = keras.layers.Activation("linear", dtype="float32", name="output_float32")(outputs)
     return keras.Model(inputs, outputs, name=_keras_name(name))
 
 

@@ -186,9 +186,10 @@ def _build(metrics, history_plots, evals, environment, config_text) -> _Report:
     for key in ("epochs_run", "best_epoch", "stopped_early", "resumed_from_step"):
         if key in metrics:
             overview.append([key.replace("_", " "), format_value(metrics[key])])
-    for group in ("timing", "throughput", "compile"):
+    for group in ("timing", "throughput", "compile", "transfer"):
         for key, value in (metrics.get(group) or {}).items():
-            overview.append([key.replace("_", " "), format_value(value)])
+            label = f"{key.replace('_', ' ')} layers" if group == "transfer" and key in ("trainable", "frozen") else key.replace("_", " ")
+            overview.append([label, format_value(value) if value != [] else "none"])
     for key, value in (metrics.get("params") or {}).items():
         overview.append([f"{key} params", format_value(value)])
 

@@ -1,0 +1,107 @@
+"""Transfer learning: start from another model's weights, freeze layers, unfreeze later."""
+
+from __future__ import annotations
+
+import fnmatch
+from pathlib import Path
+
+from fmtrain.errors import ConfigError
+from fmtrain.registry import did_you_mean
+
+
+def layers_by_name(model) -> dict[str, object]:
+    """Every layer of ``model`` with its own weights or sub-layers, nested models included."""
+    found: dict[str, object] = {}
+
+    def visit(layer):
+        for child in getattr(layer, "layers", []):
+            found.setdefault(child.name, child)
+            visit(child)
+
+    visit(model)
+    return found
+
+
+def load_source_model(init_from: str):
+    """The model ``model.init_from`` names: a run directory (its model.keras) or a .keras file.
+
+    Raises:
+        ConfigError: nothing loadable there.
+    """
+    import keras
+
+    from fmtrain.models import ensure_custom_layers
+
+    path = Path(init_from)
+    if path.is_dir():
+        path = path / "model.keras"
+    if not path.is_file():
+        raise ConfigError(f"model.init_from: {path} not found; give a finished run directory or a .keras file")
+    ensure_custom_layers()
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:  # Keras raises many kinds for damaged or foreign files
+        raise ConfigError(f"model.init_from: cannot load {path}: {str(exc).splitlines()[0][:200]}") from None
+
+
+def transfer_weights(target, source) -> list[str]:
+    """Copy the weights of every layer whose name both models share; return those names.
+
+    Raises:
+        ConfigError: a shared name with different weight shapes, or no shared layer with weights.
+    """
+    source_layers = layers_by_name(source)
+    copied, mismatched = [], []
+    for name, layer in layers_by_name(target).items():
+        donor = source_layers.get(name)
+        weights = layer.get_weights() if donor is not None and not hasattr(layer, "layers") else []
+        if not weights:
+            continue
+        donor_weights = donor.get_weights()
+        if [w.shape for w in weights] != [w.shape for w in donor_weights]:
+            mismatched.append(f"{name} {[tuple(w.shape) for w in donor_weights]} → {[tuple(w.shape) for w in weights]}")
+            continue
+        layer.set_weights(donor_weights)
+        copied.append(name)
+    if mismatched:
+        raise ConfigError(
+            "model.init_from: these layers have the same name but other shapes, so their weights cannot be "
+            f"transferred: {'; '.join(mismatched)}; give them new names (or change their size back)"
+        )
+    if not copied:
+        raise ConfigError("model.init_from: no layer of this model has a same-named layer with weights in the source")
+    return copied
+
+
+def freeze_layers(model, patterns: list[str]) -> list[str]:
+    """Make layers matching any pattern untrainable; return their names.
+
+    Raises:
+        ConfigError: a pattern matches no layer (with the closest layer name).
+    """
+    layers = layers_by_name(model)
+    frozen = []
+    for pattern in patterns:
+        matches = [name for name in layers if fnmatch.fnmatchcase(name, pattern)]
+        if not matches:
+            raise ConfigError(f"model.freeze: '{pattern}' matches no layer{did_you_mean(pattern, layers)}; "
+                              f"layers: {', '.join(layers)}")
+        for name in matches:
+            layers[name].trainable = False
+            frozen.append(name)
+    return sorted(set(frozen))
+
+
+def unfreeze_all(model) -> None:
+    for layer in layers_by_name(model).values():
+        layer.trainable = True
+    model.trainable = True
+
+
+def trainable_report(model) -> dict[str, list[str]]:
+    """Which layers (with weights) train and which are frozen, for metrics.json and the report."""
+    trainable, frozen = [], []
+    for name, layer in layers_by_name(model).items():
+        if layer.weights and not hasattr(layer, "layers"):
+            (trainable if layer.trainable else frozen).append(name)
+    return {"trainable": trainable, "frozen": frozen}
