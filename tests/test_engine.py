@@ -95,3 +95,29 @@ def test_a_diverging_loss_stops_with_a_clear_error():
     trainer = _trainer()
     with pytest.raises(TrainingFailed, match="learning_rate"):
         trainer.fit(x, y, epochs=1, batch_size=len(y), seed=0)
+
+
+def test_strict_compile_turns_a_retrace_into_an_error(monkeypatch):
+    """A feed that changes its input signature between calls of the same size retraces each time;
+    strict_compile stops on the first such retrace instead of silently running slower."""
+    import tensorflow as tf
+
+    from fmtrain.engine.feeds import GraphFeed
+
+    x, y = _blobs(n=64)
+    trainer = _trainer(steps=2)
+    trainer.strict_compile = True
+    trainer.fit(x, y, epochs=1, batch_size=16, seed=0)  # 4 steps in calls of 2: one shape, one trace
+    assert trainer.trace_counts()["train"] == 1
+
+    original = GraphFeed.args
+    calls = []
+
+    def drifting_args(self, start, n):
+        x_dev, y_dev, order = original(self, start, n)
+        calls.append(n)
+        return x_dev, y_dev, tf.cast(order, tf.int64) if len(calls) % 2 else order  # dtype flips per call
+
+    monkeypatch.setattr(GraphFeed, "args", drifting_args)
+    with pytest.raises(TrainingFailed, match="strict_compile"):
+        trainer.fit(x, y, epochs=1, batch_size=16, seed=0)
