@@ -65,7 +65,6 @@ def _model(kind: str):
 def worker(case: dict, method: str) -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
-    import numpy as np
 
     keras.utils.set_random_seed(0)
     (x, y), (x_test, y_test) = _data(case["n_train"], case["n_test"])

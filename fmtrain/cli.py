@@ -120,7 +120,8 @@ def fit(
         from fmtrain.engine.device import quiet_tensorflow_logs
         from fmtrain.expectations import parse_expectation
         from fmtrain.errors import ConfigError
-        from fmtrain.fit import FitOptions, fit as fit_run, resume_config
+        from fmtrain.fit import FitOptions, fit as fit_run
+        from fmtrain.resume import resume_config
 
         expectations = [parse_expectation(e) for e in expect or []]
         if resume is not None:

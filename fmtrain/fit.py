@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import platform
-import signal
 import sys
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fmtrain.errors import ConfigError, Interrupted, RunDirError, TrainingFailed
+from fmtrain.errors import Interrupted, RunDirError, TrainingFailed
 from fmtrain.expectations import Expectation, check_expectations
 from fmtrain.runs import RunDir, check_run_path, create_run_dir, default_run_path
 
@@ -49,20 +44,22 @@ class FitOutcome:
     expectation_lines: list[str]
 
 
-def config_hash(cfg) -> str:
-    """A short, stable hash of the resolved config."""
-    return hashlib.sha256(json.dumps(cfg.to_yaml_dict(), sort_keys=True).encode()).hexdigest()[:16]
+@dataclass
+class _Prepared:
+    """Everything built from the config and the data before training starts."""
 
+    splits: Any
+    targets: Any
+    model: Any
+    labels: dict[str, Any]
+    epochs: int
+    steps_per_epoch: int
+    precision: str
 
-def config_differences(old, new) -> list[str]:
-    """Dotted keys whose resolved values differ between two configs."""
-    def flatten(value, prefix=""):
-        if isinstance(value, dict):
-            return {k: v for key, item in value.items() for k, v in flatten(item, f"{prefix}{key}.").items()}
-        return {prefix.rstrip("."): value}
-
-    a, b = flatten(old.to_yaml_dict()), flatten(new.to_yaml_dict())
-    return sorted(k for k in a.keys() | b.keys() if a.get(k, "<unset>") != b.get(k, "<unset>"))
+    @property
+    def validation(self):
+        val = self.splits.val
+        return (val.x, self.labels["val"]) if val is not None else None
 
 
 def fit(cfg, options: FitOptions) -> FitOutcome:
@@ -74,138 +71,39 @@ def fit(cfg, options: FitOptions) -> FitOutcome:
         Interrupted: SIGINT/SIGTERM; a checkpoint and a partial report are written (exit 130).
         ExpectationFailed: an ``--expect`` threshold was missed (exit 3); the run is still written.
     """
-    started = time.perf_counter()
-    resume_from = None
-    if options.resume is not None:
-        from fmtrain.engine.checkpoints import CheckpointManager
+    from fmtrain.resume import latest_checkpoint
 
-        path = Path(options.resume)
-        resume_from = CheckpointManager(RunDir(path).path / "checkpoints").latest()
-        if resume_from is None:
-            raise RunDirError(f"--resume {path}: no checkpoint to resume from in {path / 'checkpoints'}")
-    else:
-        path = options.run_dir or default_run_path(options.runs_root, cfg.name)
+    started = time.perf_counter()
+    resume_from = latest_checkpoint(options.resume) if options.resume is not None else None
+    path = Path(options.resume) if resume_from else options.run_dir or default_run_path(options.runs_root, cfg.name)
+    if not resume_from:
         check_run_path(path, options.overwrite)
 
     from fmtrain.engine.device import configure, set_mixed_precision
+    from fmtrain.transfer import start_transfer
 
     devices = configure(options.device, cfg.seed, options.verbose, deterministic=cfg.train.deterministic)
     precision = set_mixed_precision(cfg.train.mixed_precision)
+    encoders = _saved_encoders(RunDir(path)) if resume_from else None
+    prepared = _prepare(cfg, options, encoders, precision)
+    transfer = start_transfer(cfg, prepared.model)
+    trainer = _first_trainer(cfg, prepared, resume_from)  # optimizer, loss, metrics: checked before any write
+    run = _open_run(cfg, path, options, prepared, resume_from, devices)
+    trainer, result = _train(cfg, options, prepared, run, resume_from, transfer, trainer)
 
-    from fmtrain import data as data_layer
-    from fmtrain.engine.callbacks import CheckpointCallback, EarlyStopping, ProgressCallback
-    from fmtrain.engine.checkpoints import CheckpointManager
-    from fmtrain.engine.trainer import Trainer
-    from fmtrain.losses import build_loss
-    from fmtrain.metrics import build_metrics
-    from fmtrain.models import build_model, input_dtypes
-    from fmtrain.optim import build_optimizer
-    from fmtrain.preprocess import fit_feature_layers
-    from fmtrain.targets import Targets, output_units
-
-    encoders = None
-    if resume_from is not None:
-        encoders = data_layer.DataInfo.from_dict(RunDir(path).read_json(RunDir(path).data_info)).encoders
-    splits = data_layer.build(cfg.data, seed=cfg.seed, encoders=encoders)
-    if options.smoke:
-        splits = splits.subset(train=SMOKE_TRAIN_EXAMPLES, evaluate=SMOKE_EVAL_EXAMPLES)
-    info = splits.info
-    targets = Targets.from_config(cfg, info)
-    model = build_model(
-        cfg.model, input_shape=info.input_shape, output=targets.output, name=cfg.name,
-        input_dtypes=input_dtypes(splits.train.x), vocab_sizes=info.vocab_sizes,
-        preprocessing=fit_feature_layers(cfg.preprocess, splits.train.x, info),
-    )
-    units = output_units(model)
-    labels = {name: targets.shape_labels(split.y, units) for name, split in _present(splits).items()}
-    epochs = min(cfg.train.epochs, SMOKE_EPOCHS) if options.smoke else cfg.train.epochs
-    steps_per_epoch = -(-len(splits.train) // cfg.data.batch_size)
-    transfer = _start_transfer(cfg, model)
-    unfreeze_at = cfg.train.unfreeze_after_epochs
-    fine_tuning_already = bool(unfreeze_at and resume_from and resume_from[1].epoch >= unfreeze_at)
-    two_phases = bool(unfreeze_at and not fine_tuning_already and unfreeze_at < epochs)
-    if fine_tuning_already:
-        from fmtrain.transfer import unfreeze_all
-
-        unfreeze_all(model)  # the checkpoint comes from the fine-tuning phase
-
-    def make_trainer(learning_rate=None):
-        optimizer_cfg = cfg.optimizer if learning_rate is None else cfg.optimizer.model_copy(
-            update={"learning_rate": learning_rate})
-        optimizer = build_optimizer(optimizer_cfg, steps_per_epoch * epochs)
-        if precision == "mixed_float16":
-            import keras
-
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-        return Trainer(
-            model, optimizer, build_loss(targets.loss_name, targets.loss_args),
-            build_metrics(cfg.metrics, targets.metric_context(units), getattr(cfg.model, "default_metrics", None)),
-            jit_compile=cfg.train.jit_compile, steps_per_execution=cfg.train.steps_per_execution,
-            deterministic=cfg.train.deterministic, strict_compile=cfg.train.strict_compile,
-        )
-
-    trainer = make_trainer(_fine_tune_rate(cfg) if fine_tuning_already else None)
-    if resume_from is None:
-        run = create_run_dir(path, options.overwrite)
-        run.write_config(cfg.to_yaml_dict())
-        run.write_json(run.data_info, info.to_dict())
-    else:
-        run = RunDir(path)
-        run.write_config(cfg.to_yaml_dict())  # what the continued run uses (--allow-config-change)
-    run.write_json(run.environment, _environment(devices))
-
-    checkpointing = cfg.train.checkpoint
-    monitor = checkpointing.monitor
-    if monitor == "auto":
-        monitor = "val_loss" if splits.val is not None else "loss"
-    callbacks = [] if options.quiet else [ProgressCallback(options.console)]
-    if cfg.train.early_stopping:
-        callbacks.append(EarlyStopping(**cfg.train.early_stopping.model_dump()))
-    callbacks.append(CheckpointCallback(
-        CheckpointManager(run.path / "checkpoints", checkpointing.keep_last, checkpointing.keep_best),
-        every_epochs=checkpointing.every_epochs, every_steps=checkpointing.every_steps, monitor=monitor,
-        mode=checkpointing.mode, config_hash=config_hash(cfg),
-    ))
-    fit_kwargs = dict(
-        batch_size=cfg.data.batch_size, seed=cfg.seed, shuffle=cfg.data.shuffle, callbacks=callbacks,
-        feed="dataset" if cfg.train.feed == "dataset" else "graph", cache=cfg.data.cache,
-        prefetch=cfg.data.prefetch, every_steps=checkpointing.every_steps,
-        validation=(splits.val.x, labels["val"]) if splits.val is not None else None,
-    )
-    try:
-        with _stop_on_signals(trainer):
-            result = trainer.fit(splits.train.x, labels["train"], epochs=unfreeze_at if two_phases else epochs,
-                                 resume=resume_from[1:] if resume_from else None, **fit_kwargs)
-        if two_phases:
-            from fmtrain.transfer import unfreeze_all
-
-            unfreeze_all(model)
-            first_phase = trainer
-            trainer = make_trainer(_fine_tune_rate(cfg))
-            with _stop_on_signals(trainer):
-                result = trainer.fit(splits.train.x, labels["train"], epochs=epochs, initial_epoch=unfreeze_at,
-                                     history=first_phase.history, global_step=first_phase.global_step,
-                                     **fit_kwargs)
-            transfer["unfrozen_after_epochs"] = unfreeze_at
-    except Interrupted as exc:
-        run.write_history(trainer.history)
-        _write_partial_report(run)
-        raise Interrupted(f"{exc}; checkpoint saved in {run.path / 'checkpoints'}; "
-                          f"continue with: fmtrain fit --resume {run.path}") from None
-    final = {name: trainer.evaluate(split.x, labels[name]) for name, split in _present(splits).items()}
-    _save_model(model, run)
+    final = {name: trainer.evaluate(split.x, prepared.labels[name]) for name, split in _present(prepared.splits).items()}
+    _save_model(prepared.model, run)
     run.write_history(result.history)
-    metrics = _metrics_payload(cfg, info, splits, result, final, trainer, model, started)
+    metrics = _metrics_payload(cfg, prepared, result, final, trainer, started)
     metrics["resumed_from_step"] = resume_from[1].global_step if resume_from else None
-    metrics["precision"] = precision
     if transfer:
         from fmtrain.transfer import trainable_report
 
-        metrics["transfer"] = {**transfer, **trainable_report(model)}
+        metrics["transfer"] = {**transfer, **trainable_report(prepared.model)}
     run.write_json(run.metrics, metrics)
 
     if options.smoke:
-        _check_reload(model, run, splits)
+        _check_reload(prepared.model, run, prepared.splits)
         from fmtrain.evaluate import EvalOptions, evaluate_run
 
         evaluate_run(run.path, EvalOptions(split=_default_split(final), quiet=True, device=options.device,
@@ -217,68 +115,142 @@ def fit(cfg, options: FitOptions) -> FitOutcome:
     return FitOutcome(run, metrics, lines)
 
 
-def _start_transfer(cfg, model) -> dict[str, Any]:
-    """Apply model.init_from and model.freeze; return what was done, for metrics.json."""
-    from fmtrain.transfer import freeze_layers, load_source_model, transfer_weights
+def _saved_encoders(run: RunDir) -> dict:
+    from fmtrain.data import DataInfo
 
-    done: dict[str, Any] = {}
-    if cfg.model.init_from:
-        done["init_from"] = cfg.model.init_from
-        done["transferred"] = transfer_weights(model, load_source_model(cfg.model.init_from))
-    if cfg.model.freeze:
-        done["frozen_at_start"] = freeze_layers(model, cfg.model.freeze)
-    return done
+    return DataInfo.from_dict(run.read_json(run.data_info)).encoders
 
 
-def _fine_tune_rate(cfg) -> float:
-    if cfg.train.fine_tune_learning_rate:
-        return cfg.train.fine_tune_learning_rate
-    rate = cfg.optimizer.learning_rate
-    return (rate if isinstance(rate, float) else rate.initial if hasattr(rate, "initial") else rate.values[0]) / 10
+def _prepare(cfg, options: FitOptions, encoders, precision: str) -> _Prepared:
+    """Data, targets and the model (preprocessing fitted on the training split)."""
+    from fmtrain import data as data_layer
+    from fmtrain.models import build_model, input_dtypes
+    from fmtrain.preprocess import fit_feature_layers
+    from fmtrain.targets import Targets, output_units
+
+    splits = data_layer.build(cfg.data, seed=cfg.seed, encoders=encoders)
+    if options.smoke:
+        splits = splits.subset(train=SMOKE_TRAIN_EXAMPLES, evaluate=SMOKE_EVAL_EXAMPLES)
+    info = splits.info
+    targets = Targets.from_config(cfg, info)
+    model = build_model(
+        cfg.model, input_shape=info.input_shape, output=targets.output, name=cfg.name,
+        input_dtypes=input_dtypes(splits.train.x), vocab_sizes=info.vocab_sizes,
+        preprocessing=fit_feature_layers(cfg.preprocess, splits.train.x, info),
+    )
+    units = output_units(model)
+    return _Prepared(
+        splits=splits, targets=targets, model=model,
+        labels={name: targets.shape_labels(split.y, units) for name, split in _present(splits).items()},
+        epochs=min(cfg.train.epochs, SMOKE_EPOCHS) if options.smoke else cfg.train.epochs,
+        steps_per_epoch=-(-len(splits.train) // cfg.data.batch_size), precision=precision,
+    )
 
 
-def resume_config(run_dir: Path, new_cfg, allow_change: bool):
-    """The config a resumed run continues with: the run's own, unless a changed one is allowed.
+def _open_run(cfg, path: Path, options: FitOptions, prepared: _Prepared, resume_from, devices) -> RunDir:
+    """Create the run directory (or reopen a resumed one) and write what is known before training."""
+    if resume_from is None:
+        run = create_run_dir(path, options.overwrite)
+        run.write_json(run.data_info, prepared.splits.info.to_dict())
+    else:
+        run = RunDir(path)
+    run.write_config(cfg.to_yaml_dict())  # a resumed run records what it continues with (--allow-config-change)
+    run.write_json(run.environment, _environment(devices))
+    return run
 
-    Raises:
-        RunDirError: the run directory has no config.
-        ConfigError: ``new_cfg`` differs from the run's config and ``allow_change`` is False.
+
+def _make_trainer(cfg, prepared: _Prepared, learning_rate: float | None = None):
+    from fmtrain.engine.trainer import Trainer
+    from fmtrain.losses import build_loss
+    from fmtrain.metrics import build_metrics
+    from fmtrain.optim import build_optimizer
+    from fmtrain.targets import output_units
+
+    optimizer_cfg = cfg.optimizer
+    if learning_rate is not None:
+        optimizer_cfg = cfg.optimizer.model_copy(update={"learning_rate": learning_rate})
+    optimizer = build_optimizer(optimizer_cfg, prepared.steps_per_epoch * prepared.epochs)
+    if prepared.precision == "mixed_float16":
+        import keras
+
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    units = output_units(prepared.model)
+    targets = prepared.targets
+    return Trainer(
+        prepared.model, optimizer, build_loss(targets.loss_name, targets.loss_args),
+        build_metrics(cfg.metrics, targets.metric_context(units), getattr(cfg.model, "default_metrics", None)),
+        jit_compile=cfg.train.jit_compile, steps_per_execution=cfg.train.steps_per_execution,
+        deterministic=cfg.train.deterministic, strict_compile=cfg.train.strict_compile,
+    )
+
+
+def _callbacks(cfg, options: FitOptions, run: RunDir, has_validation: bool) -> list:
+    from fmtrain.engine.callbacks import CheckpointCallback, EarlyStopping, ProgressCallback
+    from fmtrain.engine.checkpoints import CheckpointManager
+    from fmtrain.resume import config_hash
+
+    checkpointing = cfg.train.checkpoint
+    monitor = checkpointing.monitor
+    if monitor == "auto":
+        monitor = "val_loss" if has_validation else "loss"
+    callbacks = [] if options.quiet else [ProgressCallback(options.console)]
+    if cfg.train.early_stopping:
+        callbacks.append(EarlyStopping(**cfg.train.early_stopping.model_dump()))
+    callbacks.append(CheckpointCallback(
+        CheckpointManager(run.path / "checkpoints", checkpointing.keep_last, checkpointing.keep_best),
+        every_epochs=checkpointing.every_epochs, every_steps=checkpointing.every_steps, monitor=monitor,
+        mode=checkpointing.mode, config_hash=config_hash(cfg),
+    ))
+    return callbacks
+
+
+def _first_trainer(cfg, prepared: _Prepared, resume_from):
+    """The trainer training starts (or resumes) with; a checkpoint from the fine-tuning phase
+    resumes with every layer trainable and the fine-tuning learning rate."""
+    from fmtrain.transfer import fine_tune_rate, unfreeze_all
+
+    unfreeze_at = cfg.train.unfreeze_after_epochs
+    if unfreeze_at and resume_from and resume_from[1].epoch >= unfreeze_at:
+        unfreeze_all(prepared.model)
+        return _make_trainer(cfg, prepared, fine_tune_rate(cfg))
+    return _make_trainer(cfg, prepared)
+
+
+def _train(cfg, options: FitOptions, prepared: _Prepared, run: RunDir, resume_from, transfer: dict, trainer):
+    """Run the training phases: one, or frozen then fine-tuned (train.unfreeze_after_epochs).
+
+    Returns the trainer of the last phase and its FitResult.
     """
-    from fmtrain.config import load_config
+    from fmtrain.engine.signals import stop_on_signals
+    from fmtrain.transfer import fine_tune_rate, unfreeze_all
 
-    run = RunDir(run_dir)
-    if not run.config.exists():
-        raise RunDirError(f"--resume {run_dir}: no config.yaml; is this an fmtrain run directory?")
-    saved = load_config(run.config)
-    if new_cfg is None:
-        return saved
-    changed = config_differences(saved, new_cfg)
-    if changed and not allow_change:
-        raise ConfigError(
-            f"--resume {run_dir}: the config differs from the run's in {', '.join(changed)}; "
-            "resume with the run's own config (leave out CONFIG and --set) or pass --allow-config-change"
-        )
-    return new_cfg
-
-
-@contextmanager
-def _stop_on_signals(trainer):
-    """SIGINT/SIGTERM ask the trainer to stop after the current call; a second SIGINT stops at once."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        if trainer.stop_reason and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        trainer.request_stop(f"stopped by {signal.Signals(signum).name}")
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    unfreeze_at, epochs = cfg.train.unfreeze_after_epochs, prepared.epochs
+    resumed_epoch = resume_from[1].epoch if resume_from else 0
+    two_phases = bool(unfreeze_at and resumed_epoch < unfreeze_at < epochs)
+    common = dict(
+        batch_size=cfg.data.batch_size, seed=cfg.seed, shuffle=cfg.data.shuffle,
+        callbacks=_callbacks(cfg, options, run, prepared.splits.val is not None),
+        feed="dataset" if cfg.train.feed == "dataset" else "graph", cache=cfg.data.cache,
+        prefetch=cfg.data.prefetch, every_steps=cfg.train.checkpoint.every_steps, validation=prepared.validation,
+    )
+    x, y = prepared.splits.train.x, prepared.labels["train"]
     try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+        with stop_on_signals(trainer):
+            result = trainer.fit(x, y, epochs=unfreeze_at if two_phases else epochs,
+                                 resume=resume_from[1:] if resume_from else None, **common)
+        if two_phases:
+            unfreeze_all(prepared.model)
+            frozen_phase, trainer = trainer, _make_trainer(cfg, prepared, fine_tune_rate(cfg))
+            with stop_on_signals(trainer):
+                result = trainer.fit(x, y, epochs=epochs, initial_epoch=unfreeze_at, history=frozen_phase.history,
+                                     global_step=frozen_phase.global_step, **common)
+            transfer["unfrozen_after_epochs"] = unfreeze_at
+    except Interrupted as exc:
+        run.write_history(trainer.history)
+        _write_partial_report(run)
+        raise Interrupted(f"{exc}; checkpoint saved in {run.path / 'checkpoints'}; "
+                          f"continue with: fmtrain fit --resume {run.path}") from None
+    return trainer, result
 
 
 def _write_partial_report(run: RunDir) -> None:
@@ -329,9 +301,10 @@ def _check_reload(model, run: RunDir, splits) -> None:
         )
 
 
-def _metrics_payload(cfg, info, splits, result, final, trainer, model, started) -> dict[str, Any]:
+def _metrics_payload(cfg, prepared: _Prepared, result, final, trainer, started) -> dict[str, Any]:
     import keras
 
+    info, splits, model = prepared.splits.info, prepared.splits, prepared.model
     history = result.history
     trainable = int(sum(np.prod(v.shape) for v in model.trainable_variables))
     total = int(sum(np.prod(v.shape) for v in model.variables))
@@ -357,6 +330,7 @@ def _metrics_payload(cfg, info, splits, result, final, trainer, model, started) 
             "notes": result.notes,
         },
         "deterministic": cfg.train.deterministic,
+        "precision": prepared.precision,
         "loss_fingerprint": result.loss_fingerprint,
         "data": {name: len(split) for name, split in _present(splits).items()},
         "params": {"trainable": trainable, "total": total},

@@ -113,7 +113,6 @@ def build_metrics(configured: list, ctx: MetricContext, defaults: tuple[str, ...
     Raises:
         ConfigError: a metric does not fit the task, or Keras rejects its arguments.
     """
-    import keras
 
     items: list[tuple[str, dict]] = []
     for metric in configured:

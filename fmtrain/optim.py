@@ -58,7 +58,6 @@ def build_optimizer(cfg, total_steps: int):
     Raises:
         ConfigError: an argument the optimizer does not take, or a value it rejects.
     """
-    import keras
 
     optimizer_class = optimizer_class_named(cfg.name)
     accepted = [p for p in inspect.signature(optimizer_class.__init__).parameters if p not in ("self", "kwargs")]

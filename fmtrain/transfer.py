@@ -105,3 +105,23 @@ def trainable_report(model) -> dict[str, list[str]]:
         if layer.weights and not hasattr(layer, "layers"):
             (trainable if layer.trainable else frozen).append(name)
     return {"trainable": trainable, "frozen": frozen}
+
+
+def start_transfer(cfg, model) -> dict:
+    """Apply model.init_from and model.freeze; return what was done, for metrics.json."""
+    done: dict = {}
+    if cfg.model.init_from:
+        done["init_from"] = cfg.model.init_from
+        done["transferred"] = transfer_weights(model, load_source_model(cfg.model.init_from))
+    if cfg.model.freeze:
+        done["frozen_at_start"] = freeze_layers(model, cfg.model.freeze)
+    return done
+
+
+def fine_tune_rate(cfg) -> float:
+    """The learning rate after unfreezing: train.fine_tune_learning_rate, or a tenth of the initial rate."""
+    if cfg.train.fine_tune_learning_rate:
+        return cfg.train.fine_tune_learning_rate
+    rate = cfg.optimizer.learning_rate
+    initial = rate if isinstance(rate, float) else getattr(rate, "initial", None)
+    return (initial if initial is not None else rate.values[0]) / 10

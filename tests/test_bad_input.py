@@ -4,7 +4,6 @@ prints no traceback, and leaves what was on disk untouched."""
 from __future__ import annotations
 
 import json
-import zipfile
 from pathlib import Path
 
 import numpy as np

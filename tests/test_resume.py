@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -20,7 +19,7 @@ pytestmark = pytest.mark.tf
 pytest.importorskip("tensorflow")
 
 from fmtrain.cli import app  # noqa: E402
-from fmtrain.engine.checkpoints import CheckpointManager, TrainingState, load_checkpoint, save_checkpoint  # noqa: E402
+from fmtrain.engine.checkpoints import CheckpointManager, TrainingState, load_checkpoint  # noqa: E402
 from fmtrain.errors import RunDirError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
