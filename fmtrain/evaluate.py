@@ -77,8 +77,9 @@ def evaluate_run(run_dir: Path, options: EvalOptions) -> EvalOutcome:
     targets = Targets.from_config(cfg, info)
     units = output_units(model)
     y = targets.shape_labels(split.y, units)
-    trainer = Trainer(model, None, build_loss(targets.loss_name, targets.loss_args),
-                      build_metrics(cfg.metrics, targets.metric_context(units), getattr(cfg.model, "default_metrics", None)), jit_compile=cfg.train.jit_compile)
+    metric_objects = build_metrics(cfg.metrics, targets.metric_context(units), getattr(cfg.model, "default_metrics", None))
+    trainer = Trainer(model, None, build_loss(targets.loss_name, targets.loss_args), metric_objects,
+                      jit_compile=cfg.train.jit_compile)
     metrics = trainer.evaluate(split.x, y)
     classification = None
     if info.task == "classification":
