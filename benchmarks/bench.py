@@ -200,7 +200,7 @@ def cases(quick: bool) -> list[dict]:
         {"name": "seed MLP, batch 32", "model": "mlp", "batch": 32, "n_train": 48000 // scale, "n_test": 10000 // scale, "epochs": 2},
         {"name": "seed MLP, batch 256", "model": "mlp", "batch": 256, "n_train": 48000 // scale, "n_test": 10000 // scale, "epochs": 3},
         {"name": "CNN, batch 64", "model": "cnn", "batch": 64, "n_train": 12000 // scale, "n_test": 2000 // scale, "epochs": 1},
-        {"name": "text Transformer, b 64", "model": "transformer", "batch": 64, "n_train": 8000 // scale,
+        {"name": "Transformer, batch 64", "model": "transformer", "batch": 64, "n_train": 8000 // scale,
          "n_test": 2000 // scale, "epochs": 1},
     ]
 
