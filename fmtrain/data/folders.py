@@ -26,27 +26,11 @@ class ClassFiles:
     """The class (sub-folder) name of each file, as strings."""
 
 
-def resolve_folder(path: str | None, source: str, expected: str) -> Path:
-    """Return ``data.path`` as an absolute path to an existing folder.
-
-    Raises:
-        DataError: ``path`` is unset, missing or a file.
-    """
-    if not path:
-        raise DataError(f"data.path is required for source '{source}'; set it to {expected}")
-    resolved = Path(path).expanduser().resolve()
-    if not resolved.exists():
-        raise DataError(f"data.path: folder not found: {resolved}; set data.path to {expected}")
-    if not resolved.is_dir():
-        raise DataError(f"data.path: {resolved} is a file; set data.path to {expected}")
-    return resolved
-
-
 def class_files(root: Path, suffixes: tuple[str, ...], what: str) -> ClassFiles:
     """List the files of each class sub-folder of ``root``.
 
     Args:
-        root: the folder (from :func:`resolve_folder`).
+        root: the folder (from :func:`fmtrain.data.tabular.resolve_path` with ``folder=True``).
         suffixes: accepted lower-case file suffixes, e.g. ``(".png", ".jpg")``.
         what: the kind of file, for messages ("image", "text").
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fmtrain.data import folders
+from fmtrain.data.tabular import resolve_path
 from fmtrain.data.sources import SOURCES, Loaded, check_task, reject_keys
 from fmtrain.errors import DataError
 
@@ -52,7 +53,7 @@ def load_image_folder(cfg: DataConfig, encoders: dict) -> Loaded:
     """Images in one sub-folder per class (data.path), loaded into memory as uint8; data.image_size resizes."""
     reject_keys(cfg, ("label", "features", "categorical"), "classes are the sub-folder names")
     check_task(cfg, "classification")
-    root = folders.resolve_folder(cfg.path, "image_folder", "a folder with one sub-folder of images per class")
+    root = resolve_path(cfg.path, "image_folder", "a folder with one sub-folder of images per class", folder=True)
     found = folders.class_files(root, IMAGE_SUFFIXES, "image")
     labels = folders.encode_folder_labels(found, encoders)
     color_mode = cfg.color_mode or "rgb"

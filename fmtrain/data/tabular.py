@@ -21,24 +21,26 @@ from fmtrain.registry import describe_choices, did_you_mean
 # --------------------------------------------------------------------------- files
 
 
-def resolve_path(path: str | None, source: str, expected: str) -> Path:
-    """Return ``data.path`` as an absolute path to an existing file.
+def resolve_path(path: str | None, source: str, expected: str, *, folder: bool = False) -> Path:
+    """Return ``data.path`` as an absolute path to an existing file (or folder, with ``folder``).
 
     Args:
         path: ``cfg.path`` as written in the config.
         source: the source name, for the message.
-        expected: what the file should be, e.g. ``"a .csv file with a header row"``.
+        expected: what the path should be, e.g. ``"a .csv file with a header row"``.
+        folder: expect a folder instead of a file.
 
     Raises:
-        DataError: ``path`` is unset, missing or a folder.
+        DataError: ``path`` is unset, missing, or the other kind.
     """
     if not path:
         raise DataError(f"data.path is required for source '{source}'; set it to {expected}")
     resolved = Path(path).expanduser().resolve()
+    kind, other = ("folder", "file") if folder else ("file", "folder")
     if not resolved.exists():
-        raise DataError(f"data.path: file not found: {resolved}; set data.path to {expected}")
-    if not resolved.is_file():
-        raise DataError(f"data.path: {resolved} is a folder; set data.path to {expected}")
+        raise DataError(f"data.path: {kind} not found: {resolved}; set data.path to {expected}")
+    if resolved.is_dir() != folder:
+        raise DataError(f"data.path: {resolved} is a {other}; set data.path to {expected}")
     return resolved
 
 

@@ -114,7 +114,7 @@ def load_text_folder(cfg: DataConfig, encoders: dict) -> Loaded:
     """Text files (.txt) in one sub-folder per class (data.path), one document per file."""
     reject_keys(cfg, ("label", "features", "categorical"), "classes are the sub-folder names")
     check_task(cfg, "classification")
-    root = folders.resolve_folder(cfg.path, "text_folder", "a folder with one sub-folder of .txt files per class")
+    root = tabular.resolve_path(cfg.path, "text_folder", "a folder with one sub-folder of .txt files per class", folder=True)
     found = folders.class_files(root, TEXT_SUFFIXES, "text")
     labels = folders.encode_folder_labels(found, encoders)
     texts = []
