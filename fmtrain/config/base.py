@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Annotated, Iterable
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 from pydantic_core import PydanticCustomError
 
 from fmtrain.registry import describe_choices, did_you_mean
@@ -27,3 +27,13 @@ def check_name(kind: str, name: str, choices: Iterable[str]) -> str:
              "choices": describe_choices(choices)},
         )
     return name
+
+
+def _known_activation(value: str) -> str:
+    from fmtrain.config import keras_names
+
+    return check_name("activation", value, keras_names.ACTIVATIONS)
+
+
+KerasActivation = Annotated[str, AfterValidator(_known_activation)]
+"""A string field that must name a Keras activation (checked without importing Keras)."""

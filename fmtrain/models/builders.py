@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from fmtrain.config import keras_names
-from fmtrain.config.base import StrictModel, check_name
+from fmtrain.config.base import KerasActivation, StrictModel, check_name
 from fmtrain.errors import ConfigError
 from fmtrain.models.registry import MODELS, OutputSpec
 
@@ -38,17 +38,12 @@ class MLPParams(StrictModel):
     type: Literal["mlp"] = "mlp"
     hidden_units: list[int] = Field(default_factory=lambda: [128])
     """Width of each hidden Dense layer, in order."""
-    activation: str = "relu"
+    activation: KerasActivation = "relu"
     """Activation of the hidden layers."""
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     """Dropout rate after each hidden layer."""
     batch_norm: bool = False
     """Batch normalization before each hidden activation."""
-
-    @field_validator("activation")
-    @classmethod
-    def _known_activation(cls, value: str) -> str:
-        return check_name("activation", value, keras_names.ACTIVATIONS)
 
     @field_validator("hidden_units")
     @classmethod

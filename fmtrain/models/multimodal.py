@@ -10,8 +10,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import Discriminator, Field, Tag, model_validator
 
-from fmtrain.config import keras_names
-from fmtrain.config.base import StrictModel, check_name
+from fmtrain.config.base import KerasActivation, StrictModel
 from fmtrain.errors import ConfigError
 from fmtrain.models import applications, builders, text, vision  # noqa: F401  (register the encoder families)
 from fmtrain.models.registry import MODELS, OutputSpec
@@ -46,14 +45,13 @@ class MultimodalParams(StrictModel):
     """attention: heads of the fusion block; must divide fusion_dim."""
     hidden_units: list[int] = Field(default_factory=list)
     """Hidden Dense layers of the head, after the fusion."""
-    activation: str = "relu"
+    activation: KerasActivation = "relu"
     """Activation of the head's hidden layers."""
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     """Dropout in the fusion block and before the output layer."""
 
     @model_validator(mode="after")
     def _check(self) -> "MultimodalParams":
-        check_name("activation", self.activation, keras_names.ACTIVATIONS)
         if self.fusion == "attention" and self.fusion_dim % self.num_heads:
             raise ValueError(f"num_heads ({self.num_heads}) must divide fusion_dim ({self.fusion_dim})")
         return self

@@ -22,8 +22,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from fmtrain.config import keras_names
-from fmtrain.config.base import StrictModel, check_name
+from fmtrain.config.base import KerasActivation, StrictModel
 from fmtrain.errors import ConfigError
 from fmtrain.losses import LOSSES
 from fmtrain.metrics import METRICS, MetricContext
@@ -152,7 +151,7 @@ class TwoTowerParams(StrictModel):
     """Hidden Dense layers of each tower, after the id embedding."""
     output_dim: int = Field(32, ge=1)
     """Width of the L2-normalized query and candidate embeddings."""
-    activation: str = "relu"
+    activation: KerasActivation = "relu"
     """Activation of the hidden tower layers."""
     temperature: float = Field(0.1, gt=0.0)
     """Scores are cosine similarities divided by this; lower is sharper."""
@@ -165,7 +164,6 @@ class TwoTowerParams(StrictModel):
 
     @model_validator(mode="after")
     def _check(self) -> "TwoTowerParams":
-        check_name("activation", self.activation, keras_names.ACTIVATIONS)
         for key in ("num_users", "num_items"):
             value = getattr(self, key)
             if value != "auto" and value < 1:

@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from fmtrain.config.base import StrictModel
+from fmtrain.config.base import KerasActivation, StrictModel
 from fmtrain.errors import ConfigError
 from fmtrain.models.registry import MODELS, OutputSpec
 
@@ -170,17 +170,13 @@ class TextCNNParams(_TextParams):
     """Widths (in tokens) of the parallel convolutions; each is max-pooled over the sequence."""
     filters: int = Field(64, ge=1)
     """Filters per kernel size."""
-    activation: str = "relu"
+    activation: KerasActivation = "relu"
     """Activation of the convolutions."""
     dropout: float = Field(0.2, ge=0.0, lt=1.0)
     """Dropout before the output layer."""
 
     @model_validator(mode="after")
     def _check(self) -> "TextCNNParams":
-        from fmtrain.config import keras_names
-        from fmtrain.config.base import check_name
-
-        check_name("activation", self.activation, keras_names.ACTIVATIONS)
         if any(k < 1 for k in self.kernel_sizes):
             raise ValueError(f"kernel_sizes must be positive, found {self.kernel_sizes}")
         return self

@@ -11,8 +11,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from fmtrain.config import keras_names
-from fmtrain.config.base import StrictModel, check_name
+from fmtrain.config.base import KerasActivation, StrictModel
 from fmtrain.errors import ConfigError
 from fmtrain.models.registry import MODELS, OutputSpec
 
@@ -42,10 +41,6 @@ def as_image(inputs, family: str):
     )
 
 
-def _activation(value: str) -> str:
-    return check_name("activation", value, keras_names.ACTIVATIONS)
-
-
 # --------------------------------------------------------------------------- cnn
 
 
@@ -57,7 +52,7 @@ class CNNParams(StrictModel):
     """Side of the square convolution kernels."""
     convs_per_block: int = Field(1, ge=1)
     """Conv layers in each block before its pooling."""
-    activation: str = "relu"
+    activation: KerasActivation = "relu"
     """Activation after each convolution."""
     batch_norm: bool = True
     """Batch normalization between each convolution and its activation."""
@@ -71,11 +66,6 @@ class CNNParams(StrictModel):
     """Hidden Dense layers of the head, before the output layer."""
     head_dropout: float = Field(0.0, ge=0.0, lt=1.0)
     """Dropout right before the output layer."""
-
-    @field_validator("activation")
-    @classmethod
-    def _known_activation(cls, value: str) -> str:
-        return _activation(value)
 
 
 @MODELS.register("cnn", params=CNNParams)
@@ -131,15 +121,10 @@ class ResNetParams(StrictModel):
     """Residual blocks per stage; every stage after the first halves height and width and doubles the filters."""
     width: int = Field(16, ge=1)
     """Filters of the stem and the first stage."""
-    activation: str = "relu"
+    activation: KerasActivation = "relu"
     """Activation inside the blocks."""
     head_dropout: float = Field(0.0, ge=0.0, lt=1.0)
     """Dropout right before the output layer."""
-
-    @field_validator("activation")
-    @classmethod
-    def _known_activation(cls, value: str) -> str:
-        return _activation(value)
 
     @field_validator("depth")
     @classmethod
