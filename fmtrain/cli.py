@@ -172,7 +172,6 @@ def eval_(
     """Reload RUN_DIR's model and evaluate it: loss, metrics, per-class precision/recall/F1, confusion matrix."""
 
     def action() -> int:
-        from fmtrain.config.schema import Config  # noqa: F401  (fails fast on a broken install)
         from fmtrain.engine.device import quiet_tensorflow_logs
         from fmtrain.errors import ConfigError
         from fmtrain.evaluate import EvalOptions, evaluate_run

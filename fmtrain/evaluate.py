@@ -10,7 +10,7 @@ import numpy as np
 
 from fmtrain.errors import ConfigError, RunDirError
 from fmtrain.expectations import Expectation, check_expectations
-from fmtrain.runs import RunDir
+from fmtrain.runs import SCHEMA_VERSION, RunDir
 
 
 @dataclass
@@ -92,7 +92,7 @@ def evaluate_run(run_dir: Path, options: EvalOptions) -> EvalOutcome:
     result = {"split": split_name, "n_samples": len(split), "metrics": metrics, "classification": classification}
     path = run.eval_result(split_name)
     run.write_json(path, result)
-    result = run.read_json(path)
+    result = {"schema_version": SCHEMA_VERSION, **result}  # what the file holds
     if not options.quiet:
         from rich.console import Console
 
