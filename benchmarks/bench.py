@@ -100,10 +100,10 @@ def worker(case: dict, method: str) -> dict:
     model = _model(case["model"])
     batch, epochs = case["batch"], case["epochs"]
     if method == "fmtrain":
+        from fmtrain.config.schema import MetricConfig
         from fmtrain.engine.trainer import Trainer
         from fmtrain.losses import build_loss
         from fmtrain.metrics import MetricContext, build_metrics
-        from fmtrain.config.schema import MetricConfig
 
         trainer = Trainer(model, keras.optimizers.Adam(0.001), build_loss("sparse_categorical_crossentropy", {}),
                           build_metrics([MetricConfig(name="accuracy")], MetricContext("classification", 10, False, 10)))

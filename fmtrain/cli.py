@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Callable, Optional
+from typing import Annotated
 
 import typer
 
@@ -27,11 +28,11 @@ app = typer.Typer(
 )
 
 Overrides = Annotated[
-    Optional[list[str]],
+    list[str] | None,
     typer.Option("--set", "-s", metavar="KEY=VALUE", help="Override a config value (parsed as YAML); repeatable, e.g. --set train.epochs=3."),
 ]
 Expects = Annotated[
-    Optional[list[str]],
+    list[str] | None,
     typer.Option("--expect", "-e", metavar="METRIC>=VALUE", help="Threshold that sets exit code 3 when missed, e.g. 'test.accuracy>=0.95'; repeatable."),
 ]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu or gpu.", case_sensitive=False)]
@@ -99,11 +100,11 @@ def _check_device(device: str) -> str:
 
 @app.command()
 def fit(
-    config: Annotated[Optional[Path], typer.Argument(help="The YAML config file (optional with --resume).", show_default=False)] = None,
+    config: Annotated[Path | None, typer.Argument(help="The YAML config file (optional with --resume).", show_default=False)] = None,
     overrides: Overrides = None,
-    resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue this run directory from its latest checkpoint.")] = None,
+    resume: Annotated[Path | None, typer.Option("--resume", help="Continue this run directory from its latest checkpoint.")] = None,
     allow_config_change: Annotated[bool, typer.Option("--allow-config-change", help="With --resume: continue even though CONFIG/--set differ from the run's config.")] = False,
-    run_dir: Annotated[Optional[Path], typer.Option("--run-dir", help="Write the run here instead of runs/<name>/<UTC time>/.")] = None,
+    run_dir: Annotated[Path | None, typer.Option("--run-dir", help="Write the run here instead of runs/<name>/<UTC time>/.")] = None,
     runs_root: Annotated[Path, typer.Option("--runs-root", help="Parent folder of default run directories.")] = Path("runs"),
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing run in --run-dir.")] = False,
     smoke: Annotated[bool, typer.Option("--smoke", help="Whole chain on a small subset for a couple of epochs: data → fit → save → reload → eval.")] = False,
@@ -118,9 +119,10 @@ def fit(
     def action() -> int:
         from fmtrain.config import load_config
         from fmtrain.engine.device import quiet_tensorflow_logs
-        from fmtrain.expectations import parse_expectation
         from fmtrain.errors import ConfigError
-        from fmtrain.fit import FitOptions, fit as fit_run
+        from fmtrain.expectations import parse_expectation
+        from fmtrain.fit import FitOptions
+        from fmtrain.fit import fit as fit_run
         from fmtrain.resume import resume_config
 
         expectations = [parse_expectation(e) for e in expect or []]
@@ -160,7 +162,7 @@ def fit(
 def eval_(
     run_dir: Annotated[Path, typer.Argument(help="A run directory written by fmtrain fit.", show_default=False)],
     split: Annotated[str, typer.Option("--split", help="Which split of the run's data: test, val or train.")] = "test",
-    data: Annotated[Optional[Path], typer.Option("--data", help="Evaluate on this file instead (same format as the run's data.path).")] = None,
+    data: Annotated[Path | None, typer.Option("--data", help="Evaluate on this file instead (same format as the run's data.path).")] = None,
     overrides: Overrides = None,
     expect: Expects = None,
     unsafe: Annotated[bool, typer.Option("--unsafe", help="Allow loading models that contain code (Lambda layers). Only for runs you trust.")] = False,

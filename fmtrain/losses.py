@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import functools
 import inspect
-
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from fmtrain.errors import ConfigError
 from fmtrain.registry import Registry, did_you_mean

@@ -9,8 +9,9 @@ to ``keras.metrics.get``. Keras is imported only inside the builders.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from fmtrain.errors import ConfigError
 from fmtrain.registry import Registry

@@ -14,7 +14,8 @@ with ``input:``; each input gets its own chain of layers. Keras is imported only
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Callable, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -45,7 +46,7 @@ class RescaleParams(FeatureStepParams):
     """Map the training data's min..max onto this interval, e.g. [0, 1] or [-1, 1]."""
 
     @model_validator(mode="after")
-    def _one_way(self) -> "RescaleParams":
+    def _one_way(self) -> RescaleParams:
         if self.scale is not None and self.range is not None:
             raise ValueError("give either scale (with offset) or range, not both")
         if self.range is not None and self.range[0] >= self.range[1]:
@@ -93,7 +94,7 @@ class AugmentParams(FeatureStepParams):
     """Random [height, width] window in training; the central window in evaluation."""
 
     @model_validator(mode="after")
-    def _something_to_do(self) -> "AugmentParams":
+    def _something_to_do(self) -> AugmentParams:
         if self.flip is None and self.rotation is None and self.zoom is None and self.crop is None:
             raise ValueError("give at least one of flip, rotation, zoom or crop")
         return self
@@ -116,7 +117,7 @@ class TextVectorizeParams(FeatureStepParams):
     """Tokens are words or characters."""
 
     @model_validator(mode="after")
-    def _length_needs_int_mode(self) -> "TextVectorizeParams":
+    def _length_needs_int_mode(self) -> TextVectorizeParams:
         if self.sequence_length is not None and self.output_mode != "int":
             raise ValueError(f"sequence_length applies to output_mode int, not {self.output_mode}; remove it")
         return self

@@ -8,8 +8,9 @@ TensorFlow: builders import it inside their bodies.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Generic, Iterable, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T", bound=Callable[..., Any])
 

@@ -25,7 +25,7 @@ class Targets:
     output: OutputSpec
 
     @classmethod
-    def from_config(cls, cfg, info) -> "Targets":
+    def from_config(cls, cfg, info) -> Targets:
         """Resolve ``loss: auto``, the one_hot step and the output layer.
 
         Raises:

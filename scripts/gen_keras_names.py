@@ -1,12 +1,18 @@
 """Regenerate fmtrain/config/keras_names.py from the installed Keras (run: make keras-names)."""
 
-import inspect, keras, textwrap
+import inspect
+import textwrap
+
+import keras
+
+
 def public(mod, base):
     return sorted(n for n in dir(mod) if not n.startswith("_") and inspect.isclass(getattr(mod, n)) and issubclass(getattr(mod, n), base))
 layers = public(keras.layers, keras.layers.Layer)
 opts = [o.lower() for o in public(keras.optimizers, keras.optimizers.Optimizer) if o not in ("Optimizer","LossScaleOptimizer","MultiOptimizer")]
 from keras.src.losses import ALL_OBJECTS_DICT as L
 from keras.src.metrics import ALL_OBJECTS_DICT as M
+
 losses = sorted(k for k in L if k[0].islower())
 metrics = sorted(k for k in M if k[0].islower() and k not in ("metric","mean_metric_wrapper","mean","sum"))
 acts = sorted(n for n in dir(keras.activations) if not n.startswith("_") and callable(getattr(keras.activations,n)) and n not in ("get","serialize","deserialize"))

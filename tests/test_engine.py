@@ -9,11 +9,11 @@ pytestmark = pytest.mark.tf
 
 keras = pytest.importorskip("keras")
 
+from fmtrain.config.schema import MetricConfig  # noqa: E402
 from fmtrain.engine.trainer import Trainer  # noqa: E402
 from fmtrain.errors import TrainingFailed  # noqa: E402
 from fmtrain.losses import build_loss  # noqa: E402
 from fmtrain.metrics import MetricContext, build_metrics  # noqa: E402
-from fmtrain.config.schema import MetricConfig  # noqa: E402
 
 
 def _blobs(n=300, classes=3, seed=0):

@@ -6,7 +6,6 @@ fails when the installed Keras disagrees, which is the cue to regenerate.
 
 from __future__ import annotations
 
-
 # keras.layers classes, as written in `model.layers`
 LAYERS = frozenset(
     {

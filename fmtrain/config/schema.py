@@ -7,7 +7,7 @@ registers (data sources, preprocessing steps, model types) against their registr
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag, field_validator, model_serializer, model_validator
 
@@ -95,7 +95,7 @@ class DataConfig(StrictModel):
         return source_options(info.data["source"], value)
 
     @model_validator(mode="after")
-    def _fractions_leave_training_data(self) -> "DataConfig":
+    def _fractions_leave_training_data(self) -> DataConfig:
         if self.test_split + self.validation_split >= 1.0:
             raise ValueError(
                 f"test_split ({self.test_split}) + validation_split ({self.validation_split}) "
@@ -104,7 +104,7 @@ class DataConfig(StrictModel):
         return self
 
     @model_validator(mode="after")
-    def _keys_fit_the_source(self) -> "DataConfig":
+    def _keys_fit_the_source(self) -> DataConfig:
         from fmtrain.data.sources import SOURCE_KEYS
 
         for key, sources in SOURCE_KEYS.items():
@@ -115,7 +115,7 @@ class DataConfig(StrictModel):
         return self
 
     @model_validator(mode="after")
-    def _inputs_replace_features(self) -> "DataConfig":
+    def _inputs_replace_features(self) -> DataConfig:
         if self.inputs is None:
             return self
         if self.features is not None or self.categorical is not None:
@@ -132,7 +132,7 @@ class DataConfig(StrictModel):
         return self
 
     @model_validator(mode="after")
-    def _leave_last_needs_interactions(self) -> "DataConfig":
+    def _leave_last_needs_interactions(self) -> DataConfig:
         from fmtrain.data.sources import PER_USER_SOURCES
 
         if self.split == "leave_last_per_user" and self.source not in PER_USER_SOURCES:
@@ -180,7 +180,7 @@ def _step_item_type():
         return None
 
     return Annotated[
-        Union[tuple(variants)],
+        tuple(variants),
         Discriminator(
             step_of,
             custom_error_type="preprocess_step",
@@ -219,7 +219,7 @@ def _model_type():
     def type_of(value: Any) -> str | None:
         return value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
 
-    return Annotated[Union[tuple(variants)], Discriminator(type_of)]
+    return Annotated[tuple(variants), Discriminator(type_of)]
 
 
 ModelSection = _model_type()
@@ -259,7 +259,7 @@ class PiecewiseSchedule(StrictModel):
     """Rates before, between and after the boundaries (one more than boundaries)."""
 
     @model_validator(mode="after")
-    def _shapes(self) -> "PiecewiseSchedule":
+    def _shapes(self) -> PiecewiseSchedule:
         if len(self.values) != len(self.boundaries) + 1:
             raise ValueError(
                 f"values needs {len(self.boundaries) + 1} entries for {len(self.boundaries)} boundaries, "
@@ -279,12 +279,7 @@ def _schedule_kind(value: Any) -> str | None:
 
 
 LearningRate = Annotated[
-    Union[
-        Annotated[float, Field(gt=0), Tag("constant")],
-        Annotated[ExponentialSchedule, Tag("exponential")],
-        Annotated[CosineSchedule, Tag("cosine")],
-        Annotated[PiecewiseSchedule, Tag("piecewise")],
-    ],
+    Annotated[float, Field(gt=0), Tag("constant")] | Annotated[ExponentialSchedule, Tag("exponential")] | Annotated[CosineSchedule, Tag("cosine")] | Annotated[PiecewiseSchedule, Tag("piecewise")],
     Discriminator(
         _schedule_kind,
         custom_error_type="learning_rate",
@@ -311,7 +306,7 @@ class OptimizerConfig(StrictModel):
         return check_name("optimizer", value.lower(), keras_names.OPTIMIZERS)
 
     @model_validator(mode="after")
-    def _no_misspelt_fields(self) -> "OptimizerConfig":
+    def _no_misspelt_fields(self) -> OptimizerConfig:
         for key in self.model_extra or {}:
             hint = did_you_mean(key, type(self).model_fields)
             if hint:
@@ -478,7 +473,7 @@ class Config(StrictModel):
     train: TrainConfig = Field(default_factory=TrainConfig)
 
     @model_validator(mode="after")
-    def _early_stopping_needs_validation(self) -> "Config":
+    def _early_stopping_needs_validation(self) -> Config:
         stopping = self.train.early_stopping
         if stopping and stopping.monitor.startswith("val_") and self.data.validation_split == 0:
             raise ValueError(
@@ -488,7 +483,7 @@ class Config(StrictModel):
         return self
 
     @model_validator(mode="after")
-    def _unfreezing_needs_frozen_layers(self) -> "Config":
+    def _unfreezing_needs_frozen_layers(self) -> Config:
         if self.train.unfreeze_after_epochs and not self.model.freeze:
             raise ValueError("train.unfreeze_after_epochs needs model.freeze: name the layers to keep frozen first")
         if self.train.unfreeze_after_epochs and self.train.unfreeze_after_epochs >= self.train.epochs:

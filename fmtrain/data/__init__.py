@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fmtrain.data import sources, splits
-from fmtrain.data import images, interactions, synthetic, text  # noqa: F401  (register their sources)
+from fmtrain.data import images, interactions, sources, splits, synthetic, text  # noqa: F401  (register their sources)
 from fmtrain.errors import DataError
 
 if TYPE_CHECKING:
@@ -38,7 +37,7 @@ class Split:
     def __len__(self) -> int:
         return len(self.y)
 
-    def head(self, n: int) -> "Split":
+    def head(self, n: int) -> Split:
         """The first ``n`` examples."""
         return Split(splits.take(self.x, slice(0, n)), self.y[:n])
 
@@ -74,7 +73,7 @@ class DataInfo:
         return out
 
     @classmethod
-    def from_dict(cls, d: dict) -> "DataInfo":
+    def from_dict(cls, d: dict) -> DataInfo:
         """Rebuild a DataInfo from :meth:`to_dict`'s output (e.g. read back from JSON).
 
         Raises:
@@ -102,7 +101,7 @@ class Splits:
     test: Split | None
     info: DataInfo
 
-    def subset(self, train: int, evaluate: int) -> "Splits":
+    def subset(self, train: int, evaluate: int) -> Splits:
         """The first ``train`` training rows and first ``evaluate`` validation/test rows (``--smoke``)."""
         return Splits(
             train=self.train.head(train),

@@ -25,7 +25,7 @@ class IdEncoder:
         self.inputs = list(inputs)
         self.vocabularies = vocabularies
 
-    def fitted(self, x: dict[str, np.ndarray]) -> "IdEncoder":
+    def fitted(self, x: dict[str, np.ndarray]) -> IdEncoder:
         """Return an encoder whose vocabularies come from ``x`` (the training rows), or self if fitted."""
         if self.vocabularies is not None:
             return self

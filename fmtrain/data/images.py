@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fmtrain.data import folders
-from fmtrain.data.tabular import resolve_path
 from fmtrain.data.sources import SOURCES, Loaded, check_task, reject_keys
+from fmtrain.data.tabular import resolve_path
 from fmtrain.errors import DataError
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ runs with different training seeds, and sized by ``data.options`` (defaults: a C
 
 from __future__ import annotations
 
-from typing import Literal, TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -67,7 +67,7 @@ class SentimentOptions(StrictModel):
     """Seeds the generator; the same options give the same sentences."""
 
     @model_validator(mode="after")
-    def _lengths_ordered(self) -> "SentimentOptions":
+    def _lengths_ordered(self) -> SentimentOptions:
         if self.min_words > self.max_words:
             raise ValueError(f"min_words ({self.min_words}) is above max_words ({self.max_words})")
         return self
@@ -115,7 +115,7 @@ class RatingsOptions(StrictModel):
     """Seeds the generator; the same options give the same ratings."""
 
     @model_validator(mode="after")
-    def _items_to_rate(self) -> "RatingsOptions":
+    def _items_to_rate(self) -> RatingsOptions:
         if self.per_user > self.num_items:
             raise ValueError(f"per_user ({self.per_user}) is above num_items ({self.num_items})")
         return self

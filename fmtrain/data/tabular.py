@@ -9,9 +9,9 @@ from __future__ import annotations
 import csv
 import math
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -210,7 +210,7 @@ class ColumnEncoder:
         self.categorical = [c for c in columns if c in set(categorical)]
         self.categories = categories
 
-    def fitted(self, table: dict[str, np.ndarray]) -> "ColumnEncoder":
+    def fitted(self, table: dict[str, np.ndarray]) -> ColumnEncoder:
         """Return an encoder whose vocabularies come from ``table`` (the training rows), or self if fitted."""
         if self.categories is not None:
             return self

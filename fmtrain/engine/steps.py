@@ -7,8 +7,9 @@ the number of steps per call is a tensor argument, so changing it never retraces
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import tensorflow as tf
 

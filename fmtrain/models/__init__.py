@@ -8,10 +8,17 @@ imports Keras.
 
 from __future__ import annotations
 
-from fmtrain.models.registry import MODELS, OutputSpec
-from fmtrain.models import builders  # noqa: F401  (registers the builders)
-from fmtrain.models import vision, text, recommenders, applications, functional, multimodal  # noqa: F401
+from fmtrain.models import (  # noqa: F401
+    applications,
+    builders,  # noqa: F401  (registers the builders)
+    functional,
+    multimodal,
+    recommenders,
+    text,
+    vision,
+)
 from fmtrain.models.assemble import build_model, input_dtypes
+from fmtrain.models.registry import MODELS, OutputSpec
 
 __all__ = ["MODELS", "OutputSpec", "build_model", "input_dtypes", "ensure_custom_layers"]
 

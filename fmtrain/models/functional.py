@@ -102,7 +102,7 @@ class FunctionalParams(StrictModel):
         return outputs
 
     @model_validator(mode="after")
-    def _one_output_without_head(self) -> "FunctionalParams":
+    def _one_output_without_head(self) -> FunctionalParams:
         if not self.head and len(self.outputs) > 1:
             raise ValueError("with head: false the graph must end in one output node; the trainer trains one output")
         return self

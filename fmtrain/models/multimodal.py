@@ -6,7 +6,7 @@ in a nested model named ``<input>_encoder``, so two encoders of the same family 
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag, model_validator
 
@@ -26,7 +26,7 @@ def _type_of(value: Any) -> str | None:
 
 
 Encoder = Annotated[
-    Union[tuple(Annotated[MODELS.get(name).params, Tag(name)] for name in ENCODER_TYPES)],
+    tuple(Annotated[MODELS.get(name).params, Tag(name)] for name in ENCODER_TYPES),
     Discriminator(_type_of),
 ]
 
@@ -51,7 +51,7 @@ class MultimodalParams(StrictModel):
     """Dropout in the fusion block and before the output layer."""
 
     @model_validator(mode="after")
-    def _check(self) -> "MultimodalParams":
+    def _check(self) -> MultimodalParams:
         if self.fusion == "attention" and self.fusion_dim % self.num_heads:
             raise ValueError(f"num_heads ({self.num_heads}) must divide fusion_dim ({self.fusion_dim})")
         return self

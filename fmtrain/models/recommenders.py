@@ -78,7 +78,7 @@ class MatrixFactorizationParams(StrictModel):
     """Name of the input holding item ids."""
 
     @model_validator(mode="after")
-    def _counts(self) -> "MatrixFactorizationParams":
+    def _counts(self) -> MatrixFactorizationParams:
         for key in ("num_users", "num_items"):
             value = getattr(self, key)
             if value != "auto" and value < 1:
@@ -163,7 +163,7 @@ class TwoTowerParams(StrictModel):
     """Name of the input holding candidate (item) ids."""
 
     @model_validator(mode="after")
-    def _check(self) -> "TwoTowerParams":
+    def _check(self) -> TwoTowerParams:
         for key in ("num_users", "num_items"):
             value = getattr(self, key)
             if value != "auto" and value < 1:

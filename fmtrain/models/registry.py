@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from fmtrain.registry import Registry
 
@@ -19,7 +20,7 @@ class OutputSpec:
 
     @classmethod
     def infer(cls, *, task: str, num_classes: int | None, loss: str, from_logits: bool = False,
-              label_shape: tuple = ()) -> "OutputSpec":
+              label_shape: tuple = ()) -> OutputSpec:
         """Choose the output layer from the task and the loss.
 
         Binary cross-entropy gets one sigmoid unit; other classification losses get one softmax

@@ -122,7 +122,7 @@ class TextTransformerParams(_TextParams):
     """Token id that marks padding: attention and mean pooling ignore it; null attends to every position."""
 
     @model_validator(mode="after")
-    def _heads_divide_width(self) -> "TextTransformerParams":
+    def _heads_divide_width(self) -> TextTransformerParams:
         if self.embed_dim % self.num_heads:
             raise ValueError(f"num_heads ({self.num_heads}) must divide embed_dim ({self.embed_dim})")
         return self
@@ -176,7 +176,7 @@ class TextCNNParams(_TextParams):
     """Dropout before the output layer."""
 
     @model_validator(mode="after")
-    def _check(self) -> "TextCNNParams":
+    def _check(self) -> TextCNNParams:
         if any(k < 1 for k in self.kernel_sizes):
             raise ValueError(f"kernel_sizes must be positive, found {self.kernel_sizes}")
         return self

@@ -193,7 +193,7 @@ class ViTParams(StrictModel):
     """cls: a learned class token's final state (as ViT); mean: the average of all patch states."""
 
     @model_validator(mode="after")
-    def _heads_divide_width(self) -> "ViTParams":
+    def _heads_divide_width(self) -> ViTParams:
         if self.embed_dim % self.num_heads:
             raise ValueError(f"num_heads ({self.num_heads}) must divide embed_dim ({self.embed_dim})")
         return self
