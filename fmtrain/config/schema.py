@@ -7,7 +7,7 @@ registers (data sources, preprocessing steps, model types) against their registr
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import Discriminator, Field, Tag, field_validator, model_serializer, model_validator
 
@@ -180,7 +180,7 @@ def _step_item_type():
         return None
 
     return Annotated[
-        tuple(variants),
+        Union[tuple(variants)],  # noqa: UP007 (a union built at run time)
         Discriminator(
             step_of,
             custom_error_type="preprocess_step",
@@ -219,7 +219,7 @@ def _model_type():
     def type_of(value: Any) -> str | None:
         return value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
 
-    return Annotated[tuple(variants), Discriminator(type_of)]
+    return Annotated[Union[tuple(variants)], Discriminator(type_of)]  # noqa: UP007 (built at run time)
 
 
 ModelSection = _model_type()

@@ -6,7 +6,7 @@ in a nested model named ``<input>_encoder``, so two encoders of the same family 
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import Discriminator, Field, Tag, model_validator
 
@@ -26,7 +26,7 @@ def _type_of(value: Any) -> str | None:
 
 
 Encoder = Annotated[
-    tuple(Annotated[MODELS.get(name).params, Tag(name)] for name in ENCODER_TYPES),
+    Union[tuple(Annotated[MODELS.get(name).params, Tag(name)] for name in ENCODER_TYPES)],  # noqa: UP007 (built at run time)
     Discriminator(_type_of),
 ]
 
