@@ -88,6 +88,10 @@ def fit(cfg, options: FitOptions) -> FitOutcome:
     prepared = _prepare(cfg, options, encoders, precision)
     transfer = start_transfer(cfg, prepared.model)
     trainer = _first_trainer(cfg, prepared, resume_from)  # optimizer, loss, metrics: checked before any write
+    from fmtrain.expectations import check_expectation_names  # a typo in --expect costs a second, not a run
+
+    check_expectation_names(options.expectations, metric_names=["loss", *(m.name for m in trainer.parts.metrics)],
+                            splits=list(_present(prepared.splits)))
     run = _open_run(cfg, path, options, prepared, resume_from, devices)
     trainer, result = _train(cfg, options, prepared, run, resume_from, transfer, trainer)
 
