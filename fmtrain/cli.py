@@ -29,11 +29,14 @@ app = typer.Typer(
 
 Overrides = Annotated[
     list[str] | None,
-    typer.Option("--set", "-s", metavar="KEY=VALUE", help="Override a config value (parsed as YAML); repeatable, e.g. --set train.epochs=3."),
+    typer.Option("--set", "-s", metavar="KEY=VALUE",
+                 help="Override a config value (parsed as YAML); repeatable, e.g. --set train.epochs=3."),
 ]
 Expects = Annotated[
     list[str] | None,
-    typer.Option("--expect", "-e", metavar="METRIC>=VALUE", help="Threshold that sets exit code 3 when missed, e.g. 'test.accuracy>=0.95'; repeatable."),
+    typer.Option("--expect", "-e", metavar="METRIC>=VALUE",
+                 help="Threshold that sets exit code 3 when missed, e.g. 'test.accuracy>=0.95', or 'val_loss<0.3' "
+                 "as the epoch line names it; repeatable."),
 ]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu or gpu.", case_sensitive=False)]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result.")]
@@ -49,7 +52,8 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
 ) -> None:
     """Train and evaluate Keras models from YAML files."""
 
@@ -100,14 +104,22 @@ def _check_device(device: str) -> str:
 
 @app.command()
 def fit(
-    config: Annotated[Path | None, typer.Argument(help="The YAML config file (optional with --resume).", show_default=False)] = None,
+    config: Annotated[Path | None, typer.Argument(help="The YAML config file (optional with --resume).",
+                                                  show_default=False)] = None,
     overrides: Overrides = None,
-    resume: Annotated[Path | None, typer.Option("--resume", help="Continue this run directory from its latest checkpoint.")] = None,
-    allow_config_change: Annotated[bool, typer.Option("--allow-config-change", help="With --resume: continue even though CONFIG/--set differ from the run's config.")] = False,
-    run_dir: Annotated[Path | None, typer.Option("--run-dir", help="Write the run here instead of runs/<name>/<UTC time>/.")] = None,
-    runs_root: Annotated[Path, typer.Option("--runs-root", help="Parent folder of default run directories.")] = Path("runs"),
+    resume: Annotated[Path | None, typer.Option("--resume",
+                                                help="Continue this run directory from its latest checkpoint.")] = None,
+    allow_config_change: Annotated[bool, typer.Option(
+        "--allow-config-change", help="With --resume: continue even though CONFIG/--set differ from the run's config.",
+    )] = False,
+    run_dir: Annotated[Path | None, typer.Option("--run-dir",
+                                                 help="Write the run here instead of runs/<name>/<UTC time>/.")] = None,
+    runs_root: Annotated[Path, typer.Option("--runs-root",
+                                            help="Parent folder of default run directories.")] = Path("runs"),
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing run in --run-dir.")] = False,
-    smoke: Annotated[bool, typer.Option("--smoke", help="Whole chain on a small subset for a couple of epochs: data → fit → save → reload → eval.")] = False,
+    smoke: Annotated[bool, typer.Option(
+        "--smoke", help="Whole chain on a small subset for a couple of epochs: data → fit → save → reload → eval.",
+    )] = False,
     expect: Expects = None,
     device: Device = "auto",
     quiet: Quiet = False,
@@ -162,10 +174,12 @@ def fit(
 def eval_(
     run_dir: Annotated[Path, typer.Argument(help="A run directory written by fmtrain fit.", show_default=False)],
     split: Annotated[str, typer.Option("--split", help="Which split of the run's data: test, val or train.")] = "test",
-    data: Annotated[Path | None, typer.Option("--data", help="Evaluate on this file instead (same format as the run's data.path).")] = None,
+    data: Annotated[Path | None, typer.Option(
+        "--data", help="Evaluate on this file instead (same format as the run's data.path).")] = None,
     overrides: Overrides = None,
     expect: Expects = None,
-    unsafe: Annotated[bool, typer.Option("--unsafe", help="Allow loading models that contain code (Lambda layers). Only for runs you trust.")] = False,
+    unsafe: Annotated[bool, typer.Option(
+        "--unsafe", help="Allow loading models that contain code (Lambda layers). Only for runs you trust.")] = False,
     device: Device = "auto",
     quiet: Quiet = False,
     verbose: Verbose = False,
@@ -200,7 +214,8 @@ def eval_(
 def validate(
     config: Annotated[Path, typer.Argument(help="The YAML config file.", show_default=False)],
     overrides: Overrides = None,
-    show: Annotated[bool, typer.Option("--show", help="Print the resolved config (every default written out).")] = False,
+    show: Annotated[bool, typer.Option("--show",
+                                       help="Print the resolved config (every default written out).")] = False,
     debug: Debug = False,
 ) -> None:
     """Check CONFIG without importing TensorFlow: exit 0 when valid, 2 with the problems otherwise."""
