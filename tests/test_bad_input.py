@@ -130,6 +130,80 @@ def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, monkeypatch, case_id, 
         assert fragment in output, f"{fragment!r} not in {output!r}"
     after = {p: p.read_bytes() for p in before if p.exists()}
     assert after == before, "a file that existed before was changed or removed"
+    left_behind = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file() and p not in before)
+    assert not left_behind, f"a refused command left files behind: {left_behind}"
+
+
+# Options only `fit` has; a case using one has no `validate` counterpart.
+FIT_ONLY = ("--expect", "--run-dir", "--overwrite", "--device", "--resume")
+
+
+def _validate_args(fit_args: list[str]) -> list[str] | None:
+    """The `validate` command for a `fit` case: the same config and --set values, or None."""
+    if fit_args[0] != "fit":
+        return None
+    args, rest = ["validate"], iter(fit_args[1:])
+    for arg in rest:
+        if arg == "--set":
+            args += [arg, next(rest)]
+        elif arg.startswith("--"):
+            if arg in FIT_ONLY and arg not in ("--run-dir",):
+                return None
+            if arg == "--run-dir":
+                next(rest)
+        else:
+            args.append(arg)
+    return args
+
+
+@pytest.mark.parametrize("case_id, build, fragments", [pytest.param(*case, id=case[0]) for case in CONFIG_CASES])
+def test_validate_refuses_every_config_that_fit_refuses(tmp_path, monkeypatch, case_id, build, fragments):
+    """`fmtrain validate` and `fmtrain fit` agree on the config cases: the same exit code, the same line."""
+    monkeypatch.chdir(tmp_path)
+    fit_args = build(tmp_path)
+    validate_args = _validate_args(fit_args)
+    if validate_args is None:
+        pytest.skip("the case uses an option only fit has")
+    fitted = CliRunner().invoke(app, fit_args)
+    validated = CliRunner().invoke(app, validate_args)
+    assert validated.exit_code == fitted.exit_code == 2, validated.output
+    assert _error_line(validated.output) == _error_line(fitted.output)
+
+
+def _error_line(output: str) -> str:
+    return next(line for line in output.splitlines() if line.startswith("error:"))
+
+
+# One case per category, as a user's shell runs it: a real process, its real stderr.
+SUBPROCESS_CASES = [
+    ("config", lambda t: _config(t, GOOD.replace("epochs: 1", "epochs: five")), ["c.yaml:4:", "train.epochs"]),
+    ("override", lambda t: _config(t, GOOD) + ["--set", "train.epoch=3"], ["--set train.epoch=3", "epochs"]),
+    ("data", lambda t: _good_csv_config(t, "a,b,z\n1,2,0\n3,4,1\n"), ["data.label", "'y'"]),
+    ("run-directory", lambda t: (t.joinpath("run").mkdir(), t.joinpath("run", "notes.txt").write_text("keep me"),
+                                 _config(t, GOOD))[2], ["not empty", "--overwrite"]),
+    ("eval", lambda t: ["eval", str(t / "nothing")], ["run directory not found"]),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("category, build, fragments", SUBPROCESS_CASES, ids=[c[0] for c in SUBPROCESS_CASES])
+def test_a_real_process_prints_one_line_and_no_traceback(tmp_path, category, build, fragments):
+    """CliRunner never prints a traceback, so this is the test that can see one."""
+    import subprocess
+    import sys
+
+    args = build(tmp_path)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    result = subprocess.run([sys.executable, "-m", "fmtrain", *args], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=300)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+    after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert after == before, "the refused command changed, removed or added files"
 
 
 def test_the_corpus_is_large_enough():
