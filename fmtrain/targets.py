@@ -40,16 +40,17 @@ class Targets:
             raise ConfigError(f"loss: model type {cfg.model.type} trains with {' or '.join(required)}, not {loss_name}")
         loss_name = resolve_loss_name(loss_name, info.task, one_hot is not None)
         check_loss_fits_labels(loss_name, info.task, one_hot is not None, info.num_classes)
-        label_shape = () if info.task == "classification" else tuple(getattr(info, "target_shape", ()) or ())
+        label_shape = () if info.task == "classification" else tuple(info.label_shape)
         output = OutputSpec.infer(task=info.task, num_classes=info.num_classes, loss=loss_name,
                                   from_logits=cfg.loss.from_logits, label_shape=label_shape)
         return cls(info.task, info.num_classes, loss_name, dict(cfg.loss.args), one_hot, output)
 
     def shape_labels(self, y: np.ndarray, output_units: int) -> np.ndarray:
-        """Raw labels → what the loss and metrics see (one-hot, or a float column for one output unit).
+        """Raw labels → what the loss and metrics see (one-hot, or float columns, one per output unit).
 
         Raises:
-            DataError: class ids outside what the output layer can predict.
+            DataError: class ids outside what the output layer can predict, or regression targets
+                with another number of columns than the output layer has units.
         """
         y = np.asarray(y)
         if self.task == "classification":
@@ -66,7 +67,14 @@ class Targets:
                 return y.astype(np.float32).reshape(-1, 1)
             return y.astype(np.int32)
         y = y.astype(np.float32)
-        return y.reshape(-1, 1) if y.ndim == 1 else y
+        y = y.reshape(-1, 1) if y.ndim == 1 else y
+        if y.ndim == 2 and y.shape[1] != output_units:
+            # The loss would broadcast one prediction against every column without a word.
+            raise DataError(
+                f"model: the data has {y.shape[1]} target column(s) per example but the model's output layer "
+                f"has {output_units} unit(s); give the last layer units: {y.shape[1]}"
+            )
+        return y
 
     def metric_context(self, output_units: int) -> MetricContext:
         return MetricContext(self.task, self.num_classes, self.one_hot is not None, output_units)

@@ -64,12 +64,15 @@ class DataInfo:
     """Inputs of int32 ids made by the data layer (interactions' ``user``/``item``, records' ``category``):
     ids per input, the unseen id 0 included, so ``Embedding(input_dim=vocab_sizes[name])`` covers
     them and ``vocab_sizes["user"] - 1`` users were seen in training. None when no input is ids."""
+    label_shape: tuple[int, ...] = ()
+    """Shape of one example's label: ``()`` for class ids and single targets, ``(k,)`` for k target columns."""
 
     def to_dict(self) -> dict:
         """A JSON-serializable dict; :meth:`from_dict` reverses it."""
         out = asdict(self)
         shape = self.input_shape
         out["input_shape"] = ({k: list(v) for k, v in shape.items()} if isinstance(shape, dict) else list(shape))
+        out["label_shape"] = list(self.label_shape)
         return out
 
     @classmethod
@@ -89,6 +92,7 @@ class DataInfo:
             input_shape=({k: tuple(v) for k, v in shape.items()} if isinstance(shape, dict) else tuple(shape)),
             encoders=d["encoders"],
             vocab_sizes=d.get("vocab_sizes"),  # absent in runs made before it existed
+            label_shape=tuple(d.get("label_shape", ())),  # likewise
         )
 
 
@@ -158,5 +162,6 @@ def build(cfg: DataConfig, *, seed: int, encoders: dict | None = None) -> Splits
         input_shape=input_shape,
         encoders={**loaded.encoders, **(encoder.state() if encoder else {})},
         vocab_sizes=encoder.vocab_sizes if encoder else None,
+        label_shape=tuple(train.y.shape[1:]),
     )
     return Splits(train, val, test, info)
