@@ -42,16 +42,36 @@ def test_every_config_is_covered():
     assert len(CONFIGS) >= 11
 
 
+def _offline_extras(text: str, files: dict) -> list[str]:
+    """What a config needs to run without a network: the README's "offline" column, as arguments."""
+    extra = []
+    for source in ("mnist", "cifar10"):
+        if f"source: {source}" in text:
+            extra += ["--set", f"data.path={files[source]}"]
+    if "init_from" in text:
+        extra += ["--set", f"model.init_from={files['run']}"]
+    return extra
+
+
+def test_the_readme_says_which_configs_need_something_offline():
+    """The README's shipped-config table names, for each config, what the smoke test below passes it."""
+    readme = (ROOT / "README.md").read_text()
+    placeholders = {"mnist": "mnist.npz", "cifar10": "cifar10.npz", "run": "RUN_DIR"}
+    for name in CONFIGS:
+        row = next(line for line in readme.splitlines() if line.startswith(f"| `{name}` |"))
+        offline = row.rstrip(" |").rsplit("|", 1)[-1]
+        extras = _offline_extras((ROOT / "configs" / name).read_text(), placeholders)
+        if not extras:
+            assert offline.strip() == "as is", row
+        for flag in extras[1::2]:
+            assert flag in offline, f"{name}: the README's offline column should say {flag}"
+
+
 @pytest.mark.parametrize("name", CONFIGS)
 def test_shipped_config_smoke_runs(name, offline_files, tmp_path):
     text = (ROOT / "configs" / name).read_text()
     assert text.startswith("#"), "each config opens with a comment: what it trains, on what, what to expect"
-    extra = []
-    for source in ("mnist", "cifar10"):
-        if f"source: {source}" in text:
-            extra += ["--set", f"data.path={offline_files[source]}"]
-    if "init_from" in text:
-        extra += ["--set", f"model.init_from={offline_files['run']}"]
+    extra = _offline_extras(text, offline_files)
     run_dir = tmp_path / "run"
     result = invoke("fit", ROOT / "configs" / name, "--smoke", "--run-dir", run_dir, "--quiet", *extra)
     assert result.exit_code == 0, result.output
