@@ -8,8 +8,8 @@ methods interleaved case by case, and the table reports ratios measured in this 
     python benchmarks/bench.py --only cnn --repeat 3 --no-end-to-end
 
 Throughput is training samples per second over the epochs after four warm-up epochs (tracing,
-compilation and fmtrain's XLA-or-not measurement excluded for every method alike); accuracy is on held-out data after the
-same number of epochs; memory is the subprocess's peak resident set. Each method runs
+compilation and fmtrain's XLA-or-not measurement excluded for every method alike); accuracy is on
+held-out data after the same number of epochs; memory is the subprocess's peak resident set. Each method runs
 --repeat times per case, interleaved, and its fastest run is reported: on a shared machine
 noise only ever slows a run down.
 """
@@ -108,8 +108,9 @@ def worker(case: dict, method: str) -> dict:
         from fmtrain.losses import build_loss
         from fmtrain.metrics import MetricContext, build_metrics
 
-        trainer = Trainer(model, keras.optimizers.Adam(0.001), build_loss("sparse_categorical_crossentropy", {}),
-                          build_metrics([MetricConfig(name="accuracy")], MetricContext("classification", 10, False, 10)))
+        metrics = build_metrics([MetricConfig(name="accuracy")], MetricContext("classification", 10, False, 10))
+        loss = build_loss("sparse_categorical_crossentropy", {})
+        trainer = Trainer(model, keras.optimizers.Adam(0.001), loss, metrics)
         trainer.fit(x, y, epochs=WARMUP_EPOCHS, batch_size=batch, seed=0)  # trace, compile, measure XLA or not
         started = time.perf_counter()
         trainer.fit(x, y, epochs=epochs, batch_size=batch, seed=1)
@@ -200,9 +201,12 @@ def end_to_end(n_train: int, epochs: int) -> dict:
 def cases(quick: bool) -> list[dict]:
     scale = 4 if quick else 1
     return [
-        {"name": "seed MLP, batch 32", "model": "mlp", "batch": 32, "n_train": 48000 // scale, "n_test": 10000 // scale, "epochs": 2},
-        {"name": "seed MLP, batch 256", "model": "mlp", "batch": 256, "n_train": 48000 // scale, "n_test": 10000 // scale, "epochs": 3},
-        {"name": "CNN, batch 64", "model": "cnn", "batch": 64, "n_train": 12000 // scale, "n_test": 2000 // scale, "epochs": 1},
+        {"name": "seed MLP, batch 32", "model": "mlp", "batch": 32,
+         "n_train": 48000 // scale, "n_test": 10000 // scale, "epochs": 2},
+        {"name": "seed MLP, batch 256", "model": "mlp", "batch": 256,
+         "n_train": 48000 // scale, "n_test": 10000 // scale, "epochs": 3},
+        {"name": "CNN, batch 64", "model": "cnn", "batch": 64,
+         "n_train": 12000 // scale, "n_test": 2000 // scale, "epochs": 1},
         {"name": "Transformer, batch 64", "model": "transformer", "batch": 64, "n_train": 8000 // scale,
          "n_test": 2000 // scale, "epochs": 1},
     ]
@@ -233,7 +237,8 @@ def main() -> None:
     gflops = json.loads(subprocess.run([sys.executable, __file__, "--matmul"], check=True, capture_output=True,
                                        text=True).stdout.strip().splitlines()[-1])
     print(f"machine: {os.cpu_count()} CPU cores, 2048² float32 matmul {gflops:.1f} GFLOP/s\n")
-    header = f"{'case':<22}{'method':<10}{'samples/s':>11}{'× plain':>9}{'× tuned':>9}{'% peak':>8}{'accuracy':>10}{'peak MB':>9}"
+    header = (f"{'case':<22}{'method':<10}{'samples/s':>11}{'× plain':>9}{'× tuned':>9}{'% peak':>8}"
+              f"{'accuracy':>10}{'peak MB':>9}")
     print(header)
     print("-" * len(header))
     for case in [c for c in cases(args.quick) if not args.only or args.only.lower() in c["name"].lower()]:
@@ -243,8 +248,10 @@ def main() -> None:
             r = results[method]
             speed = r["samples_per_second"]
             peak = f"{100 * speed * MLP_FLOP_PER_SAMPLE / (gflops * 1e9):.0f}%" if case["model"] == "mlp" else "-"
-            print(f"{case['name']:<22}{method:<10}{speed:>11,.0f}{speed / results['plain']['samples_per_second']:>9.2f}"
-                  f"{speed / results['tuned']['samples_per_second']:>9.2f}{peak:>8}{r['accuracy']:>10.4f}{r['peak_mb']:>9.0f}")
+            versus_plain = speed / results["plain"]["samples_per_second"]
+            versus_tuned = speed / results["tuned"]["samples_per_second"]
+            print(f"{case['name']:<22}{method:<10}{speed:>11,.0f}{versus_plain:>9.2f}{versus_tuned:>9.2f}{peak:>8}"
+                  f"{r['accuracy']:>10.4f}{r['peak_mb']:>9.0f}")
     if args.no_end_to_end:
         return
     e2e = end_to_end(12000 if args.quick else 48000, 2)

@@ -20,7 +20,8 @@ def build_schedule(learning_rate, total_steps: int):
     schedules = keras.optimizers.schedules
     if learning_rate.schedule == "exponential":
         return schedules.ExponentialDecay(
-            learning_rate.initial, learning_rate.decay_steps, learning_rate.decay_rate, staircase=learning_rate.staircase
+            learning_rate.initial, learning_rate.decay_steps, learning_rate.decay_rate,
+            staircase=learning_rate.staircase,
         )
     if learning_rate.schedule == "piecewise":
         return schedules.PiecewiseConstantDecay(learning_rate.boundaries, learning_rate.values)

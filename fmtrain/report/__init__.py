@@ -10,9 +10,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from fmtrain.report.classification import classification_summary
-    from fmtrain.report.console import print_eval, print_fit_summary
-    from fmtrain.report.document import write_report
+    from fmtrain.report.classification import classification_summary as classification_summary
+    from fmtrain.report.console import print_eval as print_eval
+    from fmtrain.report.console import print_fit_summary as print_fit_summary
+    from fmtrain.report.document import write_report as write_report
 
 _EXPORTS = {
     "classification_summary": "fmtrain.report.classification",

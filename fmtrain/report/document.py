@@ -188,7 +188,9 @@ def _build(metrics, history_plots, evals, environment, config_text) -> _Report:
             overview.append([key.replace("_", " "), format_value(metrics[key])])
     for group in ("timing", "throughput", "compile", "transfer"):
         for key, value in (metrics.get(group) or {}).items():
-            label = f"{key.replace('_', ' ')} layers" if group == "transfer" and key in ("trainable", "frozen") else key.replace("_", " ")
+            label = key.replace("_", " ")
+            if group == "transfer" and key in ("trainable", "frozen"):
+                label += " layers"
             overview.append([label, format_value(value) if value != [] else "none"])
     for key, value in (metrics.get("params") or {}).items():
         overview.append([f"{key} params", format_value(value)])

@@ -94,7 +94,7 @@ def plot_confusion_matrix(summary: dict[str, Any], out_path: Path) -> Path:
     names = [str(n) for n in summary["class_names"]]
     k = len(names)
     row_totals = [sum(row) or 1 for row in matrix]
-    fractions = [[count / total for count in row] for row, total in zip(matrix, row_totals)]
+    fractions = [[count / total for count in row] for row, total in zip(matrix, row_totals, strict=True)]
 
     side = min(3.5 + 0.35 * k, 11.0)
     fig = _figure((side + 1.0, side))
