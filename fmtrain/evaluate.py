@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fmtrain.errors import ConfigError, RunDirError
+from fmtrain.errors import ConfigError, DataError, RunDirError
 from fmtrain.expectations import Expectation, check_expectations
-from fmtrain.runs import SCHEMA_VERSION, RunDir
+from fmtrain.fileio import sha256_of
+from fmtrain.runs import SCHEMA_VERSION, RunDir, find_run
 
 
 @dataclass
@@ -36,10 +38,12 @@ class EvalOutcome:
 
 
 def evaluate_run(run_dir: Path, options: EvalOptions) -> EvalOutcome:
-    """Evaluate the saved model of ``run_dir`` and write ``eval-<split>.json``.
+    """Evaluate the saved model of ``run_dir`` and write ``eval-<split>.json``
+    (``eval-data-<file name>.json`` for ``--data``, with the file's path and SHA-256).
 
     The data is rebuilt from the run's resolved config with the encoders the run learned,
-    so categories and labels map exactly as in training.
+    so categories and labels map exactly as in training. ``run_dir`` may also be a folder of
+    runs (``runs/<name>``): its newest finished run is evaluated, and a note says which.
 
     Raises:
         RunDirError: the run is missing, unfinished, from a newer fmtrain, or its model unreadable.
@@ -48,13 +52,16 @@ def evaluate_run(run_dir: Path, options: EvalOptions) -> EvalOutcome:
     """
     from fmtrain.config import load_config
 
-    run = RunDir(run_dir)
-    run.require_finished()
+    run, note = find_run(run_dir)
+    if note:
+        _say(note)
     overrides = list(options.overrides)
-    split_name = options.split
+    split_name, result_path, data_record = options.split, run.eval_result(options.split), None
     if options.data_path is not None:
-        overrides += [f"data.path={Path(options.data_path).resolve()}", "data.validation_split=0", "data.test_split=0"]
-        split_name = "data"
+        data_path = Path(options.data_path).resolve()
+        overrides += [f"data.path={data_path}", "data.validation_split=0", "data.test_split=0"]
+        split_name, result_path = "data", run.eval_result(f"data-{_file_label(data_path)}")
+        data_record = {"path": str(data_path), "sha256": sha256_of(data_path) if data_path.exists() else None}
     cfg = load_config(run.config, overrides)
 
     from fmtrain.engine.device import configure, set_mixed_precision
@@ -70,6 +77,8 @@ def evaluate_run(run_dir: Path, options: EvalOptions) -> EvalOutcome:
 
     info = data_layer.DataInfo.from_dict(run.read_json(run.data_info))
     splits = data_layer.build(cfg.data, seed=cfg.seed, encoders=info.encoders)
+    if data_record is not None:
+        _check_input_shape(splits.info.input_shape, info.input_shape, data_record["path"], cfg.data.source)
     split = _pick_split(splits, split_name, run)
     if options.limit is not None:
         split = split.head(options.limit)
@@ -90,7 +99,9 @@ def evaluate_run(run_dir: Path, options: EvalOptions) -> EvalOutcome:
         names = info.class_names or [str(i) for i in range(info.num_classes or int(predicted.max()) + 1)]
         classification = classification_summary(np.asarray(split.y).astype(int), predicted, names)
     result = {"split": split_name, "n_samples": len(split), "metrics": metrics, "classification": classification}
-    path = run.eval_result(split_name)
+    if data_record is not None:
+        result["data"] = data_record
+    path = result_path
     run.write_json(path, result)
     result = {"schema_version": SCHEMA_VERSION, **result}  # what the file holds
     if not options.quiet:
@@ -104,6 +115,38 @@ def evaluate_run(run_dir: Path, options: EvalOptions) -> EvalOutcome:
     write_report(run.path)
     lines = check_expectations(options.expectations, {split_name: metrics}, split_name) if options.expectations else []
     return EvalOutcome(result, path, lines)
+
+
+def _say(note: str) -> None:
+    print(note, file=sys.stderr, flush=True)
+
+
+def _file_label(path: Path) -> str:
+    """A file-name-safe label for an ``--data`` path: its stem, other characters as '_'."""
+    stem = path.stem if path.is_file() or path.suffix else path.name
+    return "".join(c if c.isalnum() or c in "_.-" else "_" for c in stem) or "data"
+
+
+def _check_input_shape(found, expected, path: str, source: str) -> None:
+    """Refuse data whose examples are not the shape the model was trained on (before it meets the model)."""
+    def as_shapes(shape):
+        return {k: tuple(v) for k, v in shape.items()} if isinstance(shape, dict) else tuple(shape)
+
+    found, expected = as_shapes(found), as_shapes(expected)
+    if found == expected:
+        return
+    hint = ""
+    if source == "image_folder" and isinstance(expected, tuple) and len(expected) == 3:
+        hint = (f"; resize them with --set data.image_size=[{expected[0]},{expected[1]}]"
+                if found[-1:] == expected[-1:] else f"; set data.color_mode to give {expected[-1]} channels")
+    raise DataError(f"{path}: examples have shape {_shape(found)} but the run's model was trained on "
+                    f"{_shape(expected)}{hint}")
+
+
+def _shape(shape) -> str:
+    if isinstance(shape, dict):
+        return "{" + ", ".join(f"{k}: {_shape(v)}" for k, v in shape.items()) + "}"
+    return "×".join(map(str, shape)) if shape else "scalar"
 
 
 def _pick_split(splits, name: str, run: RunDir):

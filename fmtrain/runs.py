@@ -16,6 +16,8 @@ from fmtrain.fileio import atomic_write_json, atomic_write_text
 
 SCHEMA_VERSION = 1
 RUN_FILES = ("config.yaml", "metrics.json", "history.csv", "model.keras", "environment.json", "data_info.json")
+# What `fmtrain eval` needs; a run without them did not finish training.
+FINISHED_FILES = ("config.yaml", "model.keras", "data_info.json")
 
 
 class RunDir:
@@ -73,13 +75,47 @@ class RunDir:
             )
         return payload
 
+    @property
+    def finished(self) -> bool:
+        """Whether training completed: the files ``fmtrain eval`` needs are all there."""
+        return all((self.path / name).exists() for name in FINISHED_FILES)
+
     def require_finished(self) -> None:
         """Raise RunDirError unless this looks like a completed run."""
         if not self.path.is_dir():
             raise RunDirError(f"{self.path}: run directory not found")
-        missing = [name for name in ("config.yaml", "model.keras", "data_info.json") if not (self.path / name).exists()]
-        if missing:
-            raise RunDirError(f"{self.path}: not a finished fmtrain run (missing {', '.join(missing)})")
+        missing = [name for name in FINISHED_FILES if not (self.path / name).exists()]
+        if not missing:
+            return
+        if any((self.path / "checkpoints").glob("step-*.npz")):
+            raise RunDirError(
+                f"{self.path}: the run was interrupted before it finished (no {missing[0]}); "
+                f"continue it with: fmtrain fit --resume {self.path}"
+            )
+        raise RunDirError(f"{self.path}: not a finished fmtrain run (missing {', '.join(missing)})")
+
+
+def find_run(path: str | Path) -> tuple[RunDir, str | None]:
+    """The run at ``path``, or — when ``path`` is a folder of runs such as ``runs/<name>`` — the
+    newest finished run inside it, with a note saying which was chosen.
+
+    Raises:
+        RunDirError: ``path`` is neither a finished run nor holds one.
+    """
+    run = RunDir(path)
+    if run.finished or not run.path.is_dir() or (run.path / "config.yaml").exists():
+        run.require_finished()
+        return run, None
+    inside = sorted((RunDir(child) for child in run.path.iterdir() if child.is_dir()), key=lambda r: r.path.name)
+    finished = [candidate for candidate in inside if candidate.finished]
+    if finished:
+        newest = finished[-1]
+        return newest, f"{run.path} holds {len(finished)} finished runs; using the newest, {newest.path}"
+    runs = [candidate for candidate in inside if (candidate.path / "config.yaml").exists()]
+    if runs:
+        runs[-1].require_finished()  # says whether to --resume it
+    run.require_finished()
+    return run, None
 
 
 def _csv_number(value: Any) -> str:

@@ -163,8 +163,8 @@ train: {epochs: 15}
     assert fitted.exit_code == 0, fitted.output
     evaluated = invoke("eval", run_dir, "--data", tmp_path / "new.csv", "--quiet", "--expect", "accuracy>=0.85")
     assert evaluated.exit_code == 0, evaluated.output
-    result = json.loads((run_dir / "eval-data.json").read_text())
-    assert result["n_samples"] == 100
+    result = json.loads((run_dir / "eval-data-new.json").read_text())
+    assert result["n_samples"] == 100 and result["data"]["path"] == str(tmp_path / "new.csv")
     assert result["classification"]["class_names"] == ["big", "small"]
 
 
