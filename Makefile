@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast bench keras-names clean
+.PHONY: install demo test test-fast bench keras-names readme clean
 
 install: $(STAMP)
 
@@ -36,6 +36,10 @@ bench: $(STAMP)
 ## Regenerate fmtrain/config/keras_names.py after a Keras upgrade.
 keras-names: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python scripts/gen_keras_names.py
+
+## Regenerate the README's tables of sources, preprocessing steps, models and metrics.
+readme: $(STAMP)
+	TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python scripts/readme_tables.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache build *.egg-info
