@@ -276,3 +276,22 @@ def test_import_is_cheap():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=env, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_an_interrupted_run_report_is_named_by_its_config_and_says_how_to_continue(tmp_path):
+    """After Ctrl-C the report carries the run's name and task and the --resume command."""
+    run = tmp_path / "20261202-010203"
+    run.mkdir()
+    (run / "metrics.json").write_text(json.dumps(
+        {"schema_version": 1, "name": run.name, "interrupted": {"epoch": 2, "step": 17}, "final": {}}))
+    (run / "history.csv").write_text(_history())
+    (run / "config.yaml").write_text("name: digits_mlp\nseed: 42\n")
+    (run / "data_info.json").write_text(json.dumps({"schema_version": 1, "task": "classification"}))
+    write_report(run)
+    markdown = (run / "report.md").read_text()
+    html = (run / "report.html").read_text()
+    for text in (markdown, html):
+        assert "digits_mlp" in text and run.name not in text.split("Resolved config")[0].split("resume")[0]
+        assert "classification" in text and "unknown" not in text
+        assert "Interrupted at epoch 2, step 17" in text and f"fmtrain fit --resume {run}" in text
+    assert markdown.startswith("# digits_mlp")

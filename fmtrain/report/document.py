@@ -34,6 +34,8 @@ class _Report:
 
     name: str
     task: str
+    status: str | None
+    """Said above everything else: the run was interrupted, and how to continue it."""
     headline_split: str | None
     headline: list[tuple[str, str]]
     final: _Table | None
@@ -88,7 +90,8 @@ def write_report(run_dir: Path) -> Path:
             confusion_src = _rel(plot_confusion_matrix(result["classification"], out), run_dir)
         evals.append(_eval_section(split, result, confusion_src))
 
-    report = _build(metrics, history_plots, evals, environment, config_text)
+    data_info = _read_json(run_dir / "data_info.json", required=False)
+    report = _build(metrics, history_plots, evals, environment, config_text, data_info, run_dir)
     md_path = run_dir / "report.md"
     atomic_write_text(md_path, _markdown(report))
     atomic_write_text(run_dir / "report.html", _html(report))
@@ -176,7 +179,28 @@ def _score_row(label: str, scores: dict[str, Any], support: int) -> list[str]:
             format_value(support)]
 
 
-def _build(metrics, history_plots, evals, environment, config_text) -> _Report:
+def _status(metrics: dict[str, Any], run_dir: Path) -> str | None:
+    interrupted = metrics.get("interrupted")
+    if not interrupted:
+        return None
+    where = ""
+    if isinstance(interrupted, dict) and "epoch" in interrupted:
+        where = f" at epoch {interrupted['epoch']}, step {interrupted.get('step', 0)}"
+    return (f"Interrupted{where}, before training finished: these are the epochs done so far. "
+            f"Continue with: fmtrain fit --resume {run_dir}")
+
+
+def _config_name(config_text: str | None) -> str | None:
+    import yaml
+
+    try:
+        config = yaml.safe_load(config_text) if config_text else None
+    except yaml.YAMLError:
+        return None
+    return str(config["name"]) if isinstance(config, dict) and config.get("name") else None
+
+
+def _build(metrics, history_plots, evals, environment, config_text, data_info, run_dir: Path) -> _Report:
     final = metrics.get("final") or {}
     headline_split = next((s for s in ("test", "val", "train") if final.get(s)), None)
     headline = [(k, format_value(v)) for k, v in (final.get(headline_split) or {}).items()]
@@ -197,8 +221,10 @@ def _build(metrics, history_plots, evals, environment, config_text) -> _Report:
 
     data = metrics.get("data") or {}
     return _Report(
-        name=str(metrics.get("name") or "unnamed run"),
-        task=str(metrics.get("task") or "unknown"),
+        # An interrupted run's metrics.json did not get that far: its config names it.
+        name=str((metrics.get("interrupted") and _config_name(config_text)) or metrics.get("name") or "unnamed run"),
+        task=str(metrics.get("task") or (data_info or {}).get("task") or "unknown"),
+        status=_status(metrics, run_dir),
         headline_split=headline_split,
         headline=headline,
         final=_Table(*table) if table else None,
@@ -231,6 +257,8 @@ def _md_table(table: _Table) -> list[str]:
 
 def _markdown(r: _Report) -> str:
     out = [f"# {_md_cell(r.name)}", "", f"Task: **{_md_cell(r.task)}**", ""]
+    if r.status:
+        out += [f"> **{_md_cell(r.status)}**", ""]
     if r.headline:
         parts = ", ".join(f"{_md_cell(k)} **{v}**" for k, v in r.headline)
         out += [f"Final {r.headline_split}: {parts}", ""]
