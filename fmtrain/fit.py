@@ -95,11 +95,11 @@ def fit(cfg, options: FitOptions) -> FitOutcome:
     run = _open_run(cfg, path, options, prepared, resume_from, devices)
     trainer, result = _train(cfg, options, prepared, run, resume_from, transfer, trainer)
 
-    final = {name: trainer.evaluate(split.x, prepared.labels[name]) for name, split in _present(prepared.splits).items()}
+    final = {name: trainer.evaluate(split.x, prepared.labels[name])
+             for name, split in _present(prepared.splits).items()}
     _save_model(prepared.model, run)
     run.write_history(result.history)
     metrics = _metrics_payload(cfg, prepared, result, final, trainer, started)
-    metrics["resumed_from_step"] = resume_from[1].global_step if resume_from else None
     if transfer:
         from fmtrain.transfer import trainable_report
 
@@ -214,7 +214,7 @@ def _first_trainer(cfg, prepared: _Prepared, resume_from):
     from fmtrain.transfer import fine_tune_rate, unfreeze_all
 
     unfreeze_at = cfg.train.unfreeze_after_epochs
-    if unfreeze_at and resume_from and resume_from[1].epoch >= unfreeze_at:
+    if unfreeze_at and resume_from and resume_from.state.epoch >= unfreeze_at:
         unfreeze_all(prepared.model)
         return _make_trainer(cfg, prepared, fine_tune_rate(cfg))
     return _make_trainer(cfg, prepared)
@@ -229,7 +229,7 @@ def _train(cfg, options: FitOptions, prepared: _Prepared, run: RunDir, resume_fr
     from fmtrain.transfer import fine_tune_rate, unfreeze_all
 
     unfreeze_at, epochs = cfg.train.unfreeze_after_epochs, prepared.epochs
-    resumed_epoch = resume_from[1].epoch if resume_from else 0
+    resumed_epoch = resume_from.state.epoch if resume_from else 0
     two_phases = bool(unfreeze_at and resumed_epoch < unfreeze_at < epochs)
     common = dict(
         batch_size=cfg.data.batch_size, seed=cfg.seed, shuffle=cfg.data.shuffle,
@@ -240,21 +240,37 @@ def _train(cfg, options: FitOptions, prepared: _Prepared, run: RunDir, resume_fr
     x, y = prepared.splits.train.x, prepared.labels["train"]
     try:
         with stop_on_signals(trainer):
-            result = trainer.fit(x, y, epochs=unfreeze_at if two_phases else epochs,
-                                 resume=resume_from[1:] if resume_from else None, **common)
+            result = trainer.fit(x, y, epochs=unfreeze_at if two_phases else epochs, resume=resume_from, **common)
         if two_phases:
             unfreeze_all(prepared.model)
             frozen_phase, trainer = trainer, _make_trainer(cfg, prepared, fine_tune_rate(cfg))
             with stop_on_signals(trainer):
-                result = trainer.fit(x, y, epochs=epochs, initial_epoch=unfreeze_at, history=frozen_phase.history,
-                                     global_step=frozen_phase.global_step, **common)
+                fine_tuned = trainer.fit(x, y, epochs=epochs, initial_epoch=unfreeze_at, history=frozen_phase.history,
+                                         global_step=frozen_phase.global_step, **common)
+            result = _both_phases(result, fine_tuned)
             transfer["unfrozen_after_epochs"] = unfreeze_at
     except Interrupted as exc:
         run.write_history(trainer.history)
         _write_partial_report(run)
         raise Interrupted(f"{exc}; checkpoint saved in {run.path / 'checkpoints'}; "
                           f"continue with: fmtrain fit --resume {run.path}") from None
+    except KeyboardInterrupt:
+        # A second Ctrl-C while the first stop was being handled: stop now and write nothing more.
+        if not any((run.path / "checkpoints").glob("step-*.npz")):
+            raise Interrupted("stopped at once by SIGINT, before any checkpoint was saved") from None
+        raise Interrupted(f"stopped at once by SIGINT, without a checkpoint of this step; continue from the last one "
+                          f"in {run.path / 'checkpoints'} with: fmtrain fit --resume {run.path}") from None
     return trainer, result
+
+
+def _both_phases(frozen, fine_tuned):
+    """One FitResult for a run trained frozen, then fine-tuned: where it started and all it trained."""
+    from dataclasses import replace
+
+    return replace(fine_tuned, started_at_step=frozen.started_at_step, resumed_from=frozen.resumed_from,
+                   steps_trained=frozen.steps_trained + fine_tuned.steps_trained,
+                   samples_seen=frozen.samples_seen + fine_tuned.samples_seen,
+                   fit_seconds=frozen.fit_seconds + fine_tuned.fit_seconds)
 
 
 def _write_partial_report(run: RunDir) -> None:
@@ -320,7 +336,12 @@ def _metrics_payload(cfg, prepared: _Prepared, result, final, trainer, started) 
         "epochs_run": len(history),
         "best_epoch": result.best_epoch,
         "stopped_early": result.stopped_early,
-        "resumed_from_step": None,
+        "global_step": trainer.global_step,
+        "resumed_from_step": result.started_at_step if result.resumed_from else None,
+        "resume": None if result.resumed_from is None else {
+            "checkpoint": result.resumed_from.name, "from_step": result.started_at_step,
+            "steps_trained": result.steps_trained,
+        },
         "timing": {
             "fit_seconds": round(result.fit_seconds, 4),
             "first_epoch_seconds": round(first_epoch, 4) if first_epoch is not None else None,

@@ -5,9 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fmtrain.errors import ConfigError, RunDirError
 from fmtrain.runs import RunDir
+
+if TYPE_CHECKING:
+    from fmtrain.engine.checkpoints import Checkpoint
 
 
 def config_hash(cfg) -> str:
@@ -51,8 +55,8 @@ def resume_config(run_dir: Path, new_cfg, allow_change: bool):
     return new_cfg
 
 
-def latest_checkpoint(run_dir: Path):
-    """(path, state, variable groups) of the newest readable checkpoint of ``run_dir``.
+def latest_checkpoint(run_dir: Path) -> Checkpoint:
+    """The newest readable checkpoint of ``run_dir`` (its path, training state and variable values).
 
     Raises:
         RunDirError: there is none.

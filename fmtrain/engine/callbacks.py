@@ -146,9 +146,9 @@ class CheckpointCallback(Callback):
         self.saved: list = []
 
     def _save(self, score: float | None = None) -> None:
-        state, groups = self.trainer.snapshot(self.config_hash)
-        self.saved.append(self.manager.save(state, groups, score))
-        self.last_saved_step = state.global_step
+        snapshot = self.trainer.snapshot(self.config_hash)
+        self.saved.append(self.manager.save(snapshot, score))
+        self.last_saved_step = snapshot.state.global_step
 
     def on_train_begin(self, plan: dict) -> None:
         self.last_saved_step = self.trainer.global_step

@@ -6,6 +6,7 @@ import hashlib
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,7 +14,7 @@ import tensorflow as tf
 
 from fmtrain.engine import steps as compiled
 from fmtrain.engine.callbacks import Callback
-from fmtrain.engine.checkpoints import TrainingState
+from fmtrain.engine.checkpoints import Checkpoint, Snapshot, TrainingState
 from fmtrain.engine.feeds import DatasetFeed, GraphFeed, padded
 from fmtrain.engine.planning import CallPlan
 from fmtrain.errors import Interrupted, TrainingFailed
@@ -24,15 +25,25 @@ FINGERPRINT_CALLS = 10
 
 @dataclass
 class FitResult:
+    """What one :meth:`Trainer.fit` call did."""
+
     history: list[dict[str, float]]
+    """One row of logs per epoch, earlier phases and resumed epochs included."""
     fit_seconds: float
     samples_seen: int
+    """Examples trained on by this call (``steps_trained`` × batch size)."""
     jit_compile: bool
     steps_per_execution: int | str
     stopped_early: bool = False
     best_epoch: int | None = None
     notes: list[str] = field(default_factory=list)
     loss_fingerprint: str | None = None
+    started_at_step: int = 0
+    """Global step the call started from: 0, a checkpoint's step, or where an earlier phase ended."""
+    steps_trained: int = 0
+    """Optimizer steps this call ran (a resumed run: only those after the checkpoint)."""
+    resumed_from: Path | None = None
+    """The checkpoint this call restored before training, if any."""
 
 
 class Trainer:
@@ -84,15 +95,18 @@ class Trainer:
 
     def fit(self, x, y, *, epochs: int, batch_size: int, seed: int, shuffle: bool = True, validation=None,
             callbacks: list[Callback] = (), feed: str = "graph", cache: bool = True, prefetch="auto",
-            resume: tuple[TrainingState, dict] | None = None, every_steps: int | None = None,
+            resume: Checkpoint | None = None, every_steps: int | None = None,
             initial_epoch: int = 0, history: list[dict[str, float]] | None = None,
             global_step: int = 0) -> FitResult:
         """Train until ``epochs`` epochs are done; validate on ``validation=(x, y)`` after each.
 
         Args:
-            resume: a checkpoint's (state, variable groups) to continue from exactly.
+            resume: a checkpoint to continue from exactly (its variables, epoch, step and history).
             every_steps: keep compiled calls within this many steps (checkpoint cadence).
             initial_epoch, history, global_step: where an earlier phase (fine-tuning) left off.
+
+        Returns:
+            A :class:`FitResult`, including the step training started from and the steps it ran.
 
         Raises:
             TrainingFailed: the loss became NaN or infinite.
@@ -111,9 +125,9 @@ class Trainer:
         self.history = [dict(row) for row in history or []]
         self.global_step = global_step
         if resume is not None:
-            state, groups = resume
-            self.restore(state, groups)
-            start_epoch, start_step = state.epoch, state.step
+            self.restore(resume.state, resume.groups)
+            start_epoch, start_step = resume.state.epoch, resume.state.step
+        started_at_step = self.global_step
         plan = CallPlan(steps_per_epoch=data.steps, batch_size=batch_size,
                         total_steps=data.steps * (epochs - start_epoch) - start_step,
                         steps_per_execution=self.steps_per_execution,
@@ -124,7 +138,7 @@ class Trainer:
             cb.on_train_begin({"epochs": epochs, "steps": data.steps, "batch_size": batch_size,
                                "initial_epoch": start_epoch})
         fit_started = time.perf_counter()
-        samples = 0
+        steps_trained = 0
         call_losses = self._call_losses
         for epoch in range(start_epoch, epochs):
             epoch_started = time.perf_counter()
@@ -143,7 +157,7 @@ class Trainer:
                 step += n
                 self.global_step += n
                 self.position = (epoch, step)
-                samples += n * batch_size
+                steps_trained += n
                 if len(call_losses) < FINGERPRINT_CALLS:
                     call_losses.append(logs["loss"])
                 self._guard_finite(logs, epoch, step)
@@ -172,12 +186,15 @@ class Trainer:
             cb.on_train_end(self.history)
         stopper = next((cb for cb in self._callbacks if hasattr(cb, "stopped_early")), None)
         return FitResult(
-            history=self.history, fit_seconds=fit_seconds, samples_seen=samples, jit_compile=self.jit_compile,
+            history=self.history, fit_seconds=fit_seconds, samples_seen=steps_trained * batch_size,
+            jit_compile=self.jit_compile,
             steps_per_execution=plan.chunk,
             stopped_early=bool(stopper and stopper.stopped_early),
             best_epoch=(stopper.best_epoch + 1) if stopper and stopper.best_epoch is not None else None,
             notes=self.notes,
             loss_fingerprint=hashlib.sha256(" ".join(f"{v:.8e}" for v in call_losses).encode()).hexdigest()[:16],
+            started_at_step=started_at_step, steps_trained=steps_trained,
+            resumed_from=resume.path if resume is not None else None,
         )
 
     def request_stop(self, reason: str) -> None:
@@ -248,15 +265,16 @@ class Trainer:
             "metrics": [v for metric in metrics for v in metric.variables],
         }
 
-    def snapshot(self, config_hash: str = "") -> tuple[TrainingState, dict[str, list[np.ndarray]]]:
+    def snapshot(self, config_hash: str = "") -> Snapshot:
         """The current state and variable values, for a checkpoint."""
         epoch, step = self.position
-        extra = {"callbacks": {type(cb).__name__: cb.state_dict() for cb in self._callbacks if hasattr(cb, "state_dict")},
-                 "call_losses": list(self._call_losses)}
-        state = TrainingState(epoch=epoch, step=step, global_step=self.global_step,
-                              history=[dict(row) for row in self.history], config_hash=config_hash, extra=extra)
-        return state, {group: [np.asarray(v.numpy()) for v in variables]
-                       for group, variables in self.variable_groups().items()}
+        state = TrainingState(
+            epoch=epoch, step=step, global_step=self.global_step, history=[dict(row) for row in self.history],
+            config_hash=config_hash, call_losses=list(self._call_losses),
+            callbacks={type(cb).__name__: cb.state_dict() for cb in self._callbacks if hasattr(cb, "state_dict")},
+        )
+        return Snapshot(state, {group: [np.asarray(v.numpy()) for v in variables]
+                                for group, variables in self.variable_groups().items()})
 
     def restore(self, state: TrainingState, groups: dict[str, list[np.ndarray]]) -> None:
         """Load a snapshot's values into the variables.
@@ -271,18 +289,17 @@ class Trainer:
                     f"checkpoint has {len(values)} {group} variables but the model has {len(variables)}; "
                     "it was written by a different model"
                 )
-            for variable, value in zip(variables, values):
+            for variable, value in zip(variables, values, strict=True):
                 if tuple(variable.shape) != tuple(value.shape):
                     raise TrainingFailed(f"checkpoint {group} variable {variable.path} has shape {value.shape}, "
                                          f"the model has {tuple(variable.shape)}")
                 variable.assign(value)
         self.global_step, self.position = state.global_step, (state.epoch, state.step)
         self.history = [dict(row) for row in state.history]
-        self._call_losses = list(state.extra.get("call_losses", []))
-        saved = state.extra.get("callbacks", {})
+        self._call_losses = list(state.call_losses)
         for cb in self._callbacks:
-            if hasattr(cb, "load_state_dict") and type(cb).__name__ in saved:
-                cb.load_state_dict(saved[type(cb).__name__])
+            if hasattr(cb, "load_state_dict") and type(cb).__name__ in state.callbacks:
+                cb.load_state_dict(state.callbacks[type(cb).__name__])
 
     # ----------------------------------------------------------------- evaluation
 
