@@ -1,8 +1,11 @@
 """Pure tensor code for one training or evaluation step, and the compiled loops around them.
 
 Nothing here prints, writes files or touches numpy: the Python loop in ``trainer.py`` and
-the callbacks own all of that. Each ``make_*_function`` builds its ``tf.function`` once;
-the number of steps per call is a tensor argument, so changing it never retraces.
+the callbacks own all of that. Each ``make_*_function`` builds its ``tf.function`` once.
+The graph-feed loop takes its length from the shape of the order slice it is given, so each
+distinct call size is one trace (and one XLA compilation); ``planning.py`` keeps calls on a
+grid of one size, plus the remainder at an epoch's end when the size does not divide it. The
+tf.data loop takes its step count as a tensor and is traced once.
 """
 
 from __future__ import annotations
@@ -39,6 +42,22 @@ def as_float_inputs(x):
     return tf.nest.map_structure(cast, x)
 
 
+def gather_rows(x, index):
+    """Rows ``index`` of ``x``, an array or a dict of arrays."""
+    return tf.nest.map_structure(lambda t: tf.gather(t, index), x)
+
+
+def all_finite(variables) -> tf.Tensor:
+    """A scalar bool: no floating-point variable holds an inf or a NaN."""
+    checks = [tf.reduce_all(tf.math.is_finite(v.value)) for v in variables if tf.as_dtype(v.dtype).is_floating]
+    return tf.reduce_all(tf.stack(checks)) if checks else tf.constant(True)
+
+
+def watched_variables(parts: StepParts) -> list:
+    """What the NaN guard checks after each call: the model's and the optimizer's variables."""
+    return [*parts.model.variables, *parts.optimizer.variables]
+
+
 def train_step(parts: StepParts, x, y) -> None:
     """Forward pass, loss, gradients, optimizer update, metric update."""
     with tf.GradientTape() as tape:
@@ -50,7 +69,7 @@ def train_step(parts: StepParts, x, y) -> None:
         scaled_loss = parts.optimizer.scale_loss(loss)
     variables = parts.model.trainable_variables
     gradients = tape.gradient(scaled_loss, variables)
-    parts.optimizer.apply_gradients(zip(gradients, variables))
+    parts.optimizer.apply_gradients(zip(gradients, variables, strict=True))
     parts.loss_tracker.update_state(loss)
     for metric in parts.metrics:
         metric.update_state(y, predictions)
@@ -74,8 +93,11 @@ def make_graph_train_function(parts: StepParts, batch_size: int, jit_compile: bo
 
     The returned function takes ``(x, y, order)``: it trains one step per ``batch_size``
     indices of ``order``, gathering each batch on the device. With ``jit_compile`` XLA
-    compiles the whole loop; each distinct length of ``order`` is one trace.
+    compiles the whole loop; each distinct length of ``order`` is one trace. It returns
+    ``(logs, finite)``: the running loss and metrics, and whether every variable is still
+    finite after the call's last update.
     """
+    watched = watched_variables(parts)
 
     @tf.function(jit_compile=jit_compile)
     def train_steps(x, y, order):
@@ -83,16 +105,21 @@ def make_graph_train_function(parts: StepParts, batch_size: int, jit_compile: bo
         i = tf.constant(0)
         while i < steps:
             index = tf.gather(order, i * batch_size + tf.range(batch_size))
-            x_batch = as_float_inputs(tf.nest.map_structure(lambda t: tf.gather(t, index), x))
-            train_step(parts, x_batch, tf.gather(y, index))
+            train_step(parts, as_float_inputs(gather_rows(x, index)), tf.gather(y, index))
             i += 1
-        return {"loss": parts.loss_tracker.result(), **metric_results(parts)}
+        return {"loss": parts.loss_tracker.result(), **metric_results(parts)}, all_finite(watched)
 
     return train_steps
 
 
 def make_dataset_train_function(parts: StepParts, jit_compile: bool):
-    """Compile ``n`` training steps that pull batches from a tf.data iterator into one call."""
+    """Compile ``n`` training steps that pull batches from a tf.data iterator into one call.
+
+    The returned function takes ``(iterator, n)`` with ``n`` a scalar tensor, so every call
+    size shares one trace; with ``jit_compile`` XLA compiles the single step. It returns
+    ``(logs, finite)`` like :func:`make_graph_train_function`.
+    """
+    watched = watched_variables(parts)
 
     def one_step(x, y):
         train_step(parts, as_float_inputs(x), y)
@@ -106,7 +133,7 @@ def make_dataset_train_function(parts: StepParts, jit_compile: bool):
             x, y = next(iterator)
             step(x, y)
             i += 1
-        return {"loss": parts.loss_tracker.result(), **metric_results(parts)}
+        return {"loss": parts.loss_tracker.result(), **metric_results(parts)}, all_finite(watched)
 
     return train_steps
 
@@ -120,8 +147,7 @@ def make_eval_function(parts: StepParts, batch_size: int, jit_compile: bool):
 
     def one_batch(x, y, weights, offset):
         index = offset + tf.range(batch_size)
-        x_batch = as_float_inputs(tf.nest.map_structure(lambda t: tf.gather(t, index), x))
-        return eval_step(parts, x_batch, tf.gather(y, index), tf.gather(weights, index))
+        return eval_step(parts, as_float_inputs(gather_rows(x, index)), tf.gather(y, index), tf.gather(weights, index))
 
     batch = tf.function(one_batch, jit_compile=True) if jit_compile else one_batch
 

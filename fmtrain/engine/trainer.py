@@ -109,7 +109,8 @@ class Trainer:
             A :class:`FitResult`, including the step training started from and the steps it ran.
 
         Raises:
-            TrainingFailed: the loss became NaN or infinite.
+            TrainingFailed: the loss or a variable became NaN or infinite (caught before any
+                checkpoint of that state is written).
             Interrupted: :meth:`request_stop` was called (SIGINT/SIGTERM); callbacks saw ``on_interrupt``.
         """
         if feed == "dataset":
@@ -152,7 +153,7 @@ class Trainer:
             while step < data.steps:
                 n, jit = plan.next_call(step)
                 call_started = time.perf_counter()
-                logs = self._run_train(data, step, n, jit, plan)
+                logs, finite = self._run_train(data, step, n, jit, plan)
                 plan.record(self.jit_compile, n, time.perf_counter() - call_started)
                 step += n
                 self.global_step += n
@@ -160,7 +161,7 @@ class Trainer:
                 steps_trained += n
                 if len(call_losses) < FINGERPRINT_CALLS:
                     call_losses.append(logs["loss"])
-                self._guard_finite(logs, epoch, step)
+                self._guard_finite(logs, finite, epoch, step)  # before any callback can checkpoint
                 for cb in self._callbacks:
                     cb.on_steps_end(epoch, step, logs)
                 if self.stop_reason:
@@ -208,14 +209,15 @@ class Trainer:
             cb.on_train_end(self.history)
         raise Interrupted(f"{self.stop_reason} at epoch {epoch + 1 if step else epoch}, step {step}")
 
-    def _run_train(self, data, start: int, n: int, jit: bool, plan: CallPlan) -> dict[str, float]:
+    def _run_train(self, data, start: int, n: int, jit: bool, plan: CallPlan) -> tuple[dict[str, float], bool]:
+        """Run one compiled call of ``n`` steps; returns its logs and whether every variable is finite."""
         key = (data.kind, jit)
         if key not in self._train_fns:
             self._train_fns[key] = self._make_train_fn(data, jit)
         fn = self._train_fns[key]
         traces_before = fn.experimental_get_tracing_count()
         try:
-            result = fn(*data.args(start, n))
+            logs, finite = fn(*data.args(start, n))
         except Exception as exc:
             # Under jit_compile: auto a failing first XLA call is retried without XLA (string
             # inputs, ops without XLA kernels): XLA fails while compiling, before any update.
@@ -233,21 +235,25 @@ class Trainer:
             )
         self._shapes_seen.add(shape)
         self.jit_compile = jit
-        return {k: float(v) for k, v in result.items()}
+        return {k: float(v) for k, v in logs.items()}, bool(finite)
 
     def _make_train_fn(self, data, jit: bool):
         if data.kind == "dataset":
             return compiled.make_dataset_train_function(self.parts, jit)
         return compiled.make_graph_train_function(self.parts, data.batch_size, jit)
 
-    def _guard_finite(self, logs: dict[str, float], epoch: int, step: int) -> None:
+    def _guard_finite(self, logs: dict[str, float], finite: bool, epoch: int, step: int) -> None:
+        # The running loss is computed before each step's update, so a last update that made the
+        # weights inf or NaN shows only in the weights: both are checked.
         loss = logs.get("loss", 0.0)
-        if not math.isfinite(loss):
-            raise TrainingFailed(
-                f"training loss became {loss} in epoch {epoch + 1} by step {step} (global step {self.global_step}); "
-                "the last good checkpoint is kept; try a smaller optimizer.learning_rate, optimizer.clipnorm, "
-                "or standardize the inputs"
-            )
+        if math.isfinite(loss) and finite:
+            return
+        what = f"training loss became {loss}" if not math.isfinite(loss) else "a variable became inf or NaN"
+        raise TrainingFailed(
+            f"{what} in epoch {epoch + 1} by step {step} (global step {self.global_step}); "
+            "the last good checkpoint is kept; try a smaller optimizer.learning_rate, optimizer.clipnorm, "
+            "or standardize the inputs"
+        )
 
     def _reset_metrics(self) -> None:
         self.parts.loss_tracker.reset_state()
@@ -318,10 +324,8 @@ class Trainer:
         fn = compiled.make_predict_function(self.model, self.jit_compile)
         n = len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
         x_padded, _, _ = padded(x, np.zeros(n, np.float32), batch_size)
-        outputs = []
-        for start in range(0, n, batch_size):
-            batch = tf.nest.map_structure(lambda t: t[start:start + batch_size], x_padded)
-            outputs.append(np.asarray(fn(batch)))
+        outputs = [np.asarray(fn(compiled.gather_rows(x_padded, tf.range(start, start + batch_size))))
+                   for start in range(0, n, batch_size)]
         return np.concatenate(outputs)[:n]
 
     def trace_counts(self) -> dict[str, int]:
