@@ -10,8 +10,10 @@ pytestmark = pytest.mark.tf
 keras = pytest.importorskip("keras")
 
 from fmtrain.config.schema import MetricConfig  # noqa: E402
+from fmtrain.engine.callbacks import Callback, CheckpointCallback  # noqa: E402
+from fmtrain.engine.checkpoints import CheckpointManager, load_checkpoint  # noqa: E402
 from fmtrain.engine.trainer import Trainer  # noqa: E402
-from fmtrain.errors import TrainingFailed  # noqa: E402
+from fmtrain.errors import Interrupted, TrainingFailed  # noqa: E402
 from fmtrain.losses import build_loss  # noqa: E402
 from fmtrain.metrics import MetricContext, build_metrics  # noqa: E402
 
@@ -57,8 +59,75 @@ def test_steps_per_call_do_not_change_the_result():
         trainer.fit(x, y, epochs=2, batch_size=16, seed=3)
         weights.append(trainer.model.get_weights())
     for other in weights[1:]:
-        for a, b in zip(weights[0], other):
+        for a, b in zip(weights[0], other, strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_graph_and_dataset_feeds_train_on_the_same_batches():
+    """Both feeds follow epoch_order(seed, epoch): the same weights after two epochs, whatever the call sizes."""
+    x, y = _blobs(n=200)  # 13 batches of 16: the last one is filled from the start of the epoch's order
+    weights = {}
+    for feed, steps in (("graph", "auto"), ("dataset", 1), ("dataset", 5)):
+        trainer = _trainer(steps=steps)
+        trainer.fit(x, y, epochs=2, batch_size=16, seed=3, feed=feed)
+        weights[feed, steps] = trainer.model.get_weights()
+    for key in (("dataset", 1), ("dataset", 5)):
+        for a, b in zip(weights["graph", "auto"], weights[key], strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7, err_msg=str(key))
+
+
+class _StopAt(Callback):
+    """Asks the trainer to stop, as SIGINT does, once it reaches a global step."""
+
+    def __init__(self, global_step):
+        self.global_step = global_step
+
+    def on_steps_end(self, epoch, step, logs):
+        if self.trainer.global_step == self.global_step:
+            self.trainer.request_stop("test")
+
+
+@pytest.mark.parametrize("feed, jit", [("graph", False), ("graph", True), ("dataset", False)],
+                         ids=["graph", "graph-xla", "dataset"])
+def test_interrupted_mid_epoch_and_resumed_in_a_new_trainer_equals_uninterrupted(feed, jit, tmp_path):
+    x, y = _blobs(n=200)  # 13 steps per epoch in calls of 4, 4, 4, 1; stopped at epoch 2, step 8 (global 21)
+    fit = dict(epochs=3, batch_size=16, seed=5, feed=feed)
+    uninterrupted = _trainer(jit=jit, steps=4)
+    uninterrupted.fit(x, y, **fit)
+
+    interrupted = _trainer(jit=jit, steps=4)
+    manager = CheckpointManager(tmp_path)
+    saver = CheckpointCallback(manager, every_epochs=None, every_steps=None, monitor="loss", mode="min", config_hash="")
+    with pytest.raises(Interrupted):
+        interrupted.fit(x, y, callbacks=[_StopAt(21), saver], **fit)
+    checkpoint = manager.latest()
+    assert (checkpoint.state.epoch, checkpoint.state.step, checkpoint.state.global_step) == (1, 8, 21)
+
+    resumed = _trainer(jit=jit, steps=4, seed=99)  # other initial weights: only the checkpoint can make them equal
+    result = resumed.fit(x, y, resume=checkpoint, **fit)
+    assert (result.resumed_from, result.started_at_step, result.steps_trained) == (checkpoint.path, 21, 3 * 13 - 21)
+    for a, b in zip(uninterrupted.model.get_weights(), resumed.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert [row["loss"] for row in result.history] == [row["loss"] for row in uninterrupted.history]
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["graph", "xla"])
+def test_an_update_that_overflows_the_weights_is_caught_before_it_is_checkpointed(jit, tmp_path):
+    """A step's loss is computed before its update, so an update to inf leaves the call's loss finite:
+    the guard checks the variables too, before any callback can save them."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((1,))
+    model = keras.Model(inputs, keras.layers.Dense(1, use_bias=False, kernel_initializer="ones")(inputs))
+    trainer = Trainer(model, keras.optimizers.SGD(1000.0), build_loss("mse", {}), [], jit_compile=jit,
+                      steps_per_execution=2)
+    x, y = np.zeros((64, 1), np.float32), np.zeros((64, 1), np.float32)
+    x[48:] = 1e18  # the epoch's last batch: loss 1e36 (finite), gradient 2e36, update 2e39 (inf)
+    manager = CheckpointManager(tmp_path)
+    saver = CheckpointCallback(manager, every_epochs=1, every_steps=2, monitor="loss", mode="min", config_hash="")
+    with pytest.raises(TrainingFailed, match="inf or NaN in epoch 1 by step 4"):
+        trainer.fit(x, y, epochs=1, batch_size=16, seed=0, shuffle=False, callbacks=[saver])
+    assert [path.name for path in manager.checkpoints()] == ["step-000000002.npz"]
+    assert np.isfinite(load_checkpoint(manager.checkpoints()[0]).groups["model"][0]).all()
 
 
 def test_evaluate_is_exact_with_a_partial_last_batch():
@@ -84,7 +153,8 @@ def test_f1_precision_recall_match_scikit_learn():
     ctx = MetricContext("classification", 4, False, 4)
     for average in ("macro", "micro", "weighted"):
         configured = [MetricConfig(name=n, args={"average": average}) for n in ("precision", "recall", "f1")]
-        for metric, reference in zip(build_metrics(configured, ctx), (precision_score, recall_score, f1_score)):
+        references = (precision_score, recall_score, f1_score)
+        for metric, reference in zip(build_metrics(configured, ctx), references, strict=True):
             metric.update_state(y, scores)
             assert float(metric.result()) == pytest.approx(reference(y, predicted, average=average), abs=1e-5)
 

@@ -1,9 +1,11 @@
 """How batches reach the compiled training loop.
 
 ``GraphFeed`` keeps the arrays on the device and gathers each shuffled batch by index inside
-the compiled loop (no Python per batch); ``DatasetFeed`` streams through tf.data. Both give
-every batch the same shape: the last batch of an epoch is filled from the start of the
-epoch's order, so nothing retraces and XLA compiles once.
+the compiled loop (no Python per batch); ``DatasetFeed`` gathers the same batches in a tf.data
+pipeline on the host and prefetches them. Both follow :func:`epoch_order`, so for the same
+seed and epoch they train on the same batches in the same order, and a resumed run continues
+mid-epoch exactly. Every batch has the same shape: the last batch of an epoch is filled from
+the start of the epoch's order, so nothing retraces and XLA compiles once.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import math
 
 import numpy as np
 import tensorflow as tf
+
+from fmtrain.engine.steps import gather_rows
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
@@ -55,27 +59,38 @@ class GraphFeed:
 
 
 class DatasetFeed:
-    """A tf.data pipeline: seeded shuffle, optional cache, fixed-size batches, prefetch."""
+    """A tf.data pipeline over in-memory arrays: batches of :func:`epoch_order`, prefetched.
+
+    Each element is one batch, gathered by index on the host, so the pipeline prepares the
+    next batches while the device trains. ``cache`` has nothing to do here: the arrays are
+    already in memory and nothing is decoded per example.
+    """
 
     kind = "dataset"
 
     def __init__(self, x, y, batch_size: int, seed: int, shuffle: bool, cache: bool, prefetch):
         self.n = len(y)
-        self.batch_size = batch_size
+        self.batch_size, self.seed, self.shuffle = batch_size, seed, shuffle
         self.steps = steps_per_epoch(self.n, batch_size)
-        dataset = tf.data.Dataset.from_tensor_slices((x, y))
-        if cache:
-            dataset = dataset.cache()
-        if shuffle:
-            dataset = dataset.shuffle(self.n, seed=seed, reshuffle_each_iteration=True)
-        buffer = tf.data.AUTOTUNE if prefetch == "auto" else int(prefetch)
-        self.dataset = dataset.repeat().batch(batch_size, drop_remainder=True).prefetch(buffer)
-        self._iterator = iter(self.dataset)
+        self.buffer = tf.data.AUTOTUNE if prefetch == "auto" else int(prefetch)
+        with tf.device("/cpu:0"):  # tf.data runs on the host; keep its source there too
+            x, y = to_device(x), tf.convert_to_tensor(y)
+        self._batch = lambda index: (gather_rows(x, index), tf.gather(y, index))
+        self._order: np.ndarray | None = None
+        self._iterator = None
+        self._next_step = -1
 
     def begin_epoch(self, epoch: int) -> None:
-        pass
+        self._order = epoch_order(self.n, self.batch_size, self.seed, epoch, self.shuffle).reshape(self.steps, -1)
+        self._iterator, self._next_step = None, -1
 
     def args(self, start: int, n: int) -> tuple:
+        if self._iterator is None or start != self._next_step:
+            # A new stream from batch `start` of this epoch (the first call, or a resume mid-epoch).
+            batches = tf.data.Dataset.from_tensor_slices(self._order[start:])
+            batches = batches.map(self._batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            self._iterator = iter(batches.prefetch(self.buffer))
+        self._next_step = start + n
         return (self._iterator, tf.constant(n, tf.int32))
 
 
