@@ -7,13 +7,15 @@ import pytest
 from fmtrain.engine.planning import CallPlan, pick_chunk
 
 
-@pytest.mark.parametrize("steps, target, expected", [(36, 256, 36), (1500, 256, 250), (1500, 1000, 750), (37, 16, 16), (375, 256, 125)])
+@pytest.mark.parametrize("steps, target, expected",
+                         [(36, 256, 36), (1500, 256, 250), (1500, 1000, 750), (37, 16, 16), (375, 256, 125)])
 def test_chunks_prefer_divisors_so_every_call_has_one_shape(steps, target, expected):
     assert pick_chunk(steps, target) == expected
 
 
 def test_auto_jit_times_both_candidates_and_keeps_the_faster():
-    plan = CallPlan(steps_per_epoch=100, batch_size=256, total_steps=1000, steps_per_execution="auto", jit_policy="auto")
+    plan = CallPlan(steps_per_epoch=100, batch_size=256, total_steps=1000, steps_per_execution="auto",
+                    jit_policy="auto")
     assert plan.candidates == [True, False]
     seconds = {True: 3.0, False: 0.5}  # XLA slower here (e.g. convolutions on some CPUs)
     for _ in range(4):
@@ -38,6 +40,14 @@ def test_slow_calls_are_resized_once_to_keep_progress_live():
     chunk = plan.chunk
     plan.record(False, chunk, 100.0)
     assert plan.chunk == chunk
+
+
+def test_deterministic_plans_never_resize():
+    plan = CallPlan(steps_per_epoch=1000, batch_size=32, total_steps=5000, steps_per_execution="auto", jit_policy=False,
+                    adaptive=False)
+    for seconds in (30.0, 10.0, 10.0):
+        plan.record(False, 250, seconds)
+    assert plan.chunk == 250
 
 
 def test_a_failed_candidate_is_dropped():

@@ -7,8 +7,10 @@ call's duration to :meth:`CallPlan.record`.
 
 from __future__ import annotations
 
-# Steps per call start at about this many examples; a steady call that takes longer than
-# SLOW_CALL_SECONDS is resized (once) to TARGET_CALL_SECONDS so progress stays live.
+# With steps_per_execution: auto, calls start at about this many examples (at most an epoch, or
+# the checkpoint cadence); when a steady call takes longer than SLOW_CALL_SECONDS, calls are
+# resized once to at most TARGET_CALL_SECONDS (preferring a divisor of the epoch, which may make
+# them up to 4x shorter) so progress stays live. Deterministic runs never resize.
 START_EXAMPLES_PER_CALL = 8192
 SLOW_CALL_SECONDS = 1.0
 TARGET_CALL_SECONDS = 0.5
