@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
-from fmtrain.config.schema import DataConfig
+from fmtrain.config.schema import data_config
 from fmtrain.data import DataInfo, Split, Splits, build, sources
 from fmtrain.data.splits import plan_splits
 from fmtrain.errors import DataError
@@ -39,7 +40,7 @@ def _write(path, text):
 
 
 def test_digits_are_8x8_images_with_ten_classes_and_a_stratified_test_split():
-    data = build(DataConfig(source="digits"), seed=0)
+    data = build(data_config(source="digits"), seed=0)
 
     assert data.train.x.shape[1:] == (8, 8) and data.train.x.dtype == np.float32
     assert data.train.x.max() == 16.0
@@ -54,7 +55,7 @@ def test_digits_are_8x8_images_with_ten_classes_and_a_stratified_test_split():
 
 
 def test_iris_test_split_has_every_species_although_the_file_is_sorted():
-    data = build(DataConfig(source="iris", test_split=0.1, validation_split=0.2), seed=3)
+    data = build(data_config(source="iris", test_split=0.1, validation_split=0.2), seed=3)
 
     assert sorted(set(data.test.y.tolist())) == [0, 1, 2]
     # Training rows are shuffled, so even a "last rows" validation split sees every species.
@@ -64,7 +65,7 @@ def test_iris_test_split_has_every_species_although_the_file_is_sorted():
 
 
 def test_diabetes_is_regression_with_float_targets():
-    data = build(DataConfig(source="diabetes", test_split=0), seed=0)
+    data = build(data_config(source="diabetes", test_split=0), seed=0)
 
     assert data.info.task == "regression" and data.info.num_classes is None
     assert data.train.y.dtype == np.float32 and data.test is None
@@ -72,7 +73,7 @@ def test_diabetes_is_regression_with_float_targets():
 
 
 def test_random_splits_repeat_with_the_seed_and_change_with_another():
-    cfg = DataConfig(source="wine", validation_split=0.25, split="random", stratify=True)
+    cfg = data_config(source="wine", validation_split=0.25, split="random", stratify=True)
     first, again, other = build(cfg, seed=7), build(cfg, seed=7), build(cfg, seed=8)
 
     np.testing.assert_array_equal(first.val.x, again.val.x)
@@ -83,21 +84,22 @@ def test_random_splits_repeat_with_the_seed_and_change_with_another():
 
 
 def test_validation_split_does_not_move_the_test_rows():
-    without = build(DataConfig(source="iris"), seed=1)
-    with_val = build(DataConfig(source="iris", validation_split=0.3, split="random"), seed=1)
+    without = build(data_config(source="iris"), seed=1)
+    with_val = build(data_config(source="iris", validation_split=0.3, split="random"), seed=1)
 
     np.testing.assert_array_equal(without.test.x, with_val.test.x)
 
 
-def test_a_bundled_set_rejects_keys_it_would_ignore():
-    with pytest.raises(DataError, match="data.path is not used by source 'iris'"):
-        build(DataConfig(source="iris", path="iris.csv"), seed=0)
-    with pytest.raises(DataError, match="data.task is regression but source 'digits'"):
-        build(DataConfig(source="digits", task="regression"), seed=0)
+def test_a_bundled_set_refuses_keys_it_would_ignore_when_the_config_is_validated():
+    with pytest.raises(ValidationError, match=r"iris.path\n.*not read by source 'iris' \(only by cifar10, csv, "):
+        data_config(source="iris", path="iris.csv")
+    with pytest.raises(ValidationError, match=r"source 'digits' is a classification data set; remove data.task"):
+        data_config(source="digits", task="regression")
+    assert data_config(source="diabetes", task="regression").task == "regression"
 
 
 def test_a_small_fraction_still_holds_out_one_row_as_keras_rounds():
-    data = build(DataConfig(source="iris", test_split=0.001, validation_split=0.001), seed=0)
+    data = build(data_config(source="iris", test_split=0.001, validation_split=0.001), seed=0)
 
     # Keras keeps int(n * (1 - fraction)) rows for training: 149 of 150, then 148 of 149.
     assert (len(data.train), len(data.val), len(data.test)) == (148, 1, 1)
@@ -114,7 +116,7 @@ def test_a_split_that_would_be_empty_names_the_key(tmp_path, fractions, message)
     path = _write(tmp_path / "tiny.csv", "x,y\n1,0\n2,1\n3,0\n")
     source = {"source": "csv", "path": str(path)} if "test_split" in fractions else {"source": "iris", "test_split": 0}
     with pytest.raises(DataError, match=message):
-        build(DataConfig(**source, **fractions), seed=0)
+        build(data_config(**source, **fractions), seed=0)
 
 
 # --------------------------------------------------------------------------- keras.datasets
@@ -122,7 +124,7 @@ def test_a_split_that_would_be_empty_names_the_key(tmp_path, fractions, message)
 
 def test_keras_layout_npz_loads_through_path(tmp_path):
     arrays = _mnist_npz(tmp_path / "mnist.npz")
-    data = build(DataConfig(source="mnist", path=str(tmp_path / "mnist.npz")), seed=0)
+    data = build(data_config(source="mnist", path=str(tmp_path / "mnist.npz")), seed=0)
 
     assert data.train.x.shape == (50, 28, 28) and data.train.x.dtype == np.uint8
     assert data.test.x.shape == (20, 28, 28)
@@ -137,7 +139,7 @@ def test_keras_layout_npz_loads_through_path(tmp_path):
 @pytest.mark.parametrize("fraction", [0.2, 0.33])
 def test_last_validation_split_is_the_last_rows_like_keras_fit(tmp_path, fraction):
     arrays = _mnist_npz(tmp_path / "mnist.npz")
-    data = build(DataConfig(source="mnist", path=str(tmp_path / "mnist.npz"), validation_split=fraction), seed=0)
+    data = build(data_config(source="mnist", path=str(tmp_path / "mnist.npz"), validation_split=fraction), seed=0)
 
     split_at = int(50 * (1 - fraction))  # keras.Model.fit(validation_split=...)
     np.testing.assert_array_equal(data.val.x, arrays["x_train"][split_at:])
@@ -147,7 +149,7 @@ def test_last_validation_split_is_the_last_rows_like_keras_fit(tmp_path, fractio
 
 def test_cifar10_labels_of_shape_n_by_1_are_flattened(tmp_path):
     _mnist_npz(tmp_path / "c.npz", label_shape=(1,))
-    data = build(DataConfig(source="cifar10", path=str(tmp_path / "c.npz")), seed=0)
+    data = build(data_config(source="cifar10", path=str(tmp_path / "c.npz")), seed=0)
 
     assert data.train.y.shape == (50,) and data.test.y.shape == (20,)
     assert data.info.class_names[0] == "airplane"
@@ -156,7 +158,7 @@ def test_cifar10_labels_of_shape_n_by_1_are_flattened(tmp_path):
 def test_keras_npz_without_a_key_lists_what_it_found(tmp_path):
     _mnist_npz(tmp_path / "mnist.npz", drop="y_test")
     with pytest.raises(DataError) as err:
-        build(DataConfig(source="mnist", path=str(tmp_path / "mnist.npz")), seed=0)
+        build(data_config(source="mnist", path=str(tmp_path / "mnist.npz")), seed=0)
 
     message = str(err.value)
     assert str(tmp_path / "mnist.npz") in message and "no array 'y_test'" in message
@@ -166,7 +168,7 @@ def test_keras_npz_without_a_key_lists_what_it_found(tmp_path):
 def test_a_missing_file_is_named_by_its_absolute_path(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(DataError, match=f"file not found: {tmp_path / 'nope.npz'}"):
-        build(DataConfig(source="fashion_mnist", path="nope.npz"), seed=0)
+        build(data_config(source="fashion_mnist", path="nope.npz"), seed=0)
 
 
 def test_offline_download_says_to_set_data_path(monkeypatch):
@@ -176,7 +178,7 @@ def test_offline_download_says_to_set_data_path(monkeypatch):
     monkeypatch.setattr(sources, "_download_keras_dataset", offline)
     expected = r"could not download fashion_mnist.*x_train, y_train, x_test, y_test.*data\.path"
     with pytest.raises(DataError, match=expected):
-        build(DataConfig(source="fashion_mnist"), seed=0)
+        build(data_config(source="fashion_mnist"), seed=0)
 
 
 # --------------------------------------------------------------------------- csv
@@ -193,7 +195,7 @@ PETS = """size,color,legs,animal
 
 def test_csv_one_hot_encodes_text_columns_and_maps_string_labels(tmp_path):
     path = _write(tmp_path / "pets.csv", PETS)
-    data = build(DataConfig(source="csv", path=str(path), test_split=0), seed=0)
+    data = build(data_config(source="csv", path=str(path), test_split=0), seed=0)
     info = data.info
 
     assert info.source == f"csv {path}"
@@ -203,21 +205,21 @@ def test_csv_one_hot_encodes_text_columns_and_maps_string_labels(tmp_path):
     assert info.encoders["categories"] == {"color": ["blue", "green", "red"]}
     expected = {1.5: ("red", "cat"), 2.5: ("blue", "dog"), 3.5: ("red", "bird"),
                 4.5: ("green", "dog"), 5.5: ("blue", "bird"), 6.5: ("red", "cat")}
-    for row, label in zip(data.train.x, data.train.y):
+    for row, label in zip(data.train.x, data.train.y, strict=True):
         color, animal = expected[float(row[0])]
         assert row[1:4].tolist() == [float(color == c) for c in ("blue", "green", "red")]
         assert info.class_names[label] == animal
 
 
 def test_csv_reuses_encoders_and_an_unseen_category_is_all_zero(tmp_path):
-    first = build(DataConfig(source="csv", path=str(_write(tmp_path / "a.csv", PETS)), test_split=0), seed=0)
+    first = build(data_config(source="csv", path=str(_write(tmp_path / "a.csv", PETS)), test_split=0), seed=0)
     later = _write(tmp_path / "b.csv", "animal,legs,size,color\ndog,4,9.5,purple\ncat,4,8.5,blue\n")
-    data = build(DataConfig(source="csv", path=str(later), label="animal", test_split=0), seed=0,
+    data = build(data_config(source="csv", path=str(later), label="animal", test_split=0), seed=0,
                  encoders=json.loads(json.dumps(first.info.encoders)))
 
     assert data.info.feature_names == first.info.feature_names
     assert data.info.class_names == first.info.class_names
-    rows = {float(r[0]): (r, int(y)) for r, y in zip(data.train.x, data.train.y)}
+    rows = {float(r[0]): (r, int(y)) for r, y in zip(data.train.x, data.train.y, strict=True)}
     purple, dog = rows[9.5]
     assert purple[1:4].tolist() == [0.0, 0.0, 0.0] and first.info.class_names[dog] == "dog"
     assert rows[8.5][0][1:4].tolist() == [1.0, 0.0, 0.0]
@@ -228,7 +230,7 @@ def test_csv_encoders_are_fitted_on_training_rows_only(tmp_path):
     path = _write(tmp_path / "t.csv", "n,kind,y\n" + rows)
     seen = []
     for seed in range(6):
-        data = build(DataConfig(source="csv", path=str(path), test_split=0.5), seed=seed)
+        data = build(data_config(source="csv", path=str(path), test_split=0.5), seed=seed)
         in_train = 0.0 in data.train.x[:, 0]
         assert ("kind=rare" in data.info.feature_names) == in_train
         seen.append(in_train)
@@ -238,24 +240,24 @@ def test_csv_encoders_are_fitted_on_training_rows_only(tmp_path):
 def test_csv_non_numeric_value_in_a_numeric_column_names_the_line(tmp_path):
     path = _write(tmp_path / "ages.csv", "age,y\n31,0\n42,1\nforty,0\n27,1\n")
     with pytest.raises(DataError, match=rf"{path}:4: column 'age' should be a number but is 'forty'.*data.categorical"):
-        build(DataConfig(source="csv", path=str(path)), seed=0)
+        build(data_config(source="csv", path=str(path)), seed=0)
 
 
 def test_csv_empty_cell_names_the_line(tmp_path):
     path = _write(tmp_path / "gaps.csv", "a,b,y\n1,2,0\n3,,1\n")
     with pytest.raises(DataError, match=rf"{path}:3: column 'b' is empty"):
-        build(DataConfig(source="csv", path=str(path)), seed=0)
+        build(data_config(source="csv", path=str(path)), seed=0)
 
 
 def test_csv_unknown_label_column_suggests_the_closest(tmp_path):
     path = _write(tmp_path / "pets.csv", PETS)
     with pytest.raises(DataError, match=r"data.label names column 'animals'.*did you mean 'animal'"):
-        build(DataConfig(source="csv", path=str(path), label="animals"), seed=0)
+        build(data_config(source="csv", path=str(path), label="animals"), seed=0)
 
 
 def test_csv_requires_a_path():
-    with pytest.raises(DataError, match="data.path is required for source 'csv'"):
-        build(DataConfig(source="csv"), seed=0)
+    with pytest.raises(ValidationError, match=r"csv.path\n  Field required"):
+        data_config(source="csv")
 
 
 @pytest.mark.parametrize(
@@ -265,7 +267,7 @@ def test_csv_requires_a_path():
 )
 def test_csv_task_follows_the_label_column(tmp_path, labels, task, dtype):
     path = _write(tmp_path / "t.csv", "x,target\n" + "".join(f"{i},{v}\n" for i, v in enumerate(labels)))
-    data = build(DataConfig(source="csv", path=str(path), test_split=0), seed=0)
+    data = build(data_config(source="csv", path=str(path), test_split=0), seed=0)
 
     assert data.info.task == task and data.train.y.dtype == dtype
 
@@ -276,7 +278,7 @@ def test_csv_task_follows_the_label_column(tmp_path, labels, task, dtype):
 def test_npz_with_two_feature_arrays_gives_a_dict(tmp_path):
     np.savez(tmp_path / "multi.npz", image=np.zeros((10, 4, 4), np.float64), meta=np.ones((10, 3)),
              y=np.arange(10) % 2)
-    data = build(DataConfig(source="npz", path=str(tmp_path / "multi.npz"), features=["image", "meta"],
+    data = build(data_config(source="npz", path=str(tmp_path / "multi.npz"), features=["image", "meta"],
                             test_split=0.2), seed=0)
 
     assert set(data.train.x) == {"image", "meta"}
@@ -288,14 +290,14 @@ def test_npz_with_two_feature_arrays_gives_a_dict(tmp_path):
 def test_npz_missing_array_lists_the_arrays_found(tmp_path):
     np.savez(tmp_path / "d.npz", x=np.zeros((4, 2)), labels=np.zeros(4))
     with pytest.raises(DataError, match=r"no array 'y' \(data.label\).*arrays found: 'x', 'labels'"):
-        build(DataConfig(source="npz", path=str(tmp_path / "d.npz")), seed=0)
+        build(data_config(source="npz", path=str(tmp_path / "d.npz")), seed=0)
 
 
 # --------------------------------------------------------------------------- the returned objects
 
 
 def test_subset_keeps_the_first_rows_of_each_split():
-    data = build(DataConfig(source="digits", validation_split=0.1), seed=0)
+    data = build(data_config(source="digits", validation_split=0.1), seed=0)
     small = data.subset(train=16, evaluate=8)
 
     assert (len(small.train), len(small.val), len(small.test)) == (16, 8, 8)
@@ -351,7 +353,7 @@ def test_every_source_has_a_one_line_summary():
 )
 def test_a_split_plan_partitions_the_rows_with_keras_sizes(n, test_split, validation_split, split, stratify,
                                                            own_test, seed):
-    cfg = DataConfig(source="iris", test_split=test_split, validation_split=validation_split,
+    cfg = data_config(source="iris", test_split=test_split, validation_split=validation_split,
                      split=split, stratify=stratify)
     labels = np.random.default_rng(seed).integers(0, 3, n)
     try:

@@ -16,7 +16,7 @@ from PIL import Image
 from pydantic import ValidationError
 
 from fmtrain.config import parse_config_text
-from fmtrain.config.schema import DataConfig
+from fmtrain.config.schema import data_config
 from fmtrain.data import DataInfo, build
 from fmtrain.data.ids import UNSEEN
 from fmtrain.data.splits import leave_last_per_user
@@ -53,7 +53,7 @@ def test_image_folder_loads_uint8_pixels_with_classes_named_by_sub_folders(tmp_p
     root = _image_folder(tmp_path / "pets", {"dog": 4, "cat": 6})
     (root / "cat" / "notes.txt").write_text("not an image")  # other files are skipped
 
-    data = build(DataConfig(source="image_folder", path=str(root), test_split=0), seed=0)
+    data = build(data_config(source="image_folder", path=str(root), test_split=0), seed=0)
 
     assert data.info.class_names == ["cat", "dog"]  # sorted folder names, as Keras does
     assert data.train.x.shape == (10, 12, 10, 3) and data.train.x.dtype == np.uint8
@@ -66,7 +66,7 @@ def test_image_folder_resizes_to_image_size_and_loads_grayscale(tmp_path):
     root = _image_folder(tmp_path / "pets", {"cat": 2, "dog": 2}, size=(10, 12))
     _png(root / "dog" / "big.png", (40, 30), (0, 0, 255))
 
-    data = build(DataConfig(source="image_folder", path=str(root), image_size=[8, 6], color_mode="grayscale",
+    data = build(data_config(source="image_folder", path=str(root), image_size=[8, 6], color_mode="grayscale",
                             test_split=0), seed=0)
 
     assert data.train.x.shape == (5, 8, 6, 1)
@@ -77,7 +77,7 @@ def test_image_folder_of_mixed_sizes_names_the_file_and_data_image_size(tmp_path
     odd = _png(root / "dog" / "odd.png", (40, 30))
 
     with pytest.raises(DataError, match=rf"{odd}: image is 40×30 pixels .* set data.image_size"):
-        build(DataConfig(source="image_folder", path=str(root)), seed=0)
+        build(data_config(source="image_folder", path=str(root)), seed=0)
 
 
 def test_an_empty_class_folder_is_named(tmp_path):
@@ -85,14 +85,14 @@ def test_an_empty_class_folder_is_named(tmp_path):
     (root / "dog").mkdir()
 
     with pytest.raises(DataError, match=rf"{root / 'dog'}: class 'dog' has no image files"):
-        build(DataConfig(source="image_folder", path=str(root)), seed=0)
+        build(data_config(source="image_folder", path=str(root)), seed=0)
 
 
 def test_image_folder_without_class_sub_folders_says_how_to_lay_it_out(tmp_path):
     _png(tmp_path / "flat" / "a.png")
 
     with pytest.raises(DataError, match=r"no class sub-folders \(the image files are directly in it\)"):
-        build(DataConfig(source="image_folder", path=str(tmp_path / "flat")), seed=0)
+        build(data_config(source="image_folder", path=str(tmp_path / "flat")), seed=0)
 
 
 @pytest.mark.parametrize("make, message", [
@@ -103,7 +103,7 @@ def test_image_folder_path_must_be_an_existing_folder(tmp_path, make, message):
     path = make(tmp_path / "missing")
 
     with pytest.raises(DataError, match=rf"data.path: .*{message}"):
-        build(DataConfig(source="image_folder", path=str(path)), seed=0)
+        build(data_config(source="image_folder", path=str(path)), seed=0)
 
 
 def test_an_unreadable_image_is_named(tmp_path):
@@ -112,19 +112,19 @@ def test_an_unreadable_image_is_named(tmp_path):
     broken.write_bytes(b"not a png")
 
     with pytest.raises(DataError, match=rf"{broken}: not a readable image"):
-        build(DataConfig(source="image_folder", path=str(root)), seed=0)
+        build(data_config(source="image_folder", path=str(root)), seed=0)
 
 
 def test_image_folder_at_eval_maps_folders_to_the_trained_classes(tmp_path):
-    train = build(DataConfig(source="image_folder", path=str(_image_folder(tmp_path / "a", {"cat": 3, "dog": 3}))),
+    train = build(data_config(source="image_folder", path=str(_image_folder(tmp_path / "a", {"cat": 3, "dog": 3}))),
                   seed=0)
     new = _image_folder(tmp_path / "b", {"dog": 2})
 
-    again = build(DataConfig(source="image_folder", path=str(new), test_split=0), seed=0, encoders=train.info.encoders)
+    again = build(data_config(source="image_folder", path=str(new), test_split=0), seed=0, encoders=train.info.encoders)
 
     assert again.train.y.tolist() == [1, 1] and again.info.class_names == ["cat", "dog"]
     with pytest.raises(DataError, match=r"label 'cow' is not one of the 2 classes seen in training"):
-        build(DataConfig(source="image_folder", path=str(_image_folder(tmp_path / "c", {"cow": 1}))),
+        build(data_config(source="image_folder", path=str(_image_folder(tmp_path / "c", {"cow": 1}))),
               seed=0, encoders=train.info.encoders)
 
 
@@ -140,7 +140,7 @@ def test_text_csv_gives_python_strings_and_string_classes(tmp_path):
         "not for me",2,neg
         """)
 
-    data = build(DataConfig(source="text_csv", path=str(path), test_split=0), seed=0)
+    data = build(data_config(source="text_csv", path=str(path), test_split=0), seed=0)
 
     assert data.train.x.ndim == 1 and data.train.x.dtype == object
     assert "Great film, would watch again" in data.train.x.tolist()
@@ -150,7 +150,7 @@ def test_text_csv_gives_python_strings_and_string_classes(tmp_path):
 def test_text_csv_label_defaults_to_the_last_column_other_than_the_text(tmp_path):
     path = _write(tmp_path / "r.csv", "label,review\npos,good\nneg,bad\npos,fine\n")
 
-    data = build(DataConfig(source="text_csv", path=str(path), text="review", test_split=0), seed=0)
+    data = build(data_config(source="text_csv", path=str(path), text="review", test_split=0), seed=0)
 
     assert sorted(data.train.x.tolist()) == ["bad", "fine", "good"] and data.info.class_names == ["neg", "pos"]
 
@@ -159,7 +159,7 @@ def test_text_csv_without_the_text_column_names_file_key_and_closest(tmp_path):
     path = _write(tmp_path / "r.csv", "txt,label\ngood,pos\n")
 
     with pytest.raises(DataError, match=rf"{path}: data.text names column 'text'.*did you mean 'txt'"):
-        build(DataConfig(source="text_csv", path=str(path)), seed=0)
+        build(data_config(source="text_csv", path=str(path)), seed=0)
 
 
 def test_text_jsonl_reads_one_object_per_line(tmp_path):
@@ -167,7 +167,7 @@ def test_text_jsonl_reads_one_object_per_line(tmp_path):
     path = tmp_path / "r.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in lines) + "\n\n")
 
-    data = build(DataConfig(source="text_jsonl", path=str(path), test_split=0), seed=0)
+    data = build(data_config(source="text_jsonl", path=str(path), test_split=0), seed=0)
 
     assert data.train.x.tolist() == ["good", "bad", "ok"] and data.train.y.tolist() == [1, 0, 1]
 
@@ -183,7 +183,7 @@ def test_text_jsonl_problems_name_the_line(tmp_path, second_line, message):
     path.write_text('{"text": "good", "label": "pos"}\n' + second_line + "\n")
 
     with pytest.raises(DataError, match=rf"{path}{message}"):
-        build(DataConfig(source="text_jsonl", path=str(path)), seed=0)
+        build(data_config(source="text_jsonl", path=str(path)), seed=0)
 
 
 def test_text_folder_reads_each_file_as_one_document(tmp_path):
@@ -192,9 +192,9 @@ def test_text_folder_reads_each_file_as_one_document(tmp_path):
         for i, text in enumerate(texts):
             (tmp_path / "t" / label / f"{i}.txt").write_text(text + "\n")
 
-    data = build(DataConfig(source="text_folder", path=str(tmp_path / "t"), test_split=0), seed=0)
+    data = build(data_config(source="text_folder", path=str(tmp_path / "t"), test_split=0), seed=0)
 
-    pairs = sorted(zip(data.train.x.tolist(), data.train.y.tolist()))
+    pairs = sorted(zip(data.train.x.tolist(), data.train.y.tolist(), strict=True))
     assert pairs == [("awful", 0), ("boring", 0), ("fine", 1), ("great", 1), ("superb", 1)]
     assert data.info.class_names == ["neg", "pos"]
 
@@ -214,7 +214,7 @@ RATINGS = """
 
 
 def test_interactions_give_int32_user_and_item_ids_and_float_ratings(tmp_path):
-    data = build(DataConfig(source="interactions", path=str(_write(tmp_path / "r.csv", RATINGS)), test_split=0),
+    data = build(data_config(source="interactions", path=str(_write(tmp_path / "r.csv", RATINGS)), test_split=0),
                  seed=0)
 
     x = data.train.x
@@ -227,12 +227,12 @@ def test_interactions_give_int32_user_and_item_ids_and_float_ratings(tmp_path):
 def test_leave_last_per_user_holds_out_each_users_latest_interaction(tmp_path):
     path = _write(tmp_path / "r.csv", RATINGS)
 
-    data = build(DataConfig(source="interactions", path=str(path), split="leave_last_per_user"), seed=0)
+    data = build(data_config(source="interactions", path=str(path), split="leave_last_per_user"), seed=0)
 
     # ann's latest is matrix (t=3), bob's heat (t=9); cid has one row and keeps it for training.
     users = data.info.encoders["vocabularies"]["user"][0]
     items = data.info.encoders["vocabularies"]["item"][0]
-    held = sorted((users[u - 1], items[i - 1]) for u, i in zip(data.test.x["user"], data.test.x["item"]))
+    held = sorted((users[u - 1], items[i - 1]) for u, i in zip(data.test.x["user"], data.test.x["item"], strict=True))
     assert held == [("ann", "matrix"), ("bob", "heat")]
     assert len(data.train) == 4 and data.val is None
 
@@ -240,7 +240,7 @@ def test_leave_last_per_user_holds_out_each_users_latest_interaction(tmp_path):
 def test_leave_last_per_user_validation_takes_the_interaction_before(tmp_path):
     path = _write(tmp_path / "r.csv", RATINGS)
 
-    data = build(DataConfig(source="interactions", path=str(path), split="leave_last_per_user",
+    data = build(data_config(source="interactions", path=str(path), split="leave_last_per_user",
                             validation_split=0.1), seed=0)
 
     # Only ann has three rows: her second latest (heat, t=2) validates.
@@ -269,11 +269,11 @@ def test_leave_last_per_user_without_enough_rows_says_what_to_do():
 
 
 def test_interaction_ids_reuse_the_training_vocabularies_and_unseen_ids_are_0(tmp_path):
-    trained = build(DataConfig(source="interactions", path=str(_write(tmp_path / "r.csv", RATINGS)), test_split=0),
+    trained = build(data_config(source="interactions", path=str(_write(tmp_path / "r.csv", RATINGS)), test_split=0),
                     seed=0)
     new = _write(tmp_path / "new.csv", "user,item,rating\nbob,matrix,4\ndee,alien,3\nann,dune,5\n")
 
-    again = build(DataConfig(source="interactions", path=str(new), test_split=0), seed=0,
+    again = build(data_config(source="interactions", path=str(new), test_split=0), seed=0,
                   encoders=trained.info.encoders)
 
     bob = trained.train.x["user"][trained.train.y.tolist().index(3.0)]
@@ -284,7 +284,7 @@ def test_interaction_ids_reuse_the_training_vocabularies_and_unseen_ids_are_0(tm
 def test_interactions_without_ratings_are_implicit_ones_in_file_order(tmp_path):
     path = _write(tmp_path / "clicks.csv", "user,item\na,x\na,y\nb,x\nb,z\n")
 
-    data = build(DataConfig(source="interactions", path=str(path), split="leave_last_per_user"), seed=0)
+    data = build(data_config(source="interactions", path=str(path), split="leave_last_per_user"), seed=0)
 
     assert data.train.y.tolist() == [1.0, 1.0] and data.test.y.tolist() == [1.0, 1.0]
     assert data.info.encoders["vocabularies"]["item"] == [["x"]]  # a's last (y) and b's last (z) are held out
@@ -294,7 +294,7 @@ def test_interactions_without_ratings_are_implicit_ones_in_file_order(tmp_path):
 def test_interactions_with_iso_timestamps_sort_by_time(tmp_path):
     path = _write(tmp_path / "r.csv", "user,item,timestamp\na,x,2024-05-02\na,y,2024-04-30T10:00:00\n")
 
-    data = build(DataConfig(source="interactions", path=str(path), split="leave_last_per_user"), seed=0)
+    data = build(data_config(source="interactions", path=str(path), split="leave_last_per_user"), seed=0)
 
     assert data.test.x["item"].tolist() == [UNSEEN]  # x is the latest, so it never reached training
 
@@ -303,12 +303,12 @@ def test_interactions_without_a_user_column_name_the_file(tmp_path):
     path = _write(tmp_path / "r.csv", "usr,item\na,x\n")
 
     with pytest.raises(DataError, match=rf"{path}: the interactions' user column names column 'user'.*'usr'"):
-        build(DataConfig(source="interactions", path=str(path)), seed=0)
+        build(data_config(source="interactions", path=str(path)), seed=0)
 
 
 def test_leave_last_per_user_is_only_for_interactions():
     with pytest.raises(ValidationError, match=r"split leave_last_per_user needs user interactions"):
-        DataConfig(source="iris", split="leave_last_per_user")
+        data_config(source="iris", split="leave_last_per_user")
 
 
 # --------------------------------------------------------------------------- multi-input records
@@ -327,7 +327,7 @@ LISTINGS = """
 
 def test_csv_inputs_give_named_numeric_category_and_text_inputs(tmp_path):
     path = _write(tmp_path / "l.csv", LISTINGS)
-    cfg = DataConfig(source="csv", path=str(path), label="band", test_split=0,
+    cfg = data_config(source="csv", path=str(path), label="band", test_split=0,
                      inputs={"numeric": ["area", "rooms"], "category": "city", "text": "description"})
 
     data = build(cfg, seed=0)
@@ -342,7 +342,7 @@ def test_csv_inputs_give_named_numeric_category_and_text_inputs(tmp_path):
 
 def test_category_inputs_are_fitted_on_training_rows_and_reused_at_eval(tmp_path):
     path = _write(tmp_path / "l.csv", LISTINGS)
-    cfg = DataConfig(source="csv", path=str(path), label="band", inputs={"category": ["city", "rooms"]},
+    cfg = data_config(source="csv", path=str(path), label="band", inputs={"category": ["city", "rooms"]},
                      test_split=0.5, split="random")
 
     data = build(cfg, seed=1)
@@ -365,7 +365,7 @@ def test_npz_inputs_read_images_numbers_categories_and_text(tmp_path):
     np.savez(tmp_path / "d.npz", pixels=rng.integers(0, 255, (n, 6, 6, 3), dtype=np.uint8),
              age=rng.random(n), income=rng.random((n, 2)), tag=np.arange(n) % 3,
              caption=np.array([f"caption {i}" for i in range(n)]), y=np.arange(n) % 2)
-    cfg = DataConfig(source="npz", path=str(tmp_path / "d.npz"), test_split=0,
+    cfg = data_config(source="npz", path=str(tmp_path / "d.npz"), test_split=0,
                      inputs={"image": "pixels", "numeric": ["age", "income"], "category": ["tag"], "text": "caption"})
 
     x = build(cfg, seed=0).train.x
@@ -385,14 +385,15 @@ def test_npz_inputs_read_images_numbers_categories_and_text(tmp_path):
 ])
 def test_inputs_are_checked_when_the_config_is_validated(fields, message):
     with pytest.raises(ValidationError, match=message):
-        DataConfig(source="csv", path="l.csv", **fields)
+        data_config(source="csv", path="l.csv", **fields)
 
 
 def test_the_label_cannot_also_be_an_input(tmp_path):
     path = _write(tmp_path / "l.csv", LISTINGS)
 
-    with pytest.raises(DataError, match=r"column 'band' is both the label \(data.label\) and part of data.inputs.numeric"):
-        build(DataConfig(source="csv", path=str(path), inputs={"numeric": ["area", "band"]}), seed=0)
+    with pytest.raises(DataError, match=r"column 'band' is both the label \(data.label\) and part of "
+                                        r"data.inputs.numeric"):
+        build(data_config(source="csv", path=str(path), inputs={"numeric": ["area", "band"]}), seed=0)
 
 
 # --------------------------------------------------------------------------- synthetic sources
@@ -401,7 +402,7 @@ def test_the_label_cannot_also_be_an_input(tmp_path):
 @pytest.mark.parametrize("source", ["synthetic_sentiment", "synthetic_ratings", "synthetic_multimodal"])
 def test_synthetic_sources_repeat_with_their_seed_and_change_with_another(source):
     def load(seed):
-        return build(DataConfig(source=source, options={"seed": seed}), seed=0)
+        return build(data_config(source=source, options={"seed": seed}), seed=0)
 
     first, again, other = load(3), load(3), load(4)
 
@@ -413,7 +414,7 @@ def test_synthetic_sources_repeat_with_their_seed_and_change_with_another(source
 
 
 def test_synthetic_sentiment_labels_follow_the_keywords():
-    data = build(DataConfig(source="synthetic_sentiment", options={"n": 300}, test_split=0), seed=0)
+    data = build(data_config(source="synthetic_sentiment", options={"n": 300}, test_split=0), seed=0)
 
     def rule(text):
         words = set(text.split())
@@ -425,7 +426,7 @@ def test_synthetic_sentiment_labels_follow_the_keywords():
 
 
 def test_synthetic_sentiment_label_noise_flips_about_that_fraction():
-    data = build(DataConfig(source="synthetic_sentiment", options={"n": 2000, "label_noise": 0.2}, test_split=0),
+    data = build(data_config(source="synthetic_sentiment", options={"n": 2000, "label_noise": 0.2}, test_split=0),
                  seed=0)
 
     rule = np.array([int(bool(set(t.split()) & set(POSITIVE))) for t in data.train.x])
@@ -434,7 +435,7 @@ def test_synthetic_sentiment_label_noise_flips_about_that_fraction():
 
 def test_synthetic_ratings_are_low_rank_enough_to_predict_held_out_ratings():
     options = {"num_users": 120, "num_items": 60, "rank": 3, "per_user": 20, "noise": 0.1}
-    data = build(DataConfig(source="synthetic_ratings", options=options, split="leave_last_per_user"), seed=0)
+    data = build(data_config(source="synthetic_ratings", options=options, split="leave_last_per_user"), seed=0)
 
     assert len(data.test) == 120 and data.info.vocab_sizes == {"user": 121, "item": 61}
     # A few rounds of alternating least squares on the training rows recover the held-out ratings.
@@ -454,7 +455,7 @@ def test_synthetic_ratings_are_low_rank_enough_to_predict_held_out_ratings():
 
 
 def test_synthetic_multimodal_label_needs_every_input():
-    data = build(DataConfig(source="synthetic_multimodal", options={"n": 800}, test_split=0), seed=0)
+    data = build(data_config(source="synthetic_multimodal", options={"n": 800}, test_split=0), seed=0)
     x, y = data.train.x, data.train.y
 
     square = (x["image"].max(axis=(1, 2, 3)) > 150).astype(int)
@@ -469,20 +470,21 @@ def test_synthetic_multimodal_label_needs_every_input():
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"nn": 10}, r"unknown option 'nn' \(did you mean 'n'\?\); synthetic_sentiment takes 'label_noise'"),
-    ({"n": 5}, r"option 'n': Input should be greater than or equal to 20"),
+    ({"nn": 10}, r"synthetic_sentiment.options.nn\n  Extra inputs are not permitted"),
+    ({"n": 5}, r"synthetic_sentiment.options.n\n  Input should be greater than or equal to 20"),
     ({"min_words": 9, "max_words": 3}, r"min_words \(9\) is above max_words \(3\)"),
 ])
 def test_synthetic_options_are_validated_with_the_config(options, message):
     with pytest.raises(ValidationError, match=message):
-        DataConfig(source="synthetic_sentiment", options=options)
+        data_config(source="synthetic_sentiment", options=options)
 
 
 def test_options_are_filled_in_and_refused_by_sources_without_any():
-    assert DataConfig(source="synthetic_ratings").options["num_users"] == 200
-    assert DataConfig(source="iris").options is None
-    with pytest.raises(ValidationError, match=r"source 'iris' takes no options"):
-        DataConfig(source="iris", options={"n": 3})
+    assert data_config(source="synthetic_ratings").options.num_users == 200
+    assert "options" not in data_config(source="iris").model_dump()
+    with pytest.raises(ValidationError, match=r"not read by source 'iris' \(only by synthetic_multimodal, "
+                                              r"synthetic_ratings or synthetic_sentiment\)"):
+        data_config(source="iris", options={"n": 3})
 
 
 # --------------------------------------------------------------------------- config keys and DataInfo
@@ -490,21 +492,22 @@ def test_options_are_filled_in_and_refused_by_sources_without_any():
 
 @pytest.mark.parametrize("fields, message", [
     ({"source": "image_folder", "image_size": [0, 8]}, r"image_size.0\n.*greater than or equal to 1"),
-    ({"source": "csv", "image_size": [8, 8]}, r"image_size is read only by source image_folder, not by 'csv'"),
-    ({"source": "csv", "color_mode": "rgb"}, r"color_mode is read only by source image_folder"),
+    ({"source": "csv", "path": "x.csv", "image_size": [8, 8]}, r"not read by source 'csv' \(only by image_folder\)"),
+    ({"source": "csv", "path": "x.csv", "color_mode": "rgb"}, r"not read by source 'csv' \(only by image_folder\)"),
     ({"source": "image_folder", "color_mode": "cmyk"}, r"'rgb', 'grayscale' or 'rgba'"),
-    ({"source": "csv", "text": "body"}, r"text is read only by source text_csv or text_jsonl"),
-    ({"source": "iris", "inputs": {"numeric": ["a"]}}, r"inputs is read only by source csv or npz"),
+    ({"source": "csv", "path": "x.csv", "text": "body"}, r"csv.text\n.*only by text_csv or text_jsonl"),
+    ({"source": "iris", "inputs": {"numeric": ["a"]}}, r"iris.inputs\n.*only by csv or npz"),
 ])
 def test_new_data_keys_are_validated(fields, message):
     with pytest.raises(ValidationError, match=message):
-        DataConfig(**fields)
+        data_config(**fields)
 
 
-def test_a_data_key_for_another_source_is_a_config_error_naming_file_and_key():
+def test_a_data_key_for_another_source_is_a_config_error_naming_file_line_and_key():
     text = "data:\n  source: csv\n  path: x.csv\n  image_size: [8, 8]\nmodel: {type: mlp}\n"
 
-    with pytest.raises(ConfigError, match=r"^cfg.yaml:1:1: data: image_size is read only by source image_folder"):
+    with pytest.raises(ConfigError, match=r"^cfg.yaml:4:3: data.image_size: not read by source 'csv' "
+                                          r"\(only by image_folder\); remove it$"):
         parse_config_text(text, "cfg.yaml")
 
 

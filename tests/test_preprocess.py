@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fmtrain.config.schema import Config, DataConfig
+from fmtrain.config.schema import Config, data_config
 from fmtrain.data import build
 from fmtrain.errors import ConfigError
 from fmtrain.models import OutputSpec, build_model, input_dtypes
@@ -43,7 +43,7 @@ def _chain(layers, x, training):
 def test_text_vectorize_vocabulary_comes_from_the_training_split_only(tmp_path):
     path = tmp_path / "t.csv"
     path.write_text("text,label\n" + "".join(f"film word{i},{i % 2}\n" for i in range(40)))
-    data = build(DataConfig(source="text_csv", path=str(path), test_split=0.25), seed=0)
+    data = build(data_config(source="text_csv", path=str(path), test_split=0.25), seed=0)
 
     layer, = fit_feature_layers(_config([{"text_vectorize": {"sequence_length": 3}}]).preprocess,
                                 data.train.x, data.info)
@@ -91,7 +91,7 @@ TEXT_MODELS = {
 def test_text_models_reload_in_safe_mode_and_predict_identically_on_new_text(tmp_path, steps, model):
     import keras
 
-    data = build(DataConfig(source="synthetic_sentiment", options={"n": 80}), seed=0)
+    data = build(data_config(source="synthetic_sentiment", options={"n": 80}), seed=0)
     original = _model(_config(steps, model), data, units=2)
     new_text = np.array(["never seen words here", "great great", ""], dtype=object)
 
@@ -105,7 +105,7 @@ def test_text_models_reload_in_safe_mode_and_predict_identically_on_new_text(tmp
 def test_a_multi_input_model_with_a_chain_per_input_reloads_identically(tmp_path):
     import keras
 
-    data = build(DataConfig(source="synthetic_multimodal", options={"n": 60}), seed=0)
+    data = build(data_config(source="synthetic_multimodal", options={"n": 60}), seed=0)
     cfg = _config([
         {"rescale": {"input": "image", "scale": 1 / 255}},
         {"augment": {"input": "image", "flip": "horizontal", "rotation": 0.05, "zoom": 0.1, "crop": [12, 12]}},
@@ -125,7 +125,7 @@ def test_a_multi_input_model_with_a_chain_per_input_reloads_identically(tmp_path
 
 
 def test_standardize_on_one_input_is_fitted_on_that_inputs_training_rows():
-    data = build(DataConfig(source="synthetic_multimodal", options={"n": 60}), seed=0)
+    data = build(data_config(source="synthetic_multimodal", options={"n": 60}), seed=0)
     cfg = _config([{"standardize": {"input": "numeric"}}])
 
     chains = fit_feature_layers(cfg.preprocess, data.train.x, data.info)
@@ -150,7 +150,7 @@ def test_builders_that_ask_receive_the_vocabulary_sizes(monkeypatch):
         return mlp.build(params, {k: keras.ops.cast(v[:, None], "float32") for k, v in inputs.items()}, output)
 
     monkeypatch.setitem(MODELS._entries, "mlp", Entry("mlp", build_recording, mlp.params, mlp.summary))
-    data = build(DataConfig(source="synthetic_ratings", options={"num_users": 5, "num_items": 6, "per_user": 3},
+    data = build(data_config(source="synthetic_ratings", options={"num_users": 5, "num_items": 6, "per_user": 3},
                             split="leave_last_per_user"), seed=0)
 
     _model(_config([]), data, units=1)
@@ -229,7 +229,7 @@ MULTIMODAL = {"source": "synthetic_multimodal", "options": {"n": 30}}
      r"crop \[32, 32\] is larger than the images \(16×16\)"),
 ])
 def test_a_step_that_does_not_fit_its_input_names_the_step_and_the_fix(step, x, message):
-    data = build(DataConfig(**MULTIMODAL), seed=0)
+    data = build(data_config(**MULTIMODAL), seed=0)
     train = data.train.x if x == "multimodal" else np.zeros((5, 8, 8), np.float32)
 
     with pytest.raises(ConfigError, match=message):
@@ -243,7 +243,7 @@ def test_a_bag_of_words_model_learns_synthetic_sentiment():
     import keras
 
     keras.utils.set_random_seed(0)
-    data = build(DataConfig(source="synthetic_sentiment", options={"n": 600}), seed=0)
+    data = build(data_config(source="synthetic_sentiment", options={"n": 600}), seed=0)
     model = _model(_config([{"text_vectorize": {"output_mode": "multi_hot", "max_tokens": 250}}],
                            {"type": "mlp", "hidden_units": [16]}), data, units=2)
     model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy", metrics=["accuracy"])

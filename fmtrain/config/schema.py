@@ -1,16 +1,32 @@
 """The config schema: one pydantic class per YAML section, each field documented.
 
 Everything here validates without TensorFlow. Names that Keras resolves (layers,
-optimizers, losses, metrics) are checked against ``keras_names``; names fmtrain
-registers (data sources, preprocessing steps, model types) against their registries.
+optimizers, losses, metrics) are checked against ``keras_names``. What fmtrain registers
+(data sources, preprocessing steps, model types, losses, metrics) comes from
+:mod:`fmtrain.components`, the one index of components: the ``data``, ``preprocess`` and
+``model`` sections are tagged unions of the params models the components registered, so
+this module never imports an implementation.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Discriminator, Field, Tag, field_validator, model_serializer, model_validator
+from pydantic import (
+    Discriminator,
+    Field,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+    WrapValidator,
+    create_model,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
+from fmtrain import components
 from fmtrain.config import keras_names
 from fmtrain.config.base import StrictModel, check_name
 from fmtrain.registry import did_you_mean
@@ -21,126 +37,49 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 # --------------------------------------------------------------------------- data
 
 
-class DataConfig(StrictModel):
-    """Where the examples come from and how they are split and batched."""
+def _data_section():
+    """The ``data`` section: one variant per registered source, chosen by ``source``.
 
-    source: str
-    """Data source: a bundled set (digits, iris, wine, breast_cancer, diabetes), a keras.datasets set
-    (mnist, fashion_mnist, cifar10), a file (csv, npz, text_csv, text_jsonl, interactions), a folder with
-    one sub-folder per class (image_folder, text_folder) or a generated set (synthetic_sentiment,
-    synthetic_ratings, synthetic_multimodal); `fmtrain list sources` describes each."""
-    path: str | None = None
-    """Local file or folder: required for csv, npz, text_csv, text_jsonl and interactions (a file) and for
-    image_folder and text_folder (a folder with one sub-folder per class); for keras.datasets sources a
-    .npz in Keras's layout (x_train, y_train, x_test, y_test) read instead of downloading."""
-    label: str | None = None
-    """Label column (csv, default: the last column; text_csv: the last column other than data.text),
-    label key (text_jsonl, default 'label'), rating column (interactions, default 'rating'; without one
-    every interaction is an implicit 1.0) or label array name (npz, default 'y')."""
-    features: list[str] | None = None
-    """Feature columns (csv, default: every column but the label) or feature array names (npz, default ['x'])."""
-    categorical: list[str] | None = None
-    """csv columns to one-hot encode (default: every non-numeric feature column)."""
-    text: str | None = None
-    """Column (text_csv) or key (text_jsonl) holding each example's text (default 'text')."""
-    inputs: dict[Literal["numeric", "category", "text", "image"], str | list[str]] | None = None
-    """Named model inputs instead of features (csv columns or npz arrays), e.g.
-    {numeric: [age, income], category: [city], text: review}: numeric → float32 matrix, category →
-    int32 ids from vocabularies of the training rows (0 = unseen), text (one column) → strings,
-    image (one npz array) → pixels. Each kind names one input of the model."""
-    image_size: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] | None = None
-    """image_folder: [height, width] every image is resized to (bilinear) when loaded; default: the
-    images' own size, which must then be the same for every image."""
-    color_mode: Literal["rgb", "grayscale", "rgba"] | None = None
-    """image_folder: channels loaded: rgb (3, the default), grayscale (1) or rgba (4)."""
-    options: dict[str, Any] | None = Field(None, validate_default=True)
-    """Options of a generated source (e.g. {n: 2000, vocab_size: 300, seed: 1} for synthetic_sentiment);
-    the resolved config lists every option with its default. Other sources take none."""
-    task: Literal["auto", "classification", "regression"] = "auto"
-    """What the labels are; auto infers it from the source or the label column's type."""
-    test_split: float = Field(0.2, ge=0.0, lt=1.0)
-    """Fraction held out as the test split when the source has no test split of its own."""
-    validation_split: float = Field(0.0, ge=0.0, lt=1.0)
-    """Fraction of the training data held out for validation after each epoch."""
-    split: Literal["last", "random", "leave_last_per_user"] = "last"
-    """How held-out rows are taken: 'last' rows (as Keras's validation_split), a seeded random draw, or
-    (interactions, synthetic_ratings) 'leave_last_per_user': test gets each user's latest interaction
-    (by timestamp, else file order), validation the one before; test_split and validation_split then
-    only switch those splits on (> 0) or off (0), and users with a single interaction stay in training."""
-    stratify: bool = False
-    """Keep class proportions in random splits (classification only)."""
-    batch_size: int = Field(32, ge=1)
-    """Examples per training step."""
-    shuffle: bool = True
-    """Reshuffle the training data every epoch (seeded)."""
-    cache: bool = True
-    """Cache decoded examples in memory after the first epoch (tf.data feed)."""
-    prefetch: int | Literal["auto"] = "auto"
-    """Batches prepared ahead of the training step (tf.data feed); auto lets tf.data tune it."""
+    A source's config class (a ``SourceConfig`` subclass next to its loader) lists exactly the keys
+    its loader reads, so a key the chosen source does not read fails here, naming the sources that read it.
+    """
+    variants = [Annotated[entry.params, Tag(entry.name)] for entry in components.SOURCES.entries()]
 
-    @field_validator("source")
-    @classmethod
-    def _known_source(cls, value: str) -> str:
-        from fmtrain.data.sources import SOURCES
+    def source_of(value: Any) -> str | None:
+        return value.get("source") if isinstance(value, dict) else getattr(value, "source", None)
 
-        return check_name("data source", value, SOURCES.names())
+    def known_source(value: Any, handler) -> Any:
+        # Without this a missing or unknown tag is reported at data, not at data.source.
+        if isinstance(value, dict):
+            if "source" not in value:
+                raise ValidationError.from_exception_data("data", [{"type": "missing", "loc": ("source",),
+                                                                    "input": value}])
+            if not isinstance(value["source"], str):
+                raise ValidationError.from_exception_data("data", [{"type": "string_type", "loc": ("source",),
+                                                                    "input": value["source"]}])
+            try:
+                check_name("data source", value["source"], components.SOURCES.names())
+            except PydanticCustomError as err:
+                raise ValidationError.from_exception_data("data", [{"type": err, "loc": ("source",),
+                                                                    "input": value["source"]}]) from None
+        elif source_of(value) is None:
+            raise ValidationError.from_exception_data("data", [{"type": "dict_type", "loc": (), "input": value}])
+        return handler(value)
 
-    @field_validator("options")
-    @classmethod
-    def _options_fit_the_source(cls, value: dict[str, Any] | None, info) -> dict[str, Any] | None:
-        from fmtrain.data.sources import source_options
+    return Annotated[Union[tuple(variants)], Discriminator(source_of), WrapValidator(known_source)]  # noqa: UP007 (built at run time)
 
-        if "source" not in info.data:
-            return value
-        return source_options(info.data["source"], value)
 
-    @model_validator(mode="after")
-    def _fractions_leave_training_data(self) -> DataConfig:
-        if self.test_split + self.validation_split >= 1.0:
-            raise ValueError(
-                f"test_split ({self.test_split}) + validation_split ({self.validation_split}) "
-                "leaves no training data; keep their sum below 1"
-            )
-        return self
+DataSection = _data_section()
+_DATA_SECTION = TypeAdapter(DataSection)
 
-    @model_validator(mode="after")
-    def _keys_fit_the_source(self) -> DataConfig:
-        from fmtrain.data.sources import SOURCE_KEYS
 
-        for key, sources in SOURCE_KEYS.items():
-            if getattr(self, key) is not None and self.source not in sources:
-                raise ValueError(
-                    f"{key} is read only by source {' or '.join(sorted(sources))}, not by '{self.source}'; remove it"
-                )
-        return self
+def data_config(**keys: Any):
+    """A ``data`` section from keyword arguments, validated as the YAML's is (tests and tools).
 
-    @model_validator(mode="after")
-    def _inputs_replace_features(self) -> DataConfig:
-        if self.inputs is None:
-            return self
-        if self.features is not None or self.categorical is not None:
-            raise ValueError("inputs replaces features and categorical; give inputs alone")
-        if not self.inputs:
-            raise ValueError("inputs is empty; name at least one input, e.g. {numeric: [age, income]}")
-        for kind, names in self.inputs.items():
-            if kind in ("text", "image") and not isinstance(names, str):
-                raise ValueError(f"inputs.{kind} names one {'column' if kind == 'text' else 'array'}, found {names}")
-            if isinstance(names, list) and not names:
-                raise ValueError(f"inputs.{kind} is an empty list; name at least one column")
-        if "image" in self.inputs and self.source != "npz":
-            raise ValueError("inputs.image reads an npz array of images; csv files hold no images")
-        return self
-
-    @model_validator(mode="after")
-    def _leave_last_needs_interactions(self) -> DataConfig:
-        from fmtrain.data.sources import PER_USER_SOURCES
-
-        if self.split == "leave_last_per_user" and self.source not in PER_USER_SOURCES:
-            raise ValueError(
-                f"split leave_last_per_user needs user interactions (source {' or '.join(sorted(PER_USER_SOURCES))}), "
-                f"not '{self.source}'; use split: last or random"
-            )
-        return self
+    Raises:
+        pydantic.ValidationError: as :class:`Config` would for the same keys.
+    """
+    return _DATA_SECTION.validate_python(keys)
 
 
 # --------------------------------------------------------------------------- preprocess
@@ -159,12 +98,8 @@ class PreprocessStep(StrictModel):
 
 
 def _step_item_type():
-    from pydantic import create_model
-
-    from fmtrain.preprocess import STEPS
-
     variants = []
-    for entry in STEPS.entries():
+    for entry in components.STEPS.entries():
         item = create_model(
             f"{entry.params.__name__.removesuffix('Params')}Step",
             __base__=PreprocessStep,
@@ -207,13 +142,9 @@ class TransferFields(StrictModel):
 
 
 def _model_type():
-    from pydantic import create_model
-
-    from fmtrain.models import MODELS
-
     variants = [
         Annotated[create_model(entry.params.__name__, __base__=(entry.params, TransferFields)), Tag(entry.name)]
-        for entry in MODELS.entries()
+        for entry in components.MODELS.entries()
     ]
 
     def type_of(value: Any) -> str | None:
@@ -265,7 +196,7 @@ class PiecewiseSchedule(StrictModel):
                 f"values needs {len(self.boundaries) + 1} entries for {len(self.boundaries)} boundaries, "
                 f"found {len(self.values)}"
             )
-        if any(b <= a for a, b in zip(self.boundaries, self.boundaries[1:])):
+        if any(b <= a for a, b in zip(self.boundaries, self.boundaries[1:], strict=False)):
             raise ValueError(f"boundaries must increase, found {self.boundaries}")
         return self
 
@@ -279,7 +210,10 @@ def _schedule_kind(value: Any) -> str | None:
 
 
 LearningRate = Annotated[
-    Annotated[float, Field(gt=0), Tag("constant")] | Annotated[ExponentialSchedule, Tag("exponential")] | Annotated[CosineSchedule, Tag("cosine")] | Annotated[PiecewiseSchedule, Tag("piecewise")],
+    Annotated[float, Field(gt=0), Tag("constant")]
+    | Annotated[ExponentialSchedule, Tag("exponential")]
+    | Annotated[CosineSchedule, Tag("cosine")]
+    | Annotated[PiecewiseSchedule, Tag("piecewise")],
     Discriminator(
         _schedule_kind,
         custom_error_type="learning_rate",
@@ -361,9 +295,7 @@ class LossConfig(_NamedWithArgs):
     @field_validator("name")
     @classmethod
     def _known_loss(cls, value: str) -> str:
-        from fmtrain.losses import LOSSES
-
-        return check_name("loss", value, {"auto", *LOSSES.names(), *keras_names.LOSSES})
+        return check_name("loss", value, {"auto", *components.LOSSES.names(), *keras_names.LOSSES})
 
     @property
     def from_logits(self) -> bool:
@@ -376,9 +308,7 @@ class MetricConfig(_NamedWithArgs):
     @field_validator("name")
     @classmethod
     def _known_metric(cls, value: str) -> str:
-        from fmtrain.metrics import METRICS
-
-        return check_name("metric", value, {"auto", *METRICS.names(), *keras_names.METRICS})
+        return check_name("metric", value, {"auto", *components.METRICS.names(), *keras_names.METRICS})
 
 
 # --------------------------------------------------------------------------- train
@@ -459,7 +389,9 @@ class Config(StrictModel):
     """Run name: letters, digits, '_', '-', '.'; runs go to runs/<name>/<timestamp>/ (default: the file's stem)."""
     seed: int = 42
     """Seeds Python, NumPy and TensorFlow, the splits and the data order."""
-    data: DataConfig
+    data: DataSection
+    """Where the examples come from (``source``: `fmtrain list sources`) and how they are split and batched;
+    each source takes the common keys plus its own."""
     preprocess: list[PreprocessItem] = Field(default_factory=list)
     """Steps fitted on the training split, in order (see `fmtrain list preprocess`): rescale,
     standardize, reshape, flatten, resize, augment, text_vectorize, lookup, one_hot; with several
@@ -493,8 +425,41 @@ class Config(StrictModel):
             )
         return self
 
+    @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """pydantic's JSON Schema, plus ``$defs.DataConfig``: the data section's variants with every key
+        any source reads documented in one place, for editors that complete keys from ``properties``."""
+        schema = super().model_json_schema(*args, **kwargs)
+        data = schema["properties"]["data"]
+        schema["$defs"]["DataConfig"] = {
+            "title": "DataConfig", "type": "object", "description": data.get("description", ""),
+            "properties": _data_keys(), "oneOf": data["oneOf"],
+        }
+        schema["properties"]["data"] = {"$ref": "#/$defs/DataConfig"}
+        return schema
+
     def to_yaml_dict(self) -> dict[str, Any]:
         """The resolved config as plain data, in the YAML spelling (round-trips through validation)."""
         out = self.model_dump(mode="json")
         ordered = ["name", "seed", "data", "preprocess", "model", "optimizer", "loss", "metrics", "train"]
         return {key: out[key] for key in ordered}
+
+
+def _data_keys() -> dict[str, dict[str, Any]]:
+    """Every key of the data section → its description; a key some sources read names them."""
+    names = components.SOURCES.names()
+    keys: dict[str, dict[str, list[str]]] = {}
+    for entry in components.SOURCES.entries():
+        for key, field in entry.params.model_fields.items():
+            keys.setdefault(key, {}).setdefault(field.description or "", []).append(entry.name)
+    out: dict[str, dict[str, Any]] = {
+        "source": {"enum": names, "description": "Data source; `fmtrain list sources` describes each."}}
+    for key, meanings in keys.items():
+        if key == "source":
+            continue
+        readers = [name for sources in meanings.values() for name in sources]
+        if len(meanings) == 1 and len(readers) == len(names):
+            out[key] = {"description": next(iter(meanings))}
+        else:
+            out[key] = {"description": "\n".join(f"{', '.join(s)}: {text}" for text, s in meanings.items())}
+    return out

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fmtrain.data import images, interactions, sources, splits, synthetic, text  # noqa: F401  (register their sources)
+from fmtrain.data import csv_npz, images, interactions, sources, splits, synthetic, text  # noqa: F401  (register their sources)
 from fmtrain.errors import DataError
 
 if TYPE_CHECKING:
-    from fmtrain.config.schema import DataConfig
+    from fmtrain.data.sources import SourceConfig as DataConfig
 
 __all__ = ["DataInfo", "Split", "Splits", "build"]
 

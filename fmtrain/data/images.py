@@ -10,21 +10,38 @@ its tests stay free of TensorFlow; ``tests/test_preprocess.py`` checks the pixel
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Annotated, Literal
 
 import numpy as np
+from pydantic import Field
 
 from fmtrain.data import folders
-from fmtrain.data.sources import SOURCES, Loaded, check_task, reject_keys
+from fmtrain.data.sources import SOURCES, Loaded, SourceConfig
 from fmtrain.data.tabular import resolve_path
 from fmtrain.errors import DataError
-
-if TYPE_CHECKING:
-    from fmtrain.config.schema import DataConfig
 
 # The suffixes keras.utils.image_dataset_from_directory accepts.
 IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 PIL_MODES = {"rgb": "RGB", "grayscale": "L", "rgba": "RGBA"}
+ColorMode = Literal["rgb", "grayscale", "rgba"]
+
+
+class ImageFolderSource(SourceConfig):
+    """Images in one sub-folder per class; the classes are the sub-folder names."""
+
+    source: Literal["image_folder"] = "image_folder"
+    """image_folder: a folder with one sub-folder of images per class."""
+    path: str
+    """The folder (relative to the config file)."""
+    image_size: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] | None = None
+    """[height, width] every image is resized to (bilinear) when loaded; default: the images' own size,
+    which must then be the same for every image."""
+    color_mode: ColorMode = "rgb"
+    """Channels loaded: rgb (3), grayscale (1) or rgba (4)."""
+
+    @classmethod
+    def fixed_task(cls, source: str) -> str | None:
+        return "classification"
 
 
 def read_image(path: Path, *, size: tuple[int, int] | None, color_mode: str) -> np.ndarray:
@@ -48,15 +65,13 @@ def read_image(path: Path, *, size: tuple[int, int] | None, color_mode: str) -> 
     return pixels[..., None] if pixels.ndim == 2 else pixels
 
 
-@SOURCES.register("image_folder")
-def load_image_folder(cfg: DataConfig, encoders: dict) -> Loaded:
+@SOURCES.register("image_folder", params=ImageFolderSource)
+def load_image_folder(cfg: ImageFolderSource, encoders: dict) -> Loaded:
     """Images in one sub-folder per class (data.path), loaded into memory as uint8; data.image_size resizes."""
-    reject_keys(cfg, ("label", "features", "categorical"), "classes are the sub-folder names")
-    check_task(cfg, "classification")
     root = resolve_path(cfg.path, "image_folder", "a folder with one sub-folder of images per class", folder=True)
     found = folders.class_files(root, IMAGE_SUFFIXES, "image")
     labels = folders.encode_folder_labels(found, encoders)
-    color_mode = cfg.color_mode or "rgb"
+    color_mode = cfg.color_mode
     size = tuple(cfg.image_size) if cfg.image_size is not None else None
     first = read_image(found.files[0], size=size, color_mode=color_mode)
     images = np.empty((len(found.files), *first.shape), dtype=np.uint8)

@@ -9,19 +9,29 @@ covers every id; the vocabularies themselves are ``DataInfo.encoders["vocabulari
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Literal
 
 import numpy as np
 
 from fmtrain.data import tabular
 from fmtrain.data.ids import IdEncoder
-from fmtrain.data.sources import SOURCES, Loaded, reject_keys
+from fmtrain.data.sources import SOURCES, Loaded, SourceConfig
 from fmtrain.errors import DataError
 
-if TYPE_CHECKING:
-    from fmtrain.config.schema import DataConfig
-
 USER, ITEM, RATING, TIMESTAMP = "user", "item", "rating", "timestamp"
+
+
+class InteractionsSource(SourceConfig):
+    """A csv of user–item interactions: columns user, item[, rating][, timestamp]."""
+
+    source: Literal["interactions"] = "interactions"
+    """interactions: one row per (user, item) interaction."""
+    path: str
+    """The .csv file (relative to the config file)."""
+    label: str | None = None
+    """Rating column (default 'rating' when the file has one; without one every interaction is an implicit 1.0)."""
+
+    per_user = True
 
 
 def interactions_loaded(users: np.ndarray, items: np.ndarray, ratings: np.ndarray | None, times: np.ndarray,
@@ -47,10 +57,9 @@ def interactions_loaded(users: np.ndarray, items: np.ndarray, ratings: np.ndarra
                   encoder=encoder, users=x[USER], times=times)
 
 
-@SOURCES.register("interactions")
-def load_interactions(cfg: DataConfig, encoders: dict) -> Loaded:
+@SOURCES.register("interactions", params=InteractionsSource)
+def load_interactions(cfg: InteractionsSource, encoders: dict) -> Loaded:
     """User–item csv (data.path): user, item[, rating][, timestamp] → {user, item} ids; y = rating or 1.0."""
-    reject_keys(cfg, ("features", "categorical"), "its inputs are the user and item columns")
     path = tabular.resolve_path(cfg.path, "interactions", "a .csv file with columns user,item[,rating][,timestamp]")
     table = tabular.read_csv(path)
     users = table.column(USER, "the interactions' user column")

@@ -12,6 +12,7 @@ Each kind of input is one entry of ``x``, named by its kind:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -19,7 +20,26 @@ from fmtrain.data import tabular
 from fmtrain.data.ids import IdEncoder
 from fmtrain.errors import DataError
 
-Inputs = dict[str, "str | list[str]"]
+InputKind = Literal["numeric", "category", "text", "image"]
+Inputs = dict[InputKind, str | list[str]]
+"""``data.inputs``: kind of input → the column(s) or array(s) it is read from."""
+
+
+def check_inputs(inputs: Inputs, *, images: bool) -> None:
+    """The rules ``data.inputs`` must follow before any file is read (``images``: npz arrays may be images).
+
+    Raises:
+        ValueError: an empty map or list, several columns for text or image, or images from a csv file.
+    """
+    if not inputs:
+        raise ValueError("inputs is empty; name at least one input, e.g. {numeric: [age, income]}")
+    for kind, names in inputs.items():
+        if kind in ("text", "image") and not isinstance(names, str):
+            raise ValueError(f"inputs.{kind} names one {'column' if kind == 'text' else 'array'}, found {names}")
+        if isinstance(names, list) and not names:
+            raise ValueError(f"inputs.{kind} is an empty list; name at least one column")
+    if "image" in inputs and not images:
+        raise ValueError("inputs.image reads an npz array of images; csv files hold no images")
 
 
 def _names(spec: str | list[str]) -> list[str]:

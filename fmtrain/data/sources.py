@@ -1,32 +1,162 @@
-"""Data sources, registered by the name used in ``data.source``.
+"""Data sources: the ``data`` section's common keys, the registry, and the bundled and keras.datasets sets.
 
-A loader reads its examples and encodes the labels, but does not split them: it returns a
+Each source is one subclass of :class:`SourceConfig` declared next to its loader, holding exactly
+the keys that loader reads, and registered with it by the name used in ``data.source``; the config
+schema builds its tagged union from the registry (``fmtrain.components``), so ``fmtrain validate``
+refuses a key the chosen source does not read, as ``fit`` would. A loader receives its own config
+class, reads its examples and encodes the labels, but does not split them: it returns a
 :class:`Loaded`, and :func:`fmtrain.data.build` splits it and fits any feature encoder on the
-training rows. This module holds the registry, the bundled and keras.datasets sets and the
-csv/npz files; folders, text, interactions and generated sets live in their own modules and
-register here. Only numpy (and pydantic, for source options) is imported; scikit-learn and
-Keras are imported inside the loaders that need them, so ``fmtrain list sources`` and config
-validation stay fast.
+training rows. csv/npz files, folders, text, interactions and generated sets live in their own
+modules. Only numpy and pydantic are imported here; scikit-learn and Keras are imported inside the
+loaders that need them, so ``fmtrain list sources`` and config validation stay fast.
 """
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import Any, ClassVar, Literal, Union
 
 import numpy as np
-from pydantic import ValidationError
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_serializer, model_validator
+from pydantic_core import PydanticCustomError, core_schema
 
-from fmtrain.data import ids, records, tabular
+from fmtrain.config.base import StrictModel
+from fmtrain.data import ids, tabular
 from fmtrain.errors import DataError
-from fmtrain.registry import Registry, describe_choices, did_you_mean
+from fmtrain.registry import Registry
 
-if TYPE_CHECKING:
-    from fmtrain.config.schema import DataConfig
+Encoder = Union[tabular.ColumnEncoder, ids.IdEncoder]  # noqa: UP007 (a run-time alias)
 
-Encoder = Union[tabular.ColumnEncoder, ids.IdEncoder]
+
+class SourceConfig(StrictModel):
+    """The ``data`` section: where the examples come from and how they are split and batched.
+
+    ``source`` picks one subclass, declared next to the source's loader with exactly the keys the
+    loader reads; the keys below are common to every source. A source's own key written as null
+    counts as unset, so resolved configs of earlier versions (which listed every key) still load.
+    """
+
+    source: str
+    """Data source: a bundled set (digits, iris, wine, breast_cancer, diabetes), a keras.datasets set
+    (mnist, fashion_mnist, cifar10), a file (csv, npz, text_csv, text_jsonl, interactions), a folder with
+    one sub-folder per class (image_folder, text_folder) or a generated set (synthetic_sentiment,
+    synthetic_ratings, synthetic_multimodal); `fmtrain list sources` describes each."""
+    task: Literal["auto", "classification", "regression"] = "auto"
+    """What the labels are; auto infers it from the source or the label column's type."""
+    test_split: float = Field(0.2, ge=0.0, lt=1.0)
+    """Fraction held out as the test split when the source has no test split of its own."""
+    validation_split: float = Field(0.0, ge=0.0, lt=1.0)
+    """Fraction of the training data held out for validation after each epoch."""
+    split: Literal["last", "random", "leave_last_per_user"] = "last"
+    """How held-out rows are taken: 'last' rows (as Keras's validation_split), a seeded random draw, or
+    (interactions, synthetic_ratings) 'leave_last_per_user': test gets each user's latest interaction
+    (by timestamp, else file order), validation the one before; test_split and validation_split then
+    only switch those splits on (> 0) or off (0), and users with a single interaction stay in training."""
+    stratify: bool = False
+    """Keep class proportions in random splits (classification only)."""
+    batch_size: int = Field(32, ge=1)
+    """Examples per training step."""
+    shuffle: bool = True
+    """Reshuffle the training data every epoch (seeded)."""
+    cache: bool = True
+    """Cache decoded examples in memory after the first epoch (tf.data feed)."""
+    prefetch: int | Literal["auto"] = "auto"
+    """Batches prepared ahead of the training step (tf.data feed); auto lets tf.data tune it."""
+
+    per_user: ClassVar[bool] = False
+    """Rows are (user, item) interactions, so ``split: leave_last_per_user`` applies."""
+
+    @classmethod
+    def fixed_task(cls, source: str) -> str | None:
+        """The task ``source``'s labels always are, or None when its labels decide."""
+        return None
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keys_of_other_sources(cls, value: Any, handler) -> SourceConfig:
+        if not isinstance(value, dict):
+            return handler(value)
+        value = {key: item for key, item in value.items() if item is not None or key in SourceConfig.model_fields}
+        try:
+            return handler(value)
+        except ValidationError as err:
+            source = value.get("source", cls.model_fields["source"].default)
+            raise _name_the_readers(err, str(source)) from None
+
+    @field_validator("task")
+    @classmethod
+    def _task_fits_the_source(cls, value: str, info: ValidationInfo) -> str:
+        source = info.data.get("source")
+        fixed = cls.fixed_task(source) if source is not None else None
+        if fixed is not None and value not in ("auto", fixed):
+            raise ValueError(f"source '{source}' is a {fixed} data set; remove data.task or set it to {fixed}")
+        return value
+
+    @field_validator("split")
+    @classmethod
+    def _leave_last_needs_interactions(cls, value: str, info: ValidationInfo) -> str:
+        if value == "leave_last_per_user" and not cls.per_user:
+            per_user = [entry.name for entry in SOURCES.entries() if getattr(entry.params, "per_user", False)]
+            raise ValueError(
+                f"split leave_last_per_user needs user interactions (source {_either(per_user)}), "
+                f"not '{info.data.get('source')}'; use split: last or random"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _fractions_leave_training_data(self) -> SourceConfig:
+        if self.test_split + self.validation_split >= 1.0:
+            raise ValueError(
+                f"test_split ({self.test_split}) + validation_split ({self.validation_split}) "
+                "leaves no training data; keep their sum below 1"
+            )
+        return self
+
+    @model_serializer(mode="wrap")
+    def _source_keys_first(self, handler) -> dict[str, Any]:
+        # Resolved configs read best as: source, what only this source reads, then the common keys.
+        out = handler(self)
+        common = SourceConfig.model_fields
+        own = {key: item for key, item in out.items() if key not in common}
+        return {"source": out["source"], **own, **{key: out[key] for key in common if key in out and key != "source"}}
+
+
+_KNOWN_ERRORS = frozenset(typing.get_args(core_schema.ErrorType))
+
+
+def _name_the_readers(err: ValidationError, source: str) -> ValidationError:
+    """``err`` with each "extra key" that another source reads explained as such."""
+    readers = key_readers()
+    errors = []
+    for error in err.errors(include_url=False):
+        loc = error["loc"]
+        if error["type"] == "extra_forbidden" and len(loc) == 1 and loc[0] in readers:
+            reason = f"not read by source '{source}' (only by {_either(readers[loc[0]])}); remove it"
+            errors.append({"type": "value_error", "loc": loc, "input": error["input"],
+                           "ctx": {"error": ValueError(reason)}})
+        elif error["type"] in _KNOWN_ERRORS:
+            errors.append(error)
+        else:  # a custom error (e.g. unknown_name) keeps its type and message
+            errors.append({"type": PydanticCustomError(error["type"], error["msg"]), "loc": loc,
+                           "input": error["input"]})
+    return ValidationError.from_exception_data(err.title, errors)
+
+
+def key_readers() -> dict[str, list[str]]:
+    """Each key some source reads beyond the common ones → the sources that read it, sorted."""
+    readers: dict[str, list[str]] = {}
+    for entry in SOURCES.entries():
+        for key in entry.params.model_fields:
+            if key not in SourceConfig.model_fields:
+                readers.setdefault(key, []).append(entry.name)
+    return readers
+
+
+def _either(names: list[str]) -> str:
+    names = sorted(names)
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 @dataclass(frozen=True)
@@ -51,82 +181,34 @@ class Loaded:
     """When each row happened (interactions; sortable numbers), for ``split: leave_last_per_user``."""
 
 
-Loader = Callable[["DataConfig", dict], Loaded]
+Loader = Callable[[Any, dict], Loaded]
+"""``loader(cfg, encoders)``: ``cfg`` is the source's own :class:`SourceConfig` subclass."""
 SOURCES: Registry[Loader] = Registry("data source")
 
-# Optional data keys read by only some sources; DataConfig rejects them elsewhere.
-SOURCE_KEYS: dict[str, frozenset[str]] = {
-    "text": frozenset({"text_csv", "text_jsonl"}),
-    "inputs": frozenset({"csv", "npz"}),
-    "image_size": frozenset({"image_folder"}),
-    "color_mode": frozenset({"image_folder"}),
-}
-# Sources whose rows are (user, item) interactions: split: leave_last_per_user works on them.
-PER_USER_SOURCES = frozenset({"interactions", "synthetic_ratings"})
 
-
-def load(cfg: DataConfig, encoders: dict) -> Loaded:
+def load(cfg: SourceConfig, encoders: dict) -> Loaded:
     """Run the loader registered as ``cfg.source``."""
     return SOURCES.get(cfg.source).build(cfg, encoders)
-
-
-def source_options(source: str, options: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Validate ``data.options`` against the source's options class; return them with defaults filled in.
-
-    Raises:
-        ValueError: options for a source that takes none, an unknown option or a bad value
-            (one line per problem, naming ``options.<key>``).
-    """
-    params = SOURCES.get(source).params if source in SOURCES.names() else None
-    if params is None:
-        if options:
-            raise ValueError(f"source '{source}' takes no options; remove options")
-        return options
-    try:
-        return params.model_validate(options or {}).model_dump(mode="json")
-    except ValidationError as err:
-        fields = list(params.model_fields)
-        problems = []
-        for error in err.errors():
-            key = ".".join(str(p) for p in error["loc"])
-            if error["type"] == "extra_forbidden":
-                problems.append(f"unknown option '{key}'{did_you_mean(key, fields)}; "
-                                f"{source} takes {describe_choices(fields)}")
-            else:
-                problems.append(f"option '{key}': {error['msg']}" if key else error["msg"])
-        raise ValueError("; ".join(problems)) from None
-
-
-def options_of(cfg: DataConfig):
-    """``cfg.options`` as the source's validated options object."""
-    params = SOURCES.get(cfg.source).params
-    return params.model_validate(cfg.options or {})
-
-
-def reject_keys(cfg: DataConfig, keys: tuple[str, ...], why: str) -> None:
-    """Raise a DataError for the first of ``keys`` set in ``cfg``; ``why`` says why the source ignores it."""
-    for key in keys:
-        if getattr(cfg, key) is not None:
-            raise DataError(f"data.{key} is not used by source '{cfg.source}' ({why}); remove it")
-
-
-def check_task(cfg: DataConfig, task: str) -> None:
-    """Raise a DataError when ``data.task`` contradicts a source that is always a ``task`` data set."""
-    if cfg.task not in ("auto", task):
-        raise DataError(
-            f"data.task is {cfg.task} but source '{cfg.source}' is a {task} data set; "
-            f"remove data.task or set it to {task}"
-        )
 
 
 # --------------------------------------------------------------------------- scikit-learn
 
 
-def _load_sklearn(cfg: DataConfig, task: str) -> Loaded:
-    reject_keys(cfg, ("path", "label", "features", "categorical"), "it is bundled with scikit-learn")
-    check_task(cfg, task)
+class BundledSource(SourceConfig):
+    """A data set bundled with scikit-learn: nothing to read, nothing to download."""
+
+    source: Literal["digits", "iris", "wine", "breast_cancer", "diabetes"]
+    """digits, iris, wine, breast_cancer (classification) or diabetes (regression)."""
+
+    @classmethod
+    def fixed_task(cls, source: str) -> str | None:
+        return "regression" if source == "diabetes" else "classification"
+
+
+def _load_sklearn(cfg: BundledSource) -> Loaded:
     from sklearn import datasets
 
+    task = cfg.fixed_task(cfg.source)
     bunch = getattr(datasets, f"load_{cfg.source}")()
     source = f"{cfg.source} (scikit-learn, bundled)"
     if task == "regression":
@@ -137,37 +219,37 @@ def _load_sklearn(cfg: DataConfig, task: str) -> Loaded:
                   feature_names=[str(n) for n in bunch.feature_names])
 
 
-@SOURCES.register("digits")
-def load_digits(cfg: DataConfig, encoders: dict) -> Loaded:
+@SOURCES.register("digits", params=BundledSource)
+def load_digits(cfg: BundledSource, encoders: dict) -> Loaded:
     """Handwritten digits, 1,797 8×8 grey images (values 0..16), 10 classes; bundled, no download."""
-    loaded = _load_sklearn(cfg, "classification")
+    loaded = _load_sklearn(cfg)
     # The 8x8 layout lets image models (Conv2D) use it; Flatten recovers the 64 pixels.
     images = loaded.x.reshape(-1, 8, 8)
     return Loaded(images, loaded.y, loaded.source, loaded.task, class_names=loaded.class_names)
 
 
-@SOURCES.register("iris")
-def load_iris(cfg: DataConfig, encoders: dict) -> Loaded:
+@SOURCES.register("iris", params=BundledSource)
+def load_iris(cfg: BundledSource, encoders: dict) -> Loaded:
     """Iris flowers, 150 rows × 4 measurements, 3 species; bundled, no download."""
-    return _load_sklearn(cfg, "classification")
+    return _load_sklearn(cfg)
 
 
-@SOURCES.register("wine")
-def load_wine(cfg: DataConfig, encoders: dict) -> Loaded:
+@SOURCES.register("wine", params=BundledSource)
+def load_wine(cfg: BundledSource, encoders: dict) -> Loaded:
     """Wine cultivars, 178 rows × 13 chemical measurements, 3 classes; bundled, no download."""
-    return _load_sklearn(cfg, "classification")
+    return _load_sklearn(cfg)
 
 
-@SOURCES.register("breast_cancer")
-def load_breast_cancer(cfg: DataConfig, encoders: dict) -> Loaded:
+@SOURCES.register("breast_cancer", params=BundledSource)
+def load_breast_cancer(cfg: BundledSource, encoders: dict) -> Loaded:
     """Breast cancer diagnosis, 569 rows × 30 features, malignant/benign; bundled, no download."""
-    return _load_sklearn(cfg, "classification")
+    return _load_sklearn(cfg)
 
 
-@SOURCES.register("diabetes")
-def load_diabetes(cfg: DataConfig, encoders: dict) -> Loaded:
+@SOURCES.register("diabetes", params=BundledSource)
+def load_diabetes(cfg: BundledSource, encoders: dict) -> Loaded:
     """Diabetes progression, 442 rows × 10 standardized features, regression; bundled, no download."""
-    return _load_sklearn(cfg, "regression")
+    return _load_sklearn(cfg)
 
 
 # --------------------------------------------------------------------------- keras.datasets
@@ -182,6 +264,19 @@ KERAS_CLASS_NAMES = {
 }
 
 
+class KerasDatasetSource(SourceConfig):
+    """An image set from keras.datasets, downloaded, or read from a local .npz."""
+
+    source: Literal["mnist", "fashion_mnist", "cifar10"]
+    """mnist, fashion_mnist or cifar10."""
+    path: str | None = None
+    """A local .npz in Keras's layout (x_train, y_train, x_test, y_test), read instead of downloading."""
+
+    @classmethod
+    def fixed_task(cls, source: str) -> str | None:
+        return "classification"
+
+
 def _download_keras_dataset(name: str):
     """Return ``((x_train, y_train), (x_test, y_test))`` from ``keras.datasets.<name>``."""
     from keras import datasets
@@ -189,9 +284,7 @@ def _download_keras_dataset(name: str):
     return getattr(datasets, name).load_data()
 
 
-def _load_keras(cfg: DataConfig) -> Loaded:
-    reject_keys(cfg, ("label", "features", "categorical"), "its arrays are fixed")
-    check_task(cfg, "classification")
+def _load_keras(cfg: KerasDatasetSource) -> Loaded:
     name = cfg.source
     if cfg.path:
         path = tabular.resolve_path(cfg.path, name, "an .npz with arrays x_train, y_train, x_test, y_test")
@@ -234,155 +327,19 @@ def _image_split(x: np.ndarray, y: np.ndarray, origin: str, part: str, num_class
     return x, y.astype(np.int32)
 
 
-@SOURCES.register("mnist")
-def load_mnist(cfg: DataConfig, encoders: dict) -> Loaded:
+@SOURCES.register("mnist", params=KerasDatasetSource)
+def load_mnist(cfg: KerasDatasetSource, encoders: dict) -> Loaded:
     """MNIST handwritten digits, 60k+10k 28×28 uint8 images, 10 classes (download or data.path .npz)."""
     return _load_keras(cfg)
 
 
-@SOURCES.register("fashion_mnist")
-def load_fashion_mnist(cfg: DataConfig, encoders: dict) -> Loaded:
+@SOURCES.register("fashion_mnist", params=KerasDatasetSource)
+def load_fashion_mnist(cfg: KerasDatasetSource, encoders: dict) -> Loaded:
     """Fashion-MNIST clothing, 60k+10k 28×28 uint8 images, 10 classes (download or data.path .npz)."""
     return _load_keras(cfg)
 
 
-@SOURCES.register("cifar10")
-def load_cifar10(cfg: DataConfig, encoders: dict) -> Loaded:
+@SOURCES.register("cifar10", params=KerasDatasetSource)
+def load_cifar10(cfg: KerasDatasetSource, encoders: dict) -> Loaded:
     """CIFAR-10 objects, 50k+10k 32×32×3 uint8 images, 10 classes (download or data.path .npz)."""
     return _load_keras(cfg)
-
-
-# --------------------------------------------------------------------------- files
-
-
-@SOURCES.register("csv")
-def load_csv(cfg: DataConfig, encoders: dict) -> Loaded:
-    """A csv file with a header row (data.path); numeric and one-hot categorical columns, or named data.inputs."""
-    path = tabular.resolve_path(cfg.path, "csv", "a .csv file with a header row")
-    table = tabular.read_csv(path)
-    label = cfg.label if cfg.label is not None else table.header[-1]
-    labels = _csv_labels(cfg, table, label, encoders)
-    if cfg.inputs is not None:
-        x, ids_encoder, names = records.csv_inputs(cfg.inputs, table, label, encoders)
-        return Loaded(x, labels.y, f"csv {path}", labels.task, class_names=labels.class_names,
-                      feature_names=names, encoders=labels.state, encoder=ids_encoder)
-    raw, encoder = _csv_features(cfg, table, label, encoders)
-    return Loaded(raw, labels.y, f"csv {path}", labels.task, class_names=labels.class_names,
-                  encoders=labels.state, encoder=encoder)
-
-
-def _csv_labels(cfg: DataConfig, table: tabular.CsvRows, label: str, encoders: dict) -> tabular.Labels:
-    cells = table.column(label, "data.label")
-    values = tabular.typed_cells(cells)
-    if values.dtype.kind == "U" and encoders.get("task", cfg.task) == "auto" and tabular.looks_numeric(cells):
-        i = next(i for i, cell in enumerate(cells) if not tabular.is_number(cell))
-        raise DataError(
-            f"{table.path}:{table.lines[i]}: label column '{label}' holds numbers but this row has "
-            f"'{cells[i]}'; fix the value, or set data.task: classification to treat labels as class names"
-        )
-    return tabular.encode_labels(values, task=cfg.task, encoders=encoders,
-                                 where=lambda i: f"{table.path}:{table.lines[i]}")
-
-
-def _csv_features(cfg: DataConfig, table: tabular.CsvRows, label: str, encoders: dict):
-    # At eval time the trained model fixes the columns and which are categorical.
-    if encoders.get("columns") is not None:
-        columns, key = list(encoders["columns"]), "the trained model's columns"
-    else:
-        columns = cfg.features if cfg.features is not None else [c for c in table.header if c != label]
-        key = "data.features"
-    if label in columns:
-        raise DataError(
-            f"{table.path}: column '{label}' is both the label (data.label) and a feature ({key}); "
-            "remove it from data.features"
-        )
-    if not columns:
-        raise DataError(
-            f"{table.path}: no feature columns besides the label '{label}'; add columns or set data.features"
-        )
-    cells = {name: table.column(name, key) for name in columns}
-    for name in cfg.categorical or []:
-        if name not in columns:
-            raise DataError(
-                f"{table.path}: data.categorical lists '{name}', which is not a feature column"
-                f"{did_you_mean(name, columns)}; feature columns are {describe_choices(columns)}"
-            )
-    if encoders.get("categories") is not None:
-        categorical = list(encoders["categories"])
-    elif cfg.categorical is not None:
-        categorical = list(cfg.categorical)
-    else:
-        categorical = [name for name in columns if not tabular.looks_numeric(cells[name])]
-    raw = {
-        name: np.array(cells[name], dtype=str) if name in categorical
-        else tabular.parse_numeric(table, name, cells[name])
-        for name in columns
-    }
-    return raw, tabular.ColumnEncoder(columns, categorical, encoders.get("categories"))
-
-
-@SOURCES.register("npz")
-def load_npz(cfg: DataConfig, encoders: dict) -> Loaded:
-    """Arrays from an .npz file (data.path): features 'x' (or data.features or data.inputs), labels 'y' (or data.label)."""
-    reject_keys(cfg, ("categorical",), "npz arrays are already numbers")
-    path = tabular.resolve_path(cfg.path, "npz", "an .npz file made with np.savez(path, x=..., y=...)")
-    arrays = tabular.read_npz(path)
-    if cfg.features is None and cfg.label is None and cfg.inputs is None and all(k in arrays for k in KERAS_ARRAYS):
-        return _load_npz_keras_layout(cfg, path, arrays, encoders)
-    label = cfg.label if cfg.label is not None else "y"
-    tabular.require_arrays(arrays, path, [label], "data.label")
-    features = cfg.features if cfg.features is not None else ["x"]
-    if cfg.inputs is None:
-        tabular.require_arrays(arrays, path, features, "data.features")
-        if label in features:
-            raise DataError(f"{path}: array '{label}' is both the label (data.label) and a feature (data.features)")
-    y = arrays[label]
-    if y.ndim == 0 or len(y) == 0:
-        raise DataError(f"{path}: array '{label}' (data.label) is empty; expected one label per example")
-    labels = tabular.encode_labels(y, task=cfg.task, encoders=encoders, where=lambda i: _npz_row(path, label, i))
-    if cfg.inputs is not None:
-        x, encoder, names = records.npz_inputs(cfg.inputs, path, arrays, len(y), label, encoders)
-        return Loaded(x, labels.y, f"npz {path}", labels.task, class_names=labels.class_names,
-                      feature_names=names, encoders=labels.state, encoder=encoder)
-    x = _npz_features(path, arrays, features, len(y), label)
-    return Loaded(x, labels.y, f"npz {path}", labels.task, class_names=labels.class_names, encoders=labels.state)
-
-
-def _load_npz_keras_layout(cfg: DataConfig, path: Path, arrays: dict, encoders: dict) -> Loaded:
-    y_train, y_test = arrays["y_train"], arrays["y_test"]
-    if y_train.ndim == 0 or y_test.ndim == 0 or y_train.shape[1:] != y_test.shape[1:]:
-        raise DataError(
-            f"{path}: y_train has shape {y_train.shape} and y_test {y_test.shape}; "
-            "they need one label per row and the same shape per label"
-        )
-    n_train = len(y_train)
-    # One encoding for both parts, so a class name maps to the same id in train and test.
-    labels = tabular.encode_labels(
-        np.concatenate([y_train, y_test]), task=cfg.task, encoders=encoders,
-        where=lambda i: _npz_row(path, "y_train", i) if i < n_train else _npz_row(path, "y_test", i - n_train),
-    )
-    x_train = _npz_features(path, arrays, ["x_train"], n_train, "y_train")
-    x_test = _npz_features(path, arrays, ["x_test"], len(y_test), "y_test")
-    return Loaded(x_train, labels.y[:n_train], f"npz {path}", labels.task, class_names=labels.class_names,
-                  test=(x_test, labels.y[n_train:]), encoders=labels.state)
-
-
-def _npz_row(path: Path, name: str, i: int) -> str:
-    return f"{path} array '{name}' row {i}"
-
-
-def _npz_features(path: Path, arrays: dict, names: list[str], n: int, label: str):
-    out = {}
-    for name in names:
-        x = arrays[name]
-        if x.ndim == 0 or len(x) != n:
-            raise DataError(
-                f"{path}: array '{name}' has {len(x) if x.ndim else 0} rows but '{label}' has {n}; "
-                "every feature array needs one row per label"
-            )
-        if x.dtype.kind not in "biuf":
-            raise DataError(f"{path}: array '{name}' has dtype {x.dtype}; features must be numbers")
-        # uint8 images stay compact (the engine casts); everything else becomes float32.
-        x = x if x.dtype == np.uint8 else x.astype(np.float32)
-        out[name] = x.reshape(n, 1) if x.ndim == 1 else x
-    return out[names[0]] if len(names) == 1 else out

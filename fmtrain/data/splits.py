@@ -7,16 +7,16 @@ training set stay views instead of copies of, say, 150 MB of CIFAR-10 pixels).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fmtrain.errors import DataError
 
 if TYPE_CHECKING:
-    from fmtrain.config.schema import DataConfig
+    from fmtrain.data.sources import SourceConfig
 
-Index = Union[np.ndarray, slice]
+Index = np.ndarray | slice
 
 # Separate random streams, so changing validation_split never changes the test rows.
 _TEST_STREAM, _VALIDATION_STREAM = 1, 2
@@ -38,7 +38,7 @@ def take(x: np.ndarray | dict[str, np.ndarray], index: Index):
     return x[index]
 
 
-def plan_splits(cfg: DataConfig, n: int, *, seed: int, labels: np.ndarray | None = None,
+def plan_splits(cfg: SourceConfig, n: int, *, seed: int, labels: np.ndarray | None = None,
                 own_test: bool = False, users: np.ndarray | None = None,
                 times: np.ndarray | None = None) -> SplitPlan:
     """Decide which of ``n`` rows are train, validation and test.

@@ -15,17 +15,14 @@ runs with different training seeds, and sized by ``data.options`` (defaults: a C
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 from pydantic import Field, model_validator
 
 from fmtrain.config.base import StrictModel
 from fmtrain.data.interactions import interactions_loaded
-from fmtrain.data.sources import SOURCES, Loaded, check_task, reject_keys
-
-if TYPE_CHECKING:
-    from fmtrain.config.schema import DataConfig
+from fmtrain.data.sources import SOURCES, Loaded, SourceConfig
 
 POSITIVE = ("good", "great", "excellent", "wonderful", "love", "enjoyed", "superb", "delightful")
 NEGATIVE = ("bad", "awful", "terrible", "boring", "hate", "poor", "dreadful", "disappointing")
@@ -34,7 +31,6 @@ COLOR_ON, COLOR_OFF = "red", "blue"
 MULTIMODAL_CLASSES = ["0", "1", "2", "3"]
 _SYLLABLES = ("ba", "de", "ki", "lo", "mu", "na", "pe", "ri", "so", "tu",
               "va", "xe", "yo", "zu", "fa", "gi", "ho", "je", "ko", "wa")
-_FIXED_KEYS = ("path", "label", "features", "categorical")
 
 
 def filler_words(count: int) -> list[str]:
@@ -73,12 +69,23 @@ class SentimentOptions(StrictModel):
         return self
 
 
-@SOURCES.register("synthetic_sentiment", params=SentimentOptions)
-def load_synthetic_sentiment(cfg: DataConfig, encoders: dict) -> Loaded:
+class SentimentSource(SourceConfig):
+    """Generated sentences labelled by their sentiment keywords."""
+
+    source: Literal["synthetic_sentiment"] = "synthetic_sentiment"
+    """synthetic_sentiment: generated positive and negative sentences."""
+    options: SentimentOptions = Field(default_factory=SentimentOptions)
+    """How many sentences, how varied, how noisy; the resolved config lists every option."""
+
+    @classmethod
+    def fixed_task(cls, source: str) -> str | None:
+        return "classification"
+
+
+@SOURCES.register("synthetic_sentiment", params=SentimentSource)
+def load_synthetic_sentiment(cfg: SentimentSource, encoders: dict) -> Loaded:
     """Generated sentences, positive or negative by their sentiment keywords (data.options: n, vocab_size, …)."""
-    reject_keys(cfg, _FIXED_KEYS, "it is generated")
-    check_task(cfg, "classification")
-    options = SentimentOptions.model_validate(cfg.options or {})
+    options = cfg.options
     rng = np.random.default_rng(options.seed)
     fillers = np.array(filler_words(options.vocab_size))
     polarity = rng.integers(0, 2, options.n)
@@ -121,11 +128,21 @@ class RatingsOptions(StrictModel):
         return self
 
 
-@SOURCES.register("synthetic_ratings", params=RatingsOptions)
-def load_synthetic_ratings(cfg: DataConfig, encoders: dict) -> Loaded:
+class RatingsSource(SourceConfig):
+    """Generated ratings of a low-rank user × item matrix, as interactions."""
+
+    source: Literal["synthetic_ratings"] = "synthetic_ratings"
+    """synthetic_ratings: generated (user, item, rating, time) rows."""
+    options: RatingsOptions = Field(default_factory=RatingsOptions)
+    """How many users and items, the matrix's rank, the noise; the resolved config lists every option."""
+
+    per_user = True
+
+
+@SOURCES.register("synthetic_ratings", params=RatingsSource)
+def load_synthetic_ratings(cfg: RatingsSource, encoders: dict) -> Loaded:
     """Generated ratings from a low-rank user × item matrix plus noise, as interactions (data.options)."""
-    reject_keys(cfg, _FIXED_KEYS, "it is generated")
-    options = RatingsOptions.model_validate(cfg.options or {})
+    options = cfg.options
     rng = np.random.default_rng(options.seed)
     # Factor entries with variance rank**-0.5 make each true rating's spread about 1.
     scale = options.rank ** -0.25
@@ -161,12 +178,23 @@ class MultimodalOptions(StrictModel):
     """Seeds the generator; the same options give the same records."""
 
 
-@SOURCES.register("synthetic_multimodal", params=MultimodalOptions)
-def load_synthetic_multimodal(cfg: DataConfig, encoders: dict) -> Loaded:
+class MultimodalSource(SourceConfig):
+    """Generated {image, text, numeric} records whose class needs all three inputs."""
+
+    source: Literal["synthetic_multimodal"] = "synthetic_multimodal"
+    """synthetic_multimodal: generated records of an image, a sentence and numbers."""
+    options: MultimodalOptions = Field(default_factory=MultimodalOptions)
+    """How many records, the image size, the numbers per record; the resolved config lists every option."""
+
+    @classmethod
+    def fixed_task(cls, source: str) -> str | None:
+        return "classification"
+
+
+@SOURCES.register("synthetic_multimodal", params=MultimodalSource)
+def load_synthetic_multimodal(cfg: MultimodalSource, encoders: dict) -> Loaded:
     """Generated {image, text, numeric} records; the class counts signals spread over all three (data.options)."""
-    reject_keys(cfg, _FIXED_KEYS, "it is generated")
-    check_task(cfg, "classification")
-    options = MultimodalOptions.model_validate(cfg.options or {})
+    options = cfg.options
     rng = np.random.default_rng(options.seed)
     n, size = options.n, options.image_size
     square, red = rng.integers(0, 2, (2, n))

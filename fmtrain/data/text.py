@@ -9,21 +9,55 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Literal
 
 import numpy as np
 
 from fmtrain.data import folders, tabular
-from fmtrain.data.sources import SOURCES, Loaded, check_task, reject_keys
+from fmtrain.data.sources import SOURCES, Loaded, SourceConfig
 from fmtrain.errors import DataError
 from fmtrain.registry import describe_choices, did_you_mean
 
-if TYPE_CHECKING:
-    from fmtrain.config.schema import DataConfig
-
-DEFAULT_TEXT = "text"
-DEFAULT_JSONL_LABEL = "label"
 TEXT_SUFFIXES = (".txt",)
+
+
+class TextCsvSource(SourceConfig):
+    """A csv file with a text column and a label column."""
+
+    source: Literal["text_csv"] = "text_csv"
+    """text_csv: a csv file with a header row, one document per row."""
+    path: str
+    """The .csv file (relative to the config file)."""
+    text: str = "text"
+    """Column holding each example's text."""
+    label: str | None = None
+    """Label column (default: the last column other than data.text)."""
+
+
+class TextJsonlSource(SourceConfig):
+    """JSON lines, one object per example with a text key and a label key."""
+
+    source: Literal["text_jsonl"] = "text_jsonl"
+    """text_jsonl: one JSON object per line."""
+    path: str
+    """The .jsonl file (relative to the config file)."""
+    text: str = "text"
+    """Key holding each example's text."""
+    label: str = "label"
+    """Key holding each example's label."""
+
+
+class TextFolderSource(SourceConfig):
+    """Text files in one sub-folder per class; the classes are the sub-folder names."""
+
+    source: Literal["text_folder"] = "text_folder"
+    """text_folder: a folder with one sub-folder of .txt files per class."""
+    path: str
+    """The folder (relative to the config file)."""
+
+    @classmethod
+    def fixed_task(cls, source: str) -> str | None:
+        return "classification"
 
 
 def _strings(texts: list[str]) -> np.ndarray:
@@ -32,13 +66,12 @@ def _strings(texts: list[str]) -> np.ndarray:
     return out
 
 
-@SOURCES.register("text_csv")
-def load_text_csv(cfg: DataConfig, encoders: dict) -> Loaded:
+@SOURCES.register("text_csv", params=TextCsvSource)
+def load_text_csv(cfg: TextCsvSource, encoders: dict) -> Loaded:
     """A csv file (data.path) with a text column (data.text, default 'text') and a label column."""
-    reject_keys(cfg, ("features", "categorical"), "the one feature is data.text")
     path = tabular.resolve_path(cfg.path, "text_csv", "a .csv file with a text column and a label column")
     table = tabular.read_csv(path)
-    text = cfg.text or DEFAULT_TEXT
+    text = cfg.text
     texts = table.column(text, "data.text")
     if cfg.label is not None:
         label = cfg.label
@@ -56,12 +89,11 @@ def load_text_csv(cfg: DataConfig, encoders: dict) -> Loaded:
                   class_names=labels.class_names, encoders=labels.state)
 
 
-@SOURCES.register("text_jsonl")
-def load_text_jsonl(cfg: DataConfig, encoders: dict) -> Loaded:
+@SOURCES.register("text_jsonl", params=TextJsonlSource)
+def load_text_jsonl(cfg: TextJsonlSource, encoders: dict) -> Loaded:
     """JSON lines (data.path), one object per line with a text key (data.text) and a label key (data.label)."""
-    reject_keys(cfg, ("features", "categorical"), "the one feature is data.text")
     path = tabular.resolve_path(cfg.path, "text_jsonl", "a .jsonl file with one JSON object per line")
-    text, label = cfg.text or DEFAULT_TEXT, cfg.label or DEFAULT_JSONL_LABEL
+    text, label = cfg.text, cfg.label
     texts, cells, lines = [], [], []
     for line_number, record in _json_lines(path):
         for key, config_key in ((text, "data.text"), (label, "data.label")):
@@ -109,12 +141,11 @@ def _json_lines(path: Path):
         raise DataError(f"{path}: not UTF-8 text ({err.reason}); save the file as UTF-8") from err
 
 
-@SOURCES.register("text_folder")
-def load_text_folder(cfg: DataConfig, encoders: dict) -> Loaded:
+@SOURCES.register("text_folder", params=TextFolderSource)
+def load_text_folder(cfg: TextFolderSource, encoders: dict) -> Loaded:
     """Text files (.txt) in one sub-folder per class (data.path), one document per file."""
-    reject_keys(cfg, ("label", "features", "categorical"), "classes are the sub-folder names")
-    check_task(cfg, "classification")
-    root = tabular.resolve_path(cfg.path, "text_folder", "a folder with one sub-folder of .txt files per class", folder=True)
+    root = tabular.resolve_path(cfg.path, "text_folder", "a folder with one sub-folder of .txt files per class",
+                                folder=True)
     found = folders.class_files(root, TEXT_SUFFIXES, "text")
     labels = folders.encode_folder_labels(found, encoders)
     texts = []
