@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import textwrap
+import typing
+
 import pytest
 
 from fmtrain.registry import Registry, UnknownNameError, describe_choices, did_you_mean
@@ -109,10 +115,7 @@ def test_describe_choices_sorts_quotes_and_counts_the_rest():
 
 
 def test_fmtrain_registries_hold_the_documented_names():
-    from fmtrain.data.sources import SOURCES
-    from fmtrain.metrics import METRICS
-    from fmtrain.models import MODELS
-    from fmtrain.preprocess import STEPS
+    from fmtrain.components import METRICS, MODELS, SOURCES, STEPS
 
     assert {"sequential", "mlp", "custom"} <= set(MODELS.names())
     assert {"digits", "iris", "mnist", "csv", "npz"} <= set(SOURCES.names())
@@ -123,11 +126,59 @@ def test_fmtrain_registries_hold_the_documented_names():
 
 
 def test_models_and_steps_carry_the_class_that_validates_their_options():
-    from fmtrain.models import MODELS
-    from fmtrain.preprocess import STEPS
+    from fmtrain.components import MODELS, STEPS
+    from fmtrain.models.registry import ModelParams
 
-    assert all(entry.params is not None for entry in MODELS.entries())
+    assert all(issubclass(entry.params, ModelParams) for entry in MODELS.entries())
     assert all(entry.params is not None for entry in STEPS.entries())
+
+
+def test_every_source_carries_a_config_class_that_takes_its_own_name():
+    from fmtrain.components import SOURCES
+    from fmtrain.data.sources import SourceConfig
+
+    for entry in SOURCES.entries():
+        assert issubclass(entry.params, SourceConfig), entry.name
+        # The schema routes data.source to this class; its own source field must accept the name.
+        assert entry.name in typing.get_args(entry.params.model_fields["source"].annotation), entry.name
+
+
+# The component families: the schema reaches them only through fmtrain.components.
+IMPLEMENTATIONS = ("fmtrain.data", "fmtrain.models", "fmtrain.preprocess", "fmtrain.losses", "fmtrain.metrics")
+
+
+def _imported_after(code: str) -> dict:
+    """Run ``code`` in a fresh interpreter; return what it printed as JSON."""
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, check=True)
+    return json.loads(result.stdout)
+
+
+def test_the_schema_reaches_implementations_only_through_the_components_index():
+    found = _imported_after(f"""
+        import json, sys
+        sys.modules["fmtrain.components"] = None  # blocks the index
+        try:
+            import fmtrain.config.schema
+            blocked = None
+        except ImportError as err:
+            blocked = err.name
+        implementations = sorted(m for m in sys.modules if m.startswith({IMPLEMENTATIONS!r}))
+        print(json.dumps({{"blocked": blocked, "implementations": implementations, "numpy": "numpy" in sys.modules}}))
+    """)
+
+    assert found == {"blocked": "fmtrain.components", "implementations": [], "numpy": False}
+
+
+def test_components_import_neither_the_schema_nor_the_index():
+    found = _imported_after(f"""
+        import importlib, json, sys
+        for name in {IMPLEMENTATIONS!r}:
+            importlib.import_module(name)
+        unwanted = {{"fmtrain.config.schema", "fmtrain.components", "tensorflow", "keras"}}
+        print(json.dumps(sorted(unwanted & set(sys.modules))))
+    """)
+
+    assert found == []
 
 
 def test_fmtrain_registry_miss_suggests_the_closest():
@@ -135,3 +186,23 @@ def test_fmtrain_registry_miss_suggests_the_closest():
 
     with pytest.raises(UnknownNameError, match=r"unknown model type 'mpl' \(did you mean 'mlp'\?\)"):
         MODELS.get("mpl")
+
+
+def test_a_model_type_declares_vocab_sizes_exactly_when_its_builder_takes_them():
+    import inspect
+
+    from fmtrain.components import MODELS
+
+    for entry in MODELS.entries():
+        takes = "vocab_sizes" in inspect.signature(entry.build).parameters
+        assert entry.params.uses_vocab_sizes == takes, entry.name
+
+
+def test_model_types_declare_how_they_train_by_default():
+    from fmtrain.components import MODELS
+
+    two_tower = MODELS.get("two_tower").params
+    assert (two_tower.default_loss, two_tower.required_losses, two_tower.default_metrics) == (
+        "in_batch_softmax", ("in_batch_softmax",), ("recall_at_k",))
+    mlp = MODELS.get("mlp").params
+    assert (mlp.default_loss, mlp.required_losses, mlp.default_metrics) == ("auto", (), None)

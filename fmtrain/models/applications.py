@@ -13,9 +13,8 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from fmtrain.config.base import StrictModel
 from fmtrain.errors import ConfigError
-from fmtrain.models.registry import MODELS, OutputSpec
+from fmtrain.models.registry import MODELS, ModelParams, OutputSpec
 
 BACKBONES = (
     "ConvNeXtBase", "ConvNeXtLarge", "ConvNeXtSmall", "ConvNeXtTiny", "ConvNeXtXLarge",
@@ -35,7 +34,7 @@ RESERVED_ARGS = ("include_top", "weights", "input_shape", "input_tensor", "pooli
                  "classifier_activation", "name")
 
 
-class ApplicationsParams(StrictModel):
+class ApplicationsParams(ModelParams):
     type: Literal["applications"] = "applications"
     backbone: Literal[BACKBONES]  # type: ignore[valid-type]
     """keras.applications model name: MobileNetV2, ResNet50, EfficientNetB0, …"""

@@ -11,12 +11,12 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from fmtrain.config import keras_names
-from fmtrain.config.base import KerasActivation, StrictModel, check_name
+from fmtrain.config.base import KerasActivation, check_name
 from fmtrain.errors import ConfigError
-from fmtrain.models.registry import MODELS, OutputSpec
+from fmtrain.models.registry import MODELS, ModelParams, OutputSpec
 
 
-class SequentialParams(StrictModel):
+class SequentialParams(ModelParams):
     type: Literal["sequential"] = "sequential"
     layers: list[dict[str, dict[str, Any] | None]] = Field(min_length=1)
     """Keras layers in order, each a one-key map: ``- Dense: {units: 128, activation: relu}``.
@@ -34,7 +34,7 @@ class SequentialParams(StrictModel):
         return [{name: dict(kwargs or {})} for item in layers for name, kwargs in item.items()]
 
 
-class MLPParams(StrictModel):
+class MLPParams(ModelParams):
     type: Literal["mlp"] = "mlp"
     hidden_units: list[int] = Field(default_factory=lambda: [128])
     """Width of each hidden Dense layer, in order."""
@@ -53,7 +53,7 @@ class MLPParams(StrictModel):
         return value
 
 
-class CustomParams(StrictModel):
+class CustomParams(ModelParams):
     type: Literal["custom"] = "custom"
     factory: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
     """``package.module:function`` returning a keras.Model; it may accept ``input_shape``,

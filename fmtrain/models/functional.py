@@ -23,7 +23,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from fmtrain.config import keras_names
 from fmtrain.config.base import StrictModel, check_name
 from fmtrain.errors import ConfigError
-from fmtrain.models.registry import MODELS, OutputSpec
+from fmtrain.models.registry import MODELS, ModelParams, OutputSpec
 from fmtrain.registry import describe_choices, did_you_mean
 
 
@@ -49,7 +49,7 @@ class NodeConfig(StrictModel):
         return next(iter(self.layer))
 
 
-class FunctionalParams(StrictModel):
+class FunctionalParams(ModelParams):
     type: Literal["functional"] = "functional"
     inputs: list[str] = Field(default_factory=lambda: ["input"], min_length=1)
     """Names nodes use for the model's inputs: one name for single-array data, or the data's input names."""

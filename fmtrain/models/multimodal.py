@@ -10,10 +10,10 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import Discriminator, Field, Tag, model_validator
 
-from fmtrain.config.base import KerasActivation, StrictModel
+from fmtrain.config.base import KerasActivation
 from fmtrain.errors import ConfigError
 from fmtrain.models import applications, builders, text, vision  # noqa: F401  (register the encoder families)
-from fmtrain.models.registry import MODELS, OutputSpec
+from fmtrain.models.registry import MODELS, ModelParams, OutputSpec
 from fmtrain.registry import did_you_mean
 
 # Families that can encode one input into a feature vector. mlp lacks a features-only mode of
@@ -31,8 +31,9 @@ Encoder = Annotated[
 ]
 
 
-class MultimodalParams(StrictModel):
+class MultimodalParams(ModelParams):
     type: Literal["multimodal"] = "multimodal"
+    uses_vocab_sizes = True
     encoders: dict[str, Encoder] = Field(min_length=1)
     """One encoder per named input: ``image: {type: cnn, filters: [16]}``, ``text: {type: text_transformer}``,
     ``numeric: {type: mlp}``. Every input needs one."""

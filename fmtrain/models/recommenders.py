@@ -18,15 +18,15 @@ negatives for the real rows. For a recall@k over the whole catalogue, take the t
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
-from fmtrain.config.base import KerasActivation, StrictModel
+from fmtrain.config.base import KerasActivation
 from fmtrain.errors import ConfigError
 from fmtrain.losses import LOSSES
 from fmtrain.metrics import METRICS, MetricContext
-from fmtrain.models.registry import MODELS, OutputSpec
+from fmtrain.models.registry import MODELS, ModelParams, OutputSpec
 from fmtrain.registry import did_you_mean
 
 IdCount = int | Literal["auto"]
@@ -58,8 +58,9 @@ def _count(value, tensor, key: str, what: str, known: int | None) -> int:
 # --------------------------------------------------------------------------- matrix_factorization
 
 
-class MatrixFactorizationParams(StrictModel):
+class MatrixFactorizationParams(ModelParams):
     type: Literal["matrix_factorization"] = "matrix_factorization"
+    uses_vocab_sizes = True
     num_users: IdCount = Field("auto")
     """Number of user ids (largest id + 1); auto takes the data's user vocabulary or a lookup step's size."""
     num_items: IdCount = Field("auto")
@@ -135,12 +136,13 @@ def build_matrix_factorization(params: MatrixFactorizationParams, inputs, output
 # --------------------------------------------------------------------------- two_tower
 
 
-class TwoTowerParams(StrictModel):
+class TwoTowerParams(ModelParams):
     type: Literal["two_tower"] = "two_tower"
     # Its output is an in-batch score matrix: only this loss and these metrics make sense of it.
-    default_loss: ClassVar[str] = "in_batch_softmax"
-    required_losses: ClassVar[tuple[str, ...]] = ("in_batch_softmax",)
-    default_metrics: ClassVar[tuple[str, ...]] = ("recall_at_k",)
+    default_loss = "in_batch_softmax"
+    required_losses = ("in_batch_softmax",)
+    default_metrics = ("recall_at_k",)
+    uses_vocab_sizes = True
     num_users: IdCount = Field("auto")
     """Number of query (user) ids, largest id + 1; auto takes the data's vocabulary or a lookup step's size."""
     num_items: IdCount = Field("auto")

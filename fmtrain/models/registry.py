@@ -1,14 +1,35 @@
-"""The model-type registry and the description of the output a task needs."""
+"""The model-type registry, the base of every model type's params, and the output a task needs."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
+from fmtrain.config.base import StrictModel
 from fmtrain.registry import Registry
 
 MODELS: Registry[Callable[..., Any]] = Registry("model type")
+
+
+class ModelParams(StrictModel):
+    """The ``model`` section of one model type: ``type`` picks it; each type adds its own keys.
+
+    The class variables say how a model type trains when the config leaves it open; fit, eval and
+    ``build_model`` read them from ``cfg.model`` instead of probing for them.
+    """
+
+    type: str
+    """The registered model type (`fmtrain list models`)."""
+
+    default_loss: ClassVar[str] = "auto"
+    """The loss ``loss: auto`` means for this type (auto: from the task)."""
+    required_losses: ClassVar[tuple[str, ...]] = ()
+    """The only losses this type trains with (empty: any that fits the labels)."""
+    default_metrics: ClassVar[tuple[str, ...] | None] = None
+    """The metrics ``metrics: [auto]`` means for this type (None: from the task)."""
+    uses_vocab_sizes: ClassVar[bool] = False
+    """The builder takes ``vocab_sizes`` (ids per id input), so ``build_model`` passes them on."""
 
 
 @dataclass(frozen=True)

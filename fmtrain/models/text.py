@@ -15,9 +15,9 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from fmtrain.config.base import KerasActivation, StrictModel
+from fmtrain.config.base import KerasActivation
 from fmtrain.errors import ConfigError
-from fmtrain.models.registry import MODELS, OutputSpec
+from fmtrain.models.registry import MODELS, ModelParams, OutputSpec
 
 VocabSize = int | Literal["auto"]
 
@@ -89,7 +89,8 @@ def token_ids(inputs, family: str):
     return inputs
 
 
-class _TextParams(StrictModel):
+class _TextParams(ModelParams):
+    uses_vocab_sizes = True
     vocab_size: VocabSize = "auto"
     """Number of distinct token ids (largest id + 1); auto takes the size of the text_vectorize or lookup
     step (or data vocabulary) that made the ids."""

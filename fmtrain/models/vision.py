@@ -11,9 +11,9 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from fmtrain.config.base import KerasActivation, StrictModel
+from fmtrain.config.base import KerasActivation
 from fmtrain.errors import ConfigError
-from fmtrain.models.registry import MODELS, OutputSpec
+from fmtrain.models.registry import MODELS, ModelParams, OutputSpec
 
 
 def as_image(inputs, family: str):
@@ -44,7 +44,7 @@ def as_image(inputs, family: str):
 # --------------------------------------------------------------------------- cnn
 
 
-class CNNParams(StrictModel):
+class CNNParams(ModelParams):
     type: Literal["cnn"] = "cnn"
     filters: list[int] = Field(default_factory=lambda: [32, 64], min_length=1)
     """Filters of each conv block, in order; each block ends with pooling (see pool)."""
@@ -115,7 +115,7 @@ def _global_pool(x, how: str):
 # --------------------------------------------------------------------------- resnet
 
 
-class ResNetParams(StrictModel):
+class ResNetParams(ModelParams):
     type: Literal["resnet"] = "resnet"
     depth: list[int] = Field(default_factory=lambda: [2, 2, 2], min_length=1)
     """Residual blocks per stage; every stage after the first halves height and width and doubles the filters."""
@@ -175,7 +175,7 @@ def _basic_block(x, filters: int, strides: int, activation: str, name: str):
 # --------------------------------------------------------------------------- vit
 
 
-class ViTParams(StrictModel):
+class ViTParams(ModelParams):
     type: Literal["vit"] = "vit"
     patch_size: int = Field(ge=1)
     """Side of the square patches; must divide the image's height and width."""
