@@ -530,7 +530,8 @@ def test_deep_merge_merges_sections_replaces_values_and_leaves_inputs_alone():
 
 
 def test_relative_data_path_resolves_against_the_config_file(tmp_path, monkeypatch):
-    path = _write(tmp_path / "cfg" / "c.yaml", "name: t\ndata: {source: csv, path: data/train.csv}\nmodel: {type: mlp}\n")
+    path = _write(tmp_path / "cfg" / "c.yaml",
+                  "name: t\ndata: {source: csv, path: data/train.csv}\nmodel: {type: mlp}\n")
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")
 

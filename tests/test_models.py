@@ -71,7 +71,8 @@ CASES = {
     "vit_cls": ({"type": "vit", "patch_size": 4, "embed_dim": 8, "num_layers": 1, "num_heads": 2}, (8, 8), "float32"),
     "vit_mean": ({"type": "vit", "patch_size": 2, "embed_dim": 8, "num_layers": 1, "num_heads": 2, "pooling": "mean"},
                  (8, 8, 1), "float32"),
-    "text_transformer": ({"type": "text_transformer", "vocab_size": 30, "embed_dim": 8, "num_heads": 2}, (12,), "int32"),
+    "text_transformer": ({"type": "text_transformer", "vocab_size": 30, "embed_dim": 8, "num_heads": 2},
+                         (12,), "int32"),
     "text_cnn": ({"type": "text_cnn", "vocab_size": 30, "embed_dim": 8, "filters": 4}, (12,), "int32"),
     "bilstm": ({"type": "bilstm", "vocab_size": 30, "embed_dim": 8, "units": [4, 4]}, (12,), "int32"),
     "functional": ({"type": "functional", "nodes": [
@@ -84,7 +85,8 @@ CASES = {
         "text": {"type": "text_cnn", "vocab_size": 30, "embed_dim": 4, "filters": 2},
         "numeric": {"type": "mlp", "hidden_units": [4]},
     }}, {"image": (8, 8), "text": (12,), "numeric": (3,)}, {"text": "int32"}),
-    "multimodal_attention": ({"type": "multimodal", "fusion": "attention", "fusion_dim": 8, "num_heads": 2, "encoders": {
+    "multimodal_attention": ({"type": "multimodal", "fusion": "attention", "fusion_dim": 8, "num_heads": 2,
+                              "encoders": {
         "image": {"type": "vit", "patch_size": 4, "embed_dim": 8, "num_layers": 1, "num_heads": 2},
         "text": {"type": "text_transformer", "vocab_size": 30, "embed_dim": 8, "num_layers": 1, "num_heads": 2},
         "other_text": {"type": "text_transformer", "vocab_size": 30, "embed_dim": 8, "num_layers": 1, "num_heads": 2},
@@ -123,7 +125,8 @@ def test_recommenders_build_and_reload(tmp_path):
     for model, expected in ((mf, (4, 1)), (tower, (4, 4))):
         before = model.predict(x, verbose=0, batch_size=4)
         assert before.shape == expected
-        np.testing.assert_allclose(reload(model, tmp_path).predict(x, verbose=0, batch_size=4), before, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(reload(model, tmp_path).predict(x, verbose=0, batch_size=4), before,
+                                   rtol=1e-5, atol=1e-6)
     # Scores are cosine similarities over the temperature (0.1 by default).
     assert np.all(np.abs(tower.predict(x, verbose=0, batch_size=4)) <= 10.0 + 1e-4)
 
@@ -232,7 +235,7 @@ def test_frozen_backbone_with_local_weights_loads_them_and_trains_only_the_head(
     model = build({"type": "applications", "backbone": "MobileNetV2", "backbone_args": {"alpha": 0.35},
                    "weights": str(tmp_path / "backbone.weights.h5"), "trainable": False}, (32, 32))
     backbone = next(layer for layer in model.layers if isinstance(layer, keras.Model))
-    for loaded, saved in zip(backbone.get_weights(), source.get_weights()):
+    for loaded, saved in zip(backbone.get_weights(), source.get_weights(), strict=True):
         np.testing.assert_array_equal(loaded, saved)
     assert [w.name for w in model.trainable_weights] == ["kernel", "bias"]  # the output layer only
     assert model.predict(example_inputs((32, 32), "float32"), verbose=0).shape == (5, 10)
@@ -285,10 +288,12 @@ def test_functional_graph_errors_are_caught_when_validating():
     assert "the nodes form a cycle: a → b → a" in config_error(graph(("a", ["input", "b"]), ("b", ["a"])))
     assert config_error(graph(("b", ["input"]), outputs=["bb"])).startswith(
         "model.outputs: 'bb' is not a node (did you mean 'b'?)")
-    assert "model.outputs: nodes ['spare'] feed no output" in config_error(graph(("b", ["input"]), ("spare", ["input"])))
+    assert "model.outputs: nodes ['spare'] feed no output" in config_error(
+        graph(("b", ["input"]), ("spare", ["input"])))
     assert "unknown Keras layer 'Dnse' (did you mean 'Dense'?)" in config_error(
         {"type": "functional", "outputs": ["a"], "nodes": [{"name": "a", "layer": {"Dnse": {}}, "inputs": ["input"]}]})
-    assert "model.nodes: no node takes input 'extra'" in config_error({**graph(("b", ["input"])), "inputs": ["input", "extra"]})
+    assert "model.nodes: no node takes input 'extra'" in config_error(
+        {**graph(("b", ["input"])), "inputs": ["input", "extra"]})
     two_inputs = {**graph(("b", ["numeric"])), "inputs": ["numeric"]}
     assert config_error(two_inputs, {"numeric": (3,), "text": (4,)}).startswith(
         "model.inputs: the graph does not use the data's input 'text'")
@@ -298,10 +303,12 @@ def test_functional_graph_errors_are_caught_when_validating():
 
 
 @pytest.mark.parametrize("model, shape, dtype, expected", [
-    ({"type": "cnn", "filters": [4, 4, 4, 4]}, (8, 8), "float32", "model.filters: 4 pooled blocks shrink the 8×8 image"),
+    ({"type": "cnn", "filters": [4, 4, 4, 4]}, (8, 8), "float32",
+     "model.filters: 4 pooled blocks shrink the 8×8 image"),
     ({"type": "cnn"}, (64,), "float32", "model.type: cnn needs images shaped (H, W) or (H, W, C)"),
     ({"type": "text_transformer"}, (12,), "int32", "model.vocab_size: auto reads the number of token ids"),
-    ({"type": "text_cnn", "vocab_size": 9}, (12,), "string", "model.type: text_cnn needs token ids, but the input is text"),
+    ({"type": "text_cnn", "vocab_size": 9}, (12,), "string",
+     "model.type: text_cnn needs token ids, but the input is text"),
     ({"type": "matrix_factorization", "num_users": 3, "num_items": 3}, {"user": (), "itm": ()}, "int32",
      "model.item_input: the data has no input 'item' (did you mean 'itm'?)"),
     ({"type": "matrix_factorization", "num_users": 3, "num_items": 3}, {"user": (), "item": ()}, "int32",
@@ -354,7 +361,8 @@ train: {epochs: 15}
     assert accuracy >= 0.9
     evaluated = runner.invoke(app, ["eval", str(run_dir), "--quiet"], catch_exceptions=False)
     assert evaluated.exit_code == 0, evaluated.output
-    assert json.loads((run_dir / "eval-test.json").read_text())["metrics"]["accuracy"] == pytest.approx(accuracy, abs=1e-6)
+    evaluated_metrics = json.loads((run_dir / "eval-test.json").read_text())["metrics"]
+    assert evaluated_metrics["accuracy"] == pytest.approx(accuracy, abs=1e-6)
 
 
 def digits_split():
@@ -447,14 +455,14 @@ def preference_data(rng, users=1000, items=300, clusters=15, per_user=10, held_o
         weights = weights * popularity
         picked = rng.choice(items, per_user, replace=False, p=weights / weights.sum())
         pairs += [(u, i, k < per_user - held_out) for k, i in enumerate(picked)]
-    user, item, is_train = (np.array(c) for c in zip(*pairs))
+    user, item, is_train = (np.array(c) for c in zip(*pairs, strict=True))
     return user.astype(np.int32), item.astype(np.int32), is_train.astype(bool)
 
 
 def recall_at_10(scores: np.ndarray, user: np.ndarray, item: np.ndarray, seen: dict[int, set]) -> float:
     """Share of held-out (user, item) pairs whose item is among the user's 10 best unseen items."""
     hits = 0
-    for u, i in zip(user, item):
+    for u, i in zip(user, item, strict=True):
         row = scores[u].copy()
         row[list(seen.get(u, ()))] = -np.inf
         hits += i in np.argsort(-row)[:10]
@@ -473,7 +481,7 @@ def test_two_tower_beats_popularity_on_recall_at_10_over_all_items(tmp_path):
     assert history[-1]["recall_at_10"] > history[0]["recall_at_10"]
 
     seen: dict[int, set] = {}
-    for u, i in zip(x_train["user"], x_train["item"]):
+    for u, i in zip(x_train["user"], x_train["item"], strict=True):
         seen.setdefault(int(u), set()).add(int(i))
     test_user, test_item = user[~is_train], item[~is_train]
     query_tower, candidate_tower = retrieval_towers(reload(model, tmp_path))

@@ -39,7 +39,7 @@ class IdEncoder:
         for name in self.inputs:
             values = np.asarray(x[name]).astype(str)
             columns, offset = [], 0
-            for column, vocab in zip(_columns(values), self.vocabularies[name]):
+            for column, vocab in zip(_columns(values), self.vocabularies[name], strict=True):
                 columns.append(_lookup(column, vocab, offset))
                 offset += len(vocab)
             ids = np.stack(columns, axis=1) if columns else np.zeros((len(values), 0), np.int32)
