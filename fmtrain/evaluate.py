@@ -86,7 +86,7 @@ def evaluate_run(run_dir: Path, options: EvalOptions) -> EvalOutcome:
     targets = Targets.from_config(cfg, info)
     units = output_units(model)
     y = targets.shape_labels(split.y, units)
-    metric_objects = build_metrics(cfg.metrics, targets.metric_context(units), getattr(cfg.model, "default_metrics", None))
+    metric_objects = build_metrics(cfg.metrics, targets.metric_context(units), cfg.model.default_metrics)
     trainer = Trainer(model, None, build_loss(targets.loss_name, targets.loss_args), metric_objects,
                       jit_compile=cfg.train.jit_compile)
     metrics = trainer.evaluate(split.x, y)
