@@ -95,12 +95,12 @@ class Child:
     def wait_for(self, marker: str, timeout: float = 180) -> int:
         """The global step at which the child started holding at ``marker``."""
         deadline = time.monotonic() + timeout
-        while not (self.folder / marker).exists():
+        path = self.folder / marker
+        while not (path.exists() and path.read_text()):  # the text lands just after the file appears
             assert self.process.poll() is None, f"the child exited before '{marker}':\n{self.stderr()}"
             assert time.monotonic() < deadline, f"no '{marker}' after {timeout} s:\n{self.stderr()}"
             time.sleep(0.02)
-        time.sleep(0.05)  # the marker's text is written just after the file appears
-        return int((self.folder / marker).read_text())
+        return int(path.read_text())
 
     def stderr(self) -> str:
         self._stderr.flush()
