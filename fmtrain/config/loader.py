@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from fmtrain.config.messages import format_validation_error
-from fmtrain.config.yaml_marks import KeyPath, Mark, Marks, parse_yaml, read_yaml
+from fmtrain.config.yaml_marks import KeyPath, Mark, Marks, one_line, parse_value, parse_yaml, read_yaml
 from fmtrain.errors import ConfigError
 
 # Keys whose values are file paths: relative paths resolve against the file that wrote them.
 PATH_KEYS: tuple[KeyPath, ...] = (("data", "path"), ("model", "weights"), ("model", "init_from"))
+_INDEX = re.compile(r"-?[0-9]+")  # a list index in a --set key (str.isdigit also takes '²')
 
 
 def load_config(path: str | Path, overrides: Iterable[str] = ()):
@@ -23,7 +24,8 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()):
 
     Args:
         path: the YAML file.
-        overrides: ``KEY=VALUE`` strings from ``--set``; values are parsed as YAML.
+        overrides: ``KEY=VALUE`` strings from ``--set``; values are parsed as YAML, by the same
+            rules and limits as files (YAML 1.2 floats such as ``3e-4``; bounded alias expansion).
 
     Returns:
         The validated, immutable :class:`fmtrain.config.schema.Config`.
@@ -54,33 +56,51 @@ def validate_config(data: dict[str, Any], marks: Marks | None = None):
 def load_raw(path: Path, _chain: tuple[Path, ...] = ()) -> tuple[dict[str, Any], Marks]:
     """Read ``path`` and everything it ``extends``; later files win key by key."""
     path = Path(path)
+    data, marks = read_yaml(path)  # first: it refuses a name no file can have
     resolved = path.resolve()
     if resolved in _chain:
-        cycle = " → ".join(str(p) for p in (*_chain, resolved))
-        raise ConfigError(f"{path}: extends forms a cycle: {cycle}")
-    data, marks = read_yaml(path)
+        cycle = " → ".join(one_line(str(p)) for p in (*_chain, resolved))
+        raise ConfigError(f"{one_line(str(path))}: extends forms a cycle: {cycle}")
     if data is None:
-        raise ConfigError(f"{path}: the file is empty; expected a mapping with data, model, …")
+        raise ConfigError(f"{one_line(str(path))}: the file is empty; expected a mapping with data, model, …")
     if not isinstance(data, dict):
-        raise ConfigError(f"{marks.nearest(())}: the top level must be a mapping of sections, found {type(data).__name__}")
+        raise ConfigError(
+            f"{marks.nearest(())}: the top level must be a mapping of sections, found {type(data).__name__}"
+        )
     bases = data.pop("extends", None)
     if bases is None:
         return data, marks
     if isinstance(bases, str):
-        bases = [bases]
-    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+        bases = {("extends",): bases}
+    elif isinstance(bases, list) and all(isinstance(b, str) for b in bases):
+        bases = {("extends", i): base for i, base in enumerate(bases)}
+    else:
         raise ConfigError(f"{marks[('extends',)]}: extends must be a file name or a list of file names")
     merged: dict[str, Any] = {}
     merged_marks = Marks()
-    for base in bases:
-        base_path = Path(base) if Path(base).is_absolute() else path.parent / base
-        if not base_path.exists():
-            raise ConfigError(f"{marks[('extends',)]}: extends: base config not found: {base_path}")
+    for key_path, base in bases.items():
+        base_path = _base_path(base, path, marks.nearest(key_path))
         base_data, base_marks = load_raw(base_path, (*_chain, resolved))
         merged = deep_merge(merged, base_data)
         merged_marks.update(base_marks)
     merged_marks.update({k: v for k, v in marks.items() if k != ("extends",)})
     return deep_merge(merged, data), merged_marks
+
+
+def _base_path(base: str, path: Path, where: Mark | None) -> Path:
+    """The file an ``extends:`` entry names, relative to the file that names it."""
+    if "\0" in base:
+        raise ConfigError(f"{where}: extends: a file name cannot contain a null byte, found '{one_line(base)}'")
+    base_path = Path(base) if Path(base).is_absolute() else path.parent / base
+    try:
+        found = base_path.exists()
+    except OSError as exc:  # a name too long for the file system, say
+        raise ConfigError(f"{where}: extends: cannot use '{one_line(base)}': {exc.strerror or exc}") from None
+    if not found:
+        raise ConfigError(f"{where}: extends: base config not found: {one_line(str(base_path))}")
+    if base_path.is_dir():
+        raise ConfigError(f"{where}: extends: {one_line(str(base_path))} is a directory, expected a YAML config file")
+    return base_path
 
 
 def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
@@ -96,37 +116,34 @@ def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
 
 def apply_override(data: dict[str, Any], marks: Marks, override: str) -> None:
     """Apply one ``a.b.c=value`` override in place (list items by index: ``preprocess.0.rescale``)."""
-    origin = f"--set {override}"
+    origin = f"--set {one_line(override)}"
     key, sep, text = override.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"{origin}: expected KEY=VALUE, e.g. --set train.epochs=3")
-    try:
-        value = yaml.safe_load(text) if text.strip() else None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{origin}: the value is not valid YAML: {exc}") from None
+    value = parse_value(text, origin) if text.strip() else None
     segments: list[Any] = key.strip().split(".")
     node: Any = data
     path: KeyPath = ()
     for position, segment in enumerate(segments):
         last = position == len(segments) - 1
         if isinstance(node, list):
-            if not segment.lstrip("-").isdigit() or not -len(node) <= int(segment) < len(node):
+            if not _INDEX.fullmatch(segment) or not -len(node) <= int(segment) < len(node):
                 raise ConfigError(
-                    f"{origin}: '{'.'.join(map(str, path))}' is a list of {len(node)} items; "
-                    f"'{segment}' is not an index into it"
+                    f"{origin}: '{_dotted(path)}' is a list of {len(node)} items; "
+                    f"'{one_line(segment)}' is not an index into it"
                 )
             segment = int(segment) % len(node)
         elif not isinstance(node, dict):
-            raise ConfigError(f"{origin}: '{'.'.join(map(str, path))}' is a value, not a section")
+            raise ConfigError(f"{origin}: '{_dotted(path)}' is a value, not a section")
         path += (segment,)
         if last:
             node[segment] = value
         else:
             if isinstance(node, dict) and not isinstance(node.get(segment), (dict, list)):
-                if segments[position + 1].isdigit():
+                if _INDEX.fullmatch(segments[position + 1]):
                     raise ConfigError(
-                        f"{origin}: '{'.'.join(map(str, path))}' is not in the config, so it has no item "
-                        f"{segments[position + 1]}; set the whole list instead, e.g. --set '{'.'.join(map(str, path))}=[...]'"
+                        f"{origin}: '{_dotted(path)}' is not in the config, so it has no item "
+                        f"{segments[position + 1]}; set the whole list instead, e.g. --set '{_dotted(path)}=[...]'"
                     )
                 node[segment] = {}
                 marks[path] = Mark(origin)
@@ -134,6 +151,10 @@ def apply_override(data: dict[str, Any], marks: Marks, override: str) -> None:
     for existing in [p for p in marks if p[: len(path)] == path]:
         del marks[existing]
     _mark_all(value, path, Mark(origin), marks)
+
+
+def _dotted(path: KeyPath) -> str:
+    return one_line(".".join(map(str, path)))
 
 
 def _mark_all(value: Any, path: KeyPath, mark: Mark, marks: Marks) -> None:
@@ -151,7 +172,18 @@ def _resolve_paths(data: dict[str, Any], marks: Marks) -> None:
         value = parent.get(key_path[-1]) if isinstance(parent, dict) else None
         if not isinstance(value, str):
             continue
-        value = str(Path(value).expanduser())
+        if "\0" in value:
+            raise ConfigError(
+                f"{marks.nearest(key_path)}: {'.'.join(key_path)}: a path cannot contain a null byte, "
+                f"found '{one_line(value)}'"
+            )
+        try:
+            value = str(Path(value).expanduser())
+        except RuntimeError:  # ~name of no user here
+            raise ConfigError(
+                f"{marks.nearest(key_path)}: {'.'.join(key_path)}: no home directory for "
+                f"'{one_line(value.split('/')[0])}' on this machine"
+            ) from None
         if Path(value).is_absolute():
             parent[key_path[-1]] = value
             continue

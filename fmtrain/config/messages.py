@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from fmtrain.config.yaml_marks import Marks
+from fmtrain.config.yaml_marks import Marks, one_line
 from fmtrain.registry import describe_choices, did_you_mean
 
 MAX_PROBLEMS = 10
@@ -34,7 +34,7 @@ def format_validation_error(exc: ValidationError, data: Any, marks: Marks) -> st
         mark = marks.nearest(path)
         where = f"{mark}: " if mark else ""
         key = ".".join(str(p) for p in path) or "(top level)"
-        lines.append(f"{where}{key}: {'; or '.join(messages)}")
+        lines.append(one_line(f"{where}{key}: {'; or '.join(messages)}"))
     if len(grouped) > MAX_PROBLEMS:
         lines.append(f"… and {len(grouped) - MAX_PROBLEMS} more problems")
     return "\n".join(lines)
@@ -77,13 +77,17 @@ def _describe(error: dict, loc: tuple, root: type[BaseModel]) -> str:
         from fmtrain.preprocess import STEPS
 
         name = str(next(iter(error["input"])))
-        return f"unknown preprocess step '{name}'{did_you_mean(name, STEPS.names())}; choose from {describe_choices(STEPS.names())}"
+        choices = STEPS.names()
+        return f"unknown preprocess step '{name}'{did_you_mean(name, choices)}; choose from {describe_choices(choices)}"
     message = error["msg"].removeprefix("Value error, ")
     if kind == "literal_error":
         choices = re.findall(r"'([^']+)'", str(ctx.get("expected", "")))
         message += did_you_mean(str(error.get("input")), choices)
     if kind not in ("unknown_name", "value_error", "preprocess_step", "learning_rate") and "input" in error:
         message += f", found {_short(error['input'])}"
+    if kind == "string_type" and isinstance(error.get("input"), (int, float)):
+        # YAML reads 1e3, 007 or true as numbers or booleans; quotes keep the text.
+        message += " (YAML reads this as a number or boolean; put it in quotes to keep it as text)"
     return message
 
 
