@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from fmtrain.cli import app
 from fmtrain.config import load_config, validate_config
 from fmtrain.config.schema import Config
-from fmtrain.config.yaml_marks import parse_yaml
+from fmtrain.config.yaml_marks import dump_yaml, parse_yaml
 from fmtrain.errors import ConfigError
 
 SPELLINGS = {"1e-3": 0.001, "1E-3": 0.001, ".5": 0.5, "5.": 5.0}
@@ -283,6 +283,23 @@ def test_a_file_named_like_a_number_keeps_its_name(tmp_path):
     path.write_text("data: {source: digits}\nmodel: {type: mlp}\n")
 
     assert load_config(path).name == "1e3"  # the default name is the file's stem, never parsed as YAML
+
+
+def test_dump_yaml_quotes_text_that_reads_as_a_number():
+    data = {"name": "1e3", "label": "1E-3", "rate": 3e-4, "tiny": 1e-12, "columns": [".5", "5.", "x"]}
+
+    assert parse_yaml(dump_yaml(data), "t.yaml")[0] == data
+
+
+def test_a_resolved_config_with_number_like_text_loads_back_from_dump_yaml(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("name: '1e3'\ndata: {source: csv, path: d.csv, label: '2E5'}\nmodel: {type: mlp}\n"
+                    "optimizer: {learning_rate: 3e-4}\n")
+    cfg = load_config(path)
+    written = tmp_path / "config.yaml"  # as a run directory records it, for --resume
+    written.write_text(dump_yaml(cfg.to_yaml_dict()))
+
+    assert load_config(written) == cfg
 
 
 def _error(path: Path, overrides=()) -> str:

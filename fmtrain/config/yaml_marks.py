@@ -111,6 +111,15 @@ def parse_value(text: str, origin: str) -> Any:
     return _parse(text, origin, positions=False)[0]
 
 
+def dump_yaml(data: Any) -> str:
+    """YAML text that this module reads back as ``data``: keys in order, text that reads as a float quoted.
+
+    ``yaml.safe_dump`` quotes only what YAML 1.1 reads as a number, so it writes the string "1e3"
+    bare, which :func:`parse_yaml` then reads as 1000.0.
+    """
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
+
+
 def _parse(text: str, origin: str, positions: bool) -> tuple[Any, Marks]:
     invalid = "invalid YAML" if positions else "the value is not valid YAML"
     try:
@@ -165,8 +174,13 @@ class _TooDeep(yaml.MarkedYAMLError):
     pass
 
 
+class _Dumper(yaml.SafeDumper):
+    """SafeDumper that quotes what :class:`_Loader` would read as a float."""
+
+
 # Appended after YAML 1.1's resolvers, so ints (and 1.1 floats) still resolve as before.
-_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _YAML12_FLOAT, list("-+0123456789."))
+for _cls in (_Loader, _Dumper):
+    _cls.add_implicit_resolver("tag:yaml.org,2002:float", _YAML12_FLOAT, list("-+0123456789."))
 
 
 class _Builder:
