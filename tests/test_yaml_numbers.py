@@ -30,7 +30,8 @@ PLACEHOLDER = "NUMBER_GOES_HERE"
 # Required keys of the objects that hold float fields, filled so only the float under test can fail.
 # A new object with a required key and a float field fails test_every_float_field_is_found_with_a_context
 # until it gets an entry here.
-REQUIRED = {  # (class name, key): value
+REQUIRED = {  # (class name or "*", key): value
+    ("*", "path"): "data.file",  # file sources; validation does not open it
     ("ApplicationsParams", "backbone"): "MobileNetV2",
     ("ViTParams", "patch_size"): 2,
     ("MultimodalParams", "encoders"): {"numeric": {"type": "mlp"}},
@@ -75,7 +76,8 @@ def _number_fields(node: dict, path: tuple, context: dict, defs: dict, seen: fro
             inner[path + (key,)] = sub["const"]
     for key in node.get("required", []):
         if "const" not in properties[key] and not _in_base(path + (key,)):
-            inner.setdefault(path + (key,), REQUIRED.get((owner, key), KeyError(f"add REQUIRED[{owner!r}, {key!r}]")))
+            needed = REQUIRED.get((owner, key), REQUIRED.get(("*", key), KeyError(f"add REQUIRED[{owner!r}, {key!r}]")))
+            inner.setdefault(path + (key,), needed)
     for key, sub in properties.items():
         yield from _number_fields(sub, path + (key,), inner, defs, seen)
 
@@ -107,7 +109,8 @@ FIELDS = _all_number_fields()
 
 def _field_id(field: tuple) -> str:
     path, context = field
-    tags = [str(v) for k, v in sorted(context.items(), key=lambda kv: len(kv[0])) if k[-1] in ("type", "schedule")]
+    by_depth = sorted(context.items(), key=lambda kv: len(kv[0]))
+    tags = [str(v) for k, v in by_depth if k[-1] in ("source", "type", "schedule")]
     return ".".join(map(str, path)) + (f"[{','.join(tags)}]" if tags else "")
 
 
