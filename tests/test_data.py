@@ -202,7 +202,7 @@ def test_csv_one_hot_encodes_text_columns_and_maps_string_labels(tmp_path):
     assert info.task == "classification" and info.class_names == ["bird", "cat", "dog"]
     assert info.feature_names == ["size", "color=blue", "color=green", "color=red", "legs"]
     assert info.input_shape == (5,) and data.train.x.dtype == np.float32
-    assert info.encoders["categories"] == {"color": ["blue", "green", "red"]}
+    assert info.encoders.categories == {"color": ["blue", "green", "red"]}
     expected = {1.5: ("red", "cat"), 2.5: ("blue", "dog"), 3.5: ("red", "bird"),
                 4.5: ("green", "dog"), 5.5: ("blue", "bird"), 6.5: ("red", "cat")}
     for row, label in zip(data.train.x, data.train.y, strict=True):
@@ -215,7 +215,7 @@ def test_csv_reuses_encoders_and_an_unseen_category_is_all_zero(tmp_path):
     first = build(data_config(source="csv", path=str(_write(tmp_path / "a.csv", PETS)), test_split=0), seed=0)
     later = _write(tmp_path / "b.csv", "animal,legs,size,color\ndog,4,9.5,purple\ncat,4,8.5,blue\n")
     data = build(data_config(source="csv", path=str(later), label="animal", test_split=0), seed=0,
-                 encoders=json.loads(json.dumps(first.info.encoders)))
+                 encoders=json.loads(json.dumps(first.info.encoders.to_dict())))
 
     assert data.info.feature_names == first.info.feature_names
     assert data.info.class_names == first.info.class_names

@@ -230,8 +230,8 @@ def test_leave_last_per_user_holds_out_each_users_latest_interaction(tmp_path):
     data = build(data_config(source="interactions", path=str(path), split="leave_last_per_user"), seed=0)
 
     # ann's latest is matrix (t=3), bob's heat (t=9); cid has one row and keeps it for training.
-    users = data.info.encoders["vocabularies"]["user"][0]
-    items = data.info.encoders["vocabularies"]["item"][0]
+    users = data.info.encoders.vocabularies["user"][0]
+    items = data.info.encoders.vocabularies["item"][0]
     held = sorted((users[u - 1], items[i - 1]) for u, i in zip(data.test.x["user"], data.test.x["item"], strict=True))
     assert held == [("ann", "matrix"), ("bob", "heat")]
     assert len(data.train) == 4 and data.val is None
@@ -287,7 +287,7 @@ def test_interactions_without_ratings_are_implicit_ones_in_file_order(tmp_path):
     data = build(data_config(source="interactions", path=str(path), split="leave_last_per_user"), seed=0)
 
     assert data.train.y.tolist() == [1.0, 1.0] and data.test.y.tolist() == [1.0, 1.0]
-    assert data.info.encoders["vocabularies"]["item"] == [["x"]]  # a's last (y) and b's last (z) are held out
+    assert data.info.encoders.vocabularies["item"] == [["x"]]  # a's last (y) and b's last (z) are held out
     assert data.test.x["item"].tolist() == [UNSEEN, UNSEEN] and UNSEEN not in data.test.x["user"]
 
 
@@ -347,7 +347,7 @@ def test_category_inputs_are_fitted_on_training_rows_and_reused_at_eval(tmp_path
 
     data = build(cfg, seed=1)
 
-    vocab = data.info.encoders["vocabularies"]["category"]
+    vocab = data.info.encoders.vocabularies["category"]
     cities, rooms = vocab
     # Ids of the two columns share one space: city first, then rooms.
     assert data.train.x["category"][:, 0].max() <= len(cities) < data.train.x["category"][:, 1].min()

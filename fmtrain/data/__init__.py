@@ -1,8 +1,9 @@
 """The data layer: load a source, split it, encode it, as numpy arrays.
 
 ``build(cfg, seed=...)`` is the one entry point. It returns :class:`Splits`, whose
-:class:`DataInfo` records what the engine and reports need to know about the data and the
-encoder state that ``fmtrain eval`` passes back so new data is encoded the same way.
+:class:`DataInfo` records what the engine and reports need to know about the data (the task and
+why it is that task) and the :class:`EncoderState` that ``fmtrain eval`` passes back so new data
+is encoded the same way.
 Importing this package imports numpy and pydantic only (TensorFlow, Keras, scikit-learn and
 Pillow are imported inside the loaders that need them).
 """
@@ -15,12 +16,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fmtrain.data import csv_npz, images, interactions, sources, splits, synthetic, text  # noqa: F401  (register their sources)
+from fmtrain.data.encoding import EncoderState
 from fmtrain.errors import DataError
 
 if TYPE_CHECKING:
     from fmtrain.data.sources import SourceConfig as DataConfig
 
-__all__ = ["DataInfo", "Split", "Splits", "build"]
+__all__ = ["DataInfo", "EncoderState", "Split", "Splits", "build"]
 
 
 @dataclass(frozen=True)
@@ -58,18 +60,30 @@ class DataInfo:
     """Tabular sources, after one-hot expansion (``"color=red"``)."""
     input_shape: tuple[int, ...] | dict[str, tuple[int, ...]]
     """Shape of one example's x (a dict for named inputs)."""
-    encoders: dict
-    """JSON state learned from the data (csv vocabularies, id vocabularies, label names); pass it back to build()."""
+    encoders: EncoderState
+    """State learned from the training rows (label names, csv columns and categories, id vocabularies);
+    pass it back to build(). Given as a dict (the JSON form), it is read with ``EncoderState.from_dict``."""
     vocab_sizes: dict[str, int] | None = None
     """Inputs of int32 ids made by the data layer (interactions' ``user``/``item``, records' ``category``):
     ids per input, the unseen id 0 included, so ``Embedding(input_dim=vocab_sizes[name])`` covers
     them and ``vocab_sizes["user"] - 1`` users were seen in training. None when no input is ids."""
     label_shape: tuple[int, ...] = ()
     """Shape of one example's label: ``()`` for class ids and single targets, ``(k,)`` for k target columns."""
+    task_reason: str | None = None
+    """Why ``task`` is what it is, one sentence for the user: ``"set in the config (data.task: regression)"``,
+    ``"source 'iris' is a classification data set"``, ``"label column 'species' holds strings, taken as 3 class
+    names"``, or for float labels that look like class ids ``"label column 'class' is float with 3 distinct
+    values (0.0, 1.0, 2.0), so the task is regression; set data.task: classification if they are classes"``.
+    None in runs made before it existed."""
+
+    def __post_init__(self):
+        if isinstance(self.encoders, dict):  # the JSON form, e.g. from an older caller
+            object.__setattr__(self, "encoders", EncoderState.from_dict(self.encoders))
 
     def to_dict(self) -> dict:
         """A JSON-serializable dict; :meth:`from_dict` reverses it."""
         out = asdict(self)
+        out["encoders"] = self.encoders.to_dict()
         shape = self.input_shape
         out["input_shape"] = ({k: list(v) for k, v in shape.items()} if isinstance(shape, dict) else list(shape))
         out["label_shape"] = list(self.label_shape)
@@ -81,6 +95,7 @@ class DataInfo:
 
         Raises:
             KeyError: a field is missing.
+            RunDirError: ``encoders`` has a key :class:`EncoderState` does not know.
         """
         shape = d["input_shape"]
         return cls(
@@ -90,9 +105,10 @@ class DataInfo:
             class_names=d["class_names"],
             feature_names=d["feature_names"],
             input_shape=({k: tuple(v) for k, v in shape.items()} if isinstance(shape, dict) else tuple(shape)),
-            encoders=d["encoders"],
+            encoders=EncoderState.from_dict(d["encoders"]),
             vocab_sizes=d.get("vocab_sizes"),  # absent in runs made before it existed
             label_shape=tuple(d.get("label_shape", ())),  # likewise
+            task_reason=d.get("task_reason"),  # likewise
         )
 
 
@@ -115,14 +131,15 @@ class Splits:
         )
 
 
-def build(cfg: DataConfig, *, seed: int, encoders: dict | None = None) -> Splits:
+def build(cfg: DataConfig, *, seed: int, encoders: EncoderState | dict | None = None) -> Splits:
     """Load ``cfg.source``, split it and encode it.
 
     Args:
         cfg: the validated ``data`` section.
         seed: seeds every random split; the same seed gives the same rows in each split.
-        encoders: ``DataInfo.encoders`` of a previous run. Its vocabularies and label
-            mapping are reused, not refitted, so eval data is encoded like the training data.
+        encoders: ``DataInfo.encoders`` of a previous run (or its JSON form from an older
+            ``data_info.json``). Its vocabularies and label mapping are reused, not refitted, so
+            eval data is encoded like the training data.
 
     Returns:
         The splits; ``val`` is None when ``validation_split`` is 0, ``test`` is None when
@@ -130,15 +147,22 @@ def build(cfg: DataConfig, *, seed: int, encoders: dict | None = None) -> Splits
 
     Raises:
         DataError: the data cannot be read, does not fit the config, or a split is empty.
+        RunDirError: ``encoders`` is a dict with a key :class:`EncoderState` does not know.
     """
-    loaded = sources.load(cfg, dict(encoders or {}))
+    if encoders is None:
+        encoders = EncoderState()
+    elif isinstance(encoders, dict):
+        encoders = EncoderState.from_dict(encoders)
+    loaded = sources.load(cfg, encoders)
     if len(loaded.y) == 0:
         raise DataError(f"{loaded.source}: no training examples; data.path must hold at least one row")
     classification = loaded.task == "classification"
     plan = splits.plan_splits(cfg, len(loaded.y), seed=seed, labels=loaded.y if classification else None,
                               own_test=loaded.test is not None, users=loaded.users, times=loaded.times)
     # Fitted on the training rows only: a category or id seen only in validation/test is unknown.
-    encoder = loaded.encoder.fitted(splits.take(loaded.x, plan.train)) if loaded.encoder else None
+    encoder = loaded.feature_encoder
+    if encoder is not None:
+        encoder = encoder.fitted(splits.take(loaded.x, plan.train))
 
     def split(x, y, index: splits.Index | None = None) -> Split:
         if index is not None:
@@ -160,8 +184,9 @@ def build(cfg: DataConfig, *, seed: int, encoders: dict | None = None) -> Splits
         class_names=list(loaded.class_names) if classification and loaded.class_names else None,
         feature_names=(encoder.feature_names if encoder else None) or loaded.feature_names,
         input_shape=input_shape,
-        encoders={**loaded.encoders, **(encoder.state() if encoder else {})},
+        encoders=encoder.add_to(loaded.label_state) if encoder else loaded.label_state,
         vocab_sizes=encoder.vocab_sizes if encoder else None,
         label_shape=tuple(train.y.shape[1:]),
+        task_reason=loaded.task_reason,
     )
     return Splits(train, val, test, info)

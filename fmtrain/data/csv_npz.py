@@ -14,6 +14,8 @@ import numpy as np
 from pydantic import model_validator
 
 from fmtrain.data import records, tabular
+from fmtrain.data.encoding import EncoderState
+from fmtrain.data.labels import Labels, encode_labels
 from fmtrain.data.sources import KERAS_ARRAYS, SOURCES, Loaded, SourceConfig
 from fmtrain.errors import DataError
 from fmtrain.registry import describe_choices, did_you_mean
@@ -74,38 +76,38 @@ class NpzSource(SourceConfig):
 
 
 @SOURCES.register("csv", params=CsvSource)
-def load_csv(cfg: CsvSource, encoders: dict) -> Loaded:
+def load_csv(cfg: CsvSource, saved: EncoderState) -> Loaded:
     """A csv file with a header row (data.path); numeric and one-hot categorical columns, or named data.inputs."""
     path = tabular.resolve_path(cfg.path, "csv", "a .csv file with a header row")
     table = tabular.read_csv(path)
     label = cfg.label if cfg.label is not None else table.header[-1]
-    labels = _csv_labels(cfg, table, label, encoders)
+    labels = _csv_labels(cfg, table, label, saved)
     if cfg.inputs is not None:
-        x, ids_encoder, names = records.csv_inputs(cfg.inputs, table, label, encoders)
-        return Loaded(x, labels.y, f"csv {path}", labels.task, class_names=labels.class_names,
-                      feature_names=names, encoders=labels.state, encoder=ids_encoder)
-    raw, encoder = _csv_features(cfg, table, label, encoders)
-    return Loaded(raw, labels.y, f"csv {path}", labels.task, class_names=labels.class_names,
-                  encoders=labels.state, encoder=encoder)
+        x, ids_encoder, names = records.csv_inputs(cfg.inputs, table, label, saved)
+        return Loaded(x, labels.y, f"csv {path}", labels.task, labels.task_reason, class_names=labels.class_names,
+                      feature_names=names, label_state=labels.state, feature_encoder=ids_encoder)
+    raw, encoder = _csv_features(cfg, table, label, saved)
+    return Loaded(raw, labels.y, f"csv {path}", labels.task, labels.task_reason, class_names=labels.class_names,
+                  label_state=labels.state, feature_encoder=encoder)
 
 
-def _csv_labels(cfg: CsvSource, table: tabular.CsvRows, label: str, encoders: dict) -> tabular.Labels:
+def _csv_labels(cfg: CsvSource, table: tabular.CsvRows, label: str, saved: EncoderState) -> Labels:
     cells = table.column(label, "data.label")
     values = tabular.typed_cells(cells)
-    if values.dtype.kind == "U" and encoders.get("task", cfg.task) == "auto" and tabular.looks_numeric(cells):
+    if values.dtype.kind == "U" and (saved.task or cfg.task) == "auto" and tabular.looks_numeric(cells):
         i = next(i for i, cell in enumerate(cells) if not tabular.is_number(cell))
         raise DataError(
             f"{table.path}:{table.lines[i]}: label column '{label}' holds numbers but this row has "
             f"'{cells[i]}'; fix the value, or set data.task: classification to treat labels as class names"
         )
-    return tabular.encode_labels(values, task=cfg.task, encoders=encoders,
-                                 where=lambda i: f"{table.path}:{table.lines[i]}")
+    return encode_labels(values, task=cfg.task, saved=saved, where=lambda i: f"{table.path}:{table.lines[i]}",
+                         name=f"label column '{label}'")
 
 
-def _csv_features(cfg: CsvSource, table: tabular.CsvRows, label: str, encoders: dict):
+def _csv_features(cfg: CsvSource, table: tabular.CsvRows, label: str, saved: EncoderState):
     # At eval time the trained model fixes the columns and which are categorical.
-    if encoders.get("columns") is not None:
-        columns, key = list(encoders["columns"]), "the trained model's columns"
+    if saved.columns is not None:
+        columns, key = list(saved.columns), "the trained model's columns"
     else:
         columns = cfg.features if cfg.features is not None else [c for c in table.header if c != label]
         key = "data.features"
@@ -125,8 +127,8 @@ def _csv_features(cfg: CsvSource, table: tabular.CsvRows, label: str, encoders: 
                 f"{table.path}: data.categorical lists '{name}', which is not a feature column"
                 f"{did_you_mean(name, columns)}; feature columns are {describe_choices(columns)}"
             )
-    if encoders.get("categories") is not None:
-        categorical = list(encoders["categories"])
+    if saved.categories is not None:
+        categorical = list(saved.categories)
     elif cfg.categorical is not None:
         categorical = list(cfg.categorical)
     else:
@@ -136,19 +138,19 @@ def _csv_features(cfg: CsvSource, table: tabular.CsvRows, label: str, encoders: 
         else tabular.parse_numeric(table, name, cells[name])
         for name in columns
     }
-    return raw, tabular.ColumnEncoder(columns, categorical, encoders.get("categories"))
+    return raw, tabular.ColumnEncoder(columns, categorical, saved.categories)
 
 
 # --------------------------------------------------------------------------- npz
 
 
 @SOURCES.register("npz", params=NpzSource)
-def load_npz(cfg: NpzSource, encoders: dict) -> Loaded:
+def load_npz(cfg: NpzSource, saved: EncoderState) -> Loaded:
     """Arrays from an .npz file (data.path): features 'x' (or data.features/inputs), labels 'y' (or data.label)."""
     path = tabular.resolve_path(cfg.path, "npz", "an .npz file made with np.savez(path, x=..., y=...)")
     arrays = tabular.read_npz(path)
     if cfg.features is None and cfg.label is None and cfg.inputs is None and all(k in arrays for k in KERAS_ARRAYS):
-        return _load_npz_keras_layout(cfg, path, arrays, encoders)
+        return _load_npz_keras_layout(cfg, path, arrays, saved)
     label = cfg.label if cfg.label is not None else "y"
     tabular.require_arrays(arrays, path, [label], "data.label")
     features = cfg.features if cfg.features is not None else ["x"]
@@ -159,16 +161,18 @@ def load_npz(cfg: NpzSource, encoders: dict) -> Loaded:
     y = arrays[label]
     if y.ndim == 0 or len(y) == 0:
         raise DataError(f"{path}: array '{label}' (data.label) is empty; expected one label per example")
-    labels = tabular.encode_labels(y, task=cfg.task, encoders=encoders, where=lambda i: _npz_row(path, label, i))
+    labels = encode_labels(y, task=cfg.task, saved=saved, where=lambda i: _npz_row(path, label, i),
+                           name=f"label array '{label}'")
     if cfg.inputs is not None:
-        x, encoder, names = records.npz_inputs(cfg.inputs, path, arrays, len(y), label, encoders)
-        return Loaded(x, labels.y, f"npz {path}", labels.task, class_names=labels.class_names,
-                      feature_names=names, encoders=labels.state, encoder=encoder)
+        x, encoder, names = records.npz_inputs(cfg.inputs, path, arrays, len(y), label, saved)
+        return Loaded(x, labels.y, f"npz {path}", labels.task, labels.task_reason, class_names=labels.class_names,
+                      feature_names=names, label_state=labels.state, feature_encoder=encoder)
     x = _npz_features(path, arrays, features, len(y), label)
-    return Loaded(x, labels.y, f"npz {path}", labels.task, class_names=labels.class_names, encoders=labels.state)
+    return Loaded(x, labels.y, f"npz {path}", labels.task, labels.task_reason, class_names=labels.class_names,
+                  label_state=labels.state)
 
 
-def _load_npz_keras_layout(cfg: NpzSource, path: Path, arrays: dict, encoders: dict) -> Loaded:
+def _load_npz_keras_layout(cfg: NpzSource, path: Path, arrays: dict, saved: EncoderState) -> Loaded:
     y_train, y_test = arrays["y_train"], arrays["y_test"]
     if y_train.ndim == 0 or y_test.ndim == 0 or y_train.shape[1:] != y_test.shape[1:]:
         raise DataError(
@@ -177,14 +181,15 @@ def _load_npz_keras_layout(cfg: NpzSource, path: Path, arrays: dict, encoders: d
         )
     n_train = len(y_train)
     # One encoding for both parts, so a class name maps to the same id in train and test.
-    labels = tabular.encode_labels(
-        np.concatenate([y_train, y_test]), task=cfg.task, encoders=encoders,
+    labels = encode_labels(
+        np.concatenate([y_train, y_test]), task=cfg.task, saved=saved,
         where=lambda i: _npz_row(path, "y_train", i) if i < n_train else _npz_row(path, "y_test", i - n_train),
+        name="label array 'y_train' (with 'y_test')",
     )
     x_train = _npz_features(path, arrays, ["x_train"], n_train, "y_train")
     x_test = _npz_features(path, arrays, ["x_test"], len(y_test), "y_test")
-    return Loaded(x_train, labels.y[:n_train], f"npz {path}", labels.task, class_names=labels.class_names,
-                  test=(x_test, labels.y[n_train:]), encoders=labels.state)
+    return Loaded(x_train, labels.y[:n_train], f"npz {path}", labels.task, labels.task_reason,
+                  class_names=labels.class_names, test=(x_test, labels.y[n_train:]), label_state=labels.state)
 
 
 def _npz_row(path: Path, name: str, i: int) -> str:

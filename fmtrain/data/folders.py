@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fmtrain.data import tabular
+from fmtrain.data.encoding import EncoderState
+from fmtrain.data.labels import Labels, encode_labels
 from fmtrain.errors import DataError
 
 
@@ -62,11 +63,11 @@ def class_files(root: Path, suffixes: tuple[str, ...], what: str) -> ClassFiles:
     return ClassFiles(root, files, np.array(labels, dtype=str))
 
 
-def encode_folder_labels(found: ClassFiles, encoders: dict) -> tabular.Labels:
+def encode_folder_labels(found: ClassFiles, saved: EncoderState) -> Labels:
     """Class ids from the sub-folder names; at eval time, the trained model's classes.
 
     Raises:
         DataError: a sub-folder that is not one of the trained classes.
     """
-    return tabular.encode_labels(found.labels, task="classification", encoders=encoders,
-                                 where=lambda i: str(found.files[i].parent))
+    return encode_labels(found.labels, task="classification", saved=saved,
+                         where=lambda i: str(found.files[i].parent), name="the sub-folder names")

@@ -2,12 +2,16 @@
 
 Interactions' ``user`` and ``item`` and the ``category`` input of csv/npz records are raw values
 (strings) until :func:`fmtrain.data.build` fits an :class:`IdEncoder` on the training rows. The
-vocabularies are saved in ``DataInfo.encoders`` so ``fmtrain eval`` maps ids exactly as training did.
+vocabularies are saved in ``DataInfo.encoders.vocabularies`` so ``fmtrain eval`` maps ids exactly as training did.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+
+from fmtrain.data.encoding import EncoderState
 
 UNSEEN = 0
 """The id of a value not seen in the training rows."""
@@ -56,9 +60,11 @@ class IdEncoder:
     def feature_names(self) -> None:
         return None
 
-    def state(self) -> dict:
-        """The JSON-serializable state that :func:`fmtrain.data.build` takes back as ``encoders``."""
-        return {"vocabularies": {name: [list(v) for v in vocabs] for name, vocabs in (self.vocabularies or {}).items()}}
+    def add_to(self, state: EncoderState) -> EncoderState:
+        """``state`` with the vocabularies; :func:`fmtrain.data.build` takes it back."""
+        assert self.vocabularies is not None, "fit the encoder first"
+        vocabularies = {name: [list(v) for v in vocabs] for name, vocabs in self.vocabularies.items()}
+        return replace(state, vocabularies=vocabularies)
 
 
 def _columns(values: np.ndarray) -> list[np.ndarray]:

@@ -16,7 +16,8 @@ import numpy as np
 from pydantic import Field
 
 from fmtrain.data import folders
-from fmtrain.data.sources import SOURCES, Loaded, SourceConfig
+from fmtrain.data.encoding import EncoderState
+from fmtrain.data.sources import SOURCES, Loaded, SourceConfig, fixed_task_reason
 from fmtrain.data.tabular import resolve_path
 from fmtrain.errors import DataError
 
@@ -66,11 +67,11 @@ def read_image(path: Path, *, size: tuple[int, int] | None, color_mode: str) -> 
 
 
 @SOURCES.register("image_folder", params=ImageFolderSource)
-def load_image_folder(cfg: ImageFolderSource, encoders: dict) -> Loaded:
+def load_image_folder(cfg: ImageFolderSource, saved: EncoderState) -> Loaded:
     """Images in one sub-folder per class (data.path), loaded into memory as uint8; data.image_size resizes."""
     root = resolve_path(cfg.path, "image_folder", "a folder with one sub-folder of images per class", folder=True)
     found = folders.class_files(root, IMAGE_SUFFIXES, "image")
-    labels = folders.encode_folder_labels(found, encoders)
+    labels = folders.encode_folder_labels(found, saved)
     color_mode = cfg.color_mode
     size = tuple(cfg.image_size) if cfg.image_size is not None else None
     first = read_image(found.files[0], size=size, color_mode=color_mode)
@@ -84,5 +85,5 @@ def load_image_folder(cfg: ImageFolderSource, encoders: dict) -> Loaded:
                 f"{first.shape[1]}×{first.shape[0]}; set data.image_size: [height, width] to resize every image"
             )
         images[i] = pixels
-    return Loaded(images, labels.y, f"image_folder {root}", "classification",
-                  class_names=labels.class_names, encoders=labels.state)
+    return Loaded(images, labels.y, f"image_folder {root}", "classification", fixed_task_reason(cfg),
+                  class_names=labels.class_names, label_state=labels.state)

@@ -4,7 +4,7 @@
 vocabulary per column on the training rows and maps them to int32 (1..V, 0 for an id not seen
 in training). ``DataInfo.vocab_sizes`` then holds ``{"user": U + 1, "item": I + 1}`` for the U users
 and I items of the training rows (the unseen id 0 included), so ``Embedding(input_dim=vocab_sizes["user"])``
-covers every id; the vocabularies themselves are ``DataInfo.encoders["vocabularies"]``.
+covers every id; the vocabularies themselves are ``DataInfo.encoders.vocabularies``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from typing import Literal
 import numpy as np
 
 from fmtrain.data import tabular
+from fmtrain.data.encoding import EncoderState
 from fmtrain.data.ids import IdEncoder
+from fmtrain.data.labels import encode_labels
 from fmtrain.data.sources import SOURCES, Loaded, SourceConfig
 from fmtrain.errors import DataError
 
@@ -35,7 +37,7 @@ class InteractionsSource(SourceConfig):
 
 
 def interactions_loaded(users: np.ndarray, items: np.ndarray, ratings: np.ndarray | None, times: np.ndarray,
-                        source: str, task: str, encoders: dict, where) -> Loaded:
+                        source: str, task: str, saved: EncoderState, where, rating: str | None) -> Loaded:
     """Package raw interactions: ratings (or 1.0 each when None) as labels, ids for the id encoder.
 
     Args:
@@ -44,21 +46,29 @@ def interactions_loaded(users: np.ndarray, items: np.ndarray, ratings: np.ndarra
         times: sortable numbers per row (timestamps, or the row number).
         source: description for ``DataInfo.source``.
         task: ``cfg.task``; auto means regression on the ratings.
-        encoders: state of a previous run (label task, vocabularies).
+        saved: state of a previous run (label task, vocabularies).
         where: describes row ``i`` for label messages.
+        rating: what the ratings are, for the task reason, e.g. ``"rating column 'stars'"``
+            (None for implicit feedback).
     """
     values = np.ones(len(users), np.float32) if ratings is None else ratings
-    labels = tabular.encode_labels(values, task="regression" if task == "auto" else task,
-                                   encoders=encoders, where=where)
-    vocab = encoders.get("vocabularies")
+    labels = encode_labels(values, task="regression" if task == "auto" else task, saved=saved, where=where,
+                           name=rating or "the implicit 1.0 of each interaction")
+    reason = labels.task_reason
+    if task == "auto" and saved.task is None:
+        reason = (f"interactions predict the {rating} as a number (data.task: auto means regression for "
+                  "interactions); set data.task: classification if the ratings are class ids" if rating else
+                  "the interactions have no rating column, so each one is an implicit 1.0 to predict "
+                  "(data.task: auto means regression for interactions)")
+    vocab = saved.vocabularies
     encoder = IdEncoder([USER, ITEM], {k: vocab[k] for k in (USER, ITEM)} if vocab else None)
     x = {USER: np.asarray(users).astype(str), ITEM: np.asarray(items).astype(str)}
-    return Loaded(x, labels.y, source, labels.task, class_names=labels.class_names, encoders=labels.state,
-                  encoder=encoder, users=x[USER], times=times)
+    return Loaded(x, labels.y, source, labels.task, reason, class_names=labels.class_names,
+                  label_state=labels.state, feature_encoder=encoder, users=x[USER], times=times)
 
 
 @SOURCES.register("interactions", params=InteractionsSource)
-def load_interactions(cfg: InteractionsSource, encoders: dict) -> Loaded:
+def load_interactions(cfg: InteractionsSource, saved: EncoderState) -> Loaded:
     """User–item csv (data.path): user, item[, rating][, timestamp] → {user, item} ids; y = rating or 1.0."""
     path = tabular.resolve_path(cfg.path, "interactions", "a .csv file with columns user,item[,rating][,timestamp]")
     table = tabular.read_csv(path)
@@ -75,8 +85,9 @@ def load_interactions(cfg: InteractionsSource, encoders: dict) -> Loaded:
     else:
         times = np.arange(len(users), dtype=np.float64)  # file order
     return interactions_loaded(np.array(users, dtype=str), np.array(items, dtype=str), ratings, times,
-                               f"interactions {path}", cfg.task, encoders,
-                               where=lambda i: f"{path}:{table.lines[i]}")
+                               f"interactions {path}", cfg.task, saved,
+                               where=lambda i: f"{path}:{table.lines[i]}",
+                               rating=f"rating column '{rating}'" if rating is not None else None)
 
 
 def _timestamps(table: tabular.CsvRows) -> np.ndarray:

@@ -17,6 +17,7 @@ from typing import Literal
 import numpy as np
 
 from fmtrain.data import tabular
+from fmtrain.data.encoding import EncoderState
 from fmtrain.data.ids import IdEncoder
 from fmtrain.errors import DataError
 
@@ -55,16 +56,16 @@ def _check_label(inputs: Inputs, label: str, origin: Path, what: str) -> None:
             )
 
 
-def _result(x: dict[str, np.ndarray], inputs: Inputs, encoders: dict):
+def _result(x: dict[str, np.ndarray], inputs: Inputs, saved: EncoderState):
     encoder = None
     if "category" in x:
-        vocab = encoders.get("vocabularies")
-        encoder = IdEncoder(["category"], {"category": vocab["category"]} if vocab and "category" in vocab else None)
+        vocab = saved.vocabularies or {}
+        encoder = IdEncoder(["category"], {"category": vocab["category"]} if "category" in vocab else None)
     names = [f"{kind}:{name}" for kind, spec in inputs.items() for name in _names(spec)]
     return x, encoder, names
 
 
-def csv_inputs(inputs: Inputs, table: tabular.CsvRows, label: str, encoders: dict):
+def csv_inputs(inputs: Inputs, table: tabular.CsvRows, label: str, saved: EncoderState):
     """Read ``data.inputs`` from a csv table.
 
     Returns:
@@ -88,10 +89,11 @@ def csv_inputs(inputs: Inputs, table: tabular.CsvRows, label: str, encoders: dic
             x[kind] = np.array(table.column(spec, key), dtype=object)
         else:
             raise DataError(f"{table.path}: data.inputs.{kind} cannot be read from a csv file; use an npz file")
-    return _result(x, inputs, encoders)
+    return _result(x, inputs, saved)
 
 
-def npz_inputs(inputs: Inputs, path: Path, arrays: dict[str, np.ndarray], n: int, label: str, encoders: dict):
+def npz_inputs(inputs: Inputs, path: Path, arrays: dict[str, np.ndarray], n: int, label: str,
+               saved: EncoderState):
     """Read ``data.inputs`` from the arrays of an npz file, each with ``n`` rows.
 
     Returns:
@@ -121,7 +123,7 @@ def npz_inputs(inputs: Inputs, path: Path, arrays: dict[str, np.ndarray], n: int
             x[kind] = np.stack(parts, axis=1)
         else:
             x[kind] = parts[0]
-    return _result(x, inputs, encoders)
+    return _result(x, inputs, saved)
 
 
 def _npz_part(path: Path, name: str, kind: str, array: np.ndarray) -> np.ndarray:

@@ -15,19 +15,18 @@ from __future__ import annotations
 
 import typing
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Union
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_serializer, model_validator
 from pydantic_core import PydanticCustomError, core_schema
 
 from fmtrain.config.base import StrictModel
-from fmtrain.data import ids, tabular
+from fmtrain.data import tabular
+from fmtrain.data.encoding import EncoderState, FeatureEncoder
 from fmtrain.errors import DataError
 from fmtrain.registry import Registry
-
-Encoder = Union[tabular.ColumnEncoder, ids.IdEncoder]  # noqa: UP007 (a run-time alias)
 
 
 class SourceConfig(StrictModel):
@@ -167,28 +166,37 @@ class Loaded:
     y: np.ndarray
     source: str
     task: str
+    task_reason: str
+    """Why the task is what it is, for the user (``DataInfo.task_reason``)."""
     class_names: list[str] | None = None
     feature_names: list[str] | None = None
     test: tuple[np.ndarray | dict[str, np.ndarray], np.ndarray] | None = None
     """The source's own test split, kept as it is."""
-    encoders: dict = field(default_factory=dict)
-    """Label state to hand back at eval time (task, class names)."""
-    encoder: Encoder | None = None
-    """Fitted on the training rows by ``build``: csv columns → matrix, or raw ids → int32 indices."""
+    label_state: EncoderState = EncoderState()
+    """The label fields of the state handed back at eval time (task, class names)."""
+    feature_encoder: FeatureEncoder | None = None
+    """Fitted on the training rows by ``build``: csv columns → matrix, or raw ids → int32 indices;
+    ``build`` adds what it learned to ``label_state``."""
     users: np.ndarray | None = None
     """The user of each row (interactions), for ``split: leave_last_per_user``."""
     times: np.ndarray | None = None
     """When each row happened (interactions; sortable numbers), for ``split: leave_last_per_user``."""
 
 
-Loader = Callable[[Any, dict], Loaded]
-"""``loader(cfg, encoders)``: ``cfg`` is the source's own :class:`SourceConfig` subclass."""
+Loader = Callable[[Any, EncoderState], Loaded]
+"""``loader(cfg, saved)``: ``cfg`` is the source's own :class:`SourceConfig` subclass, ``saved`` the
+state of a previous run (``EncoderState()`` when fitting afresh)."""
 SOURCES: Registry[Loader] = Registry("data source")
 
 
-def load(cfg: SourceConfig, encoders: dict) -> Loaded:
+def load(cfg: SourceConfig, saved: EncoderState) -> Loaded:
     """Run the loader registered as ``cfg.source``."""
-    return SOURCES.get(cfg.source).build(cfg, encoders)
+    return SOURCES.get(cfg.source).build(cfg, saved)
+
+
+def fixed_task_reason(cfg: SourceConfig) -> str:
+    """Why a source whose task is fixed (:meth:`SourceConfig.fixed_task`) has it."""
+    return f"source '{cfg.source}' is a {type(cfg).fixed_task(cfg.source)} data set"
 
 
 # --------------------------------------------------------------------------- scikit-learn
@@ -208,46 +216,46 @@ class BundledSource(SourceConfig):
 def _load_sklearn(cfg: BundledSource) -> Loaded:
     from sklearn import datasets
 
-    task = cfg.fixed_task(cfg.source)
+    task, reason = cfg.fixed_task(cfg.source), fixed_task_reason(cfg)
     bunch = getattr(datasets, f"load_{cfg.source}")()
     source = f"{cfg.source} (scikit-learn, bundled)"
     if task == "regression":
-        return Loaded(bunch.data.astype(np.float32), bunch.target.astype(np.float32), source, task,
+        return Loaded(bunch.data.astype(np.float32), bunch.target.astype(np.float32), source, task, reason,
                       feature_names=[str(n) for n in bunch.feature_names])
-    return Loaded(bunch.data.astype(np.float32), bunch.target.astype(np.int32), source, task,
+    return Loaded(bunch.data.astype(np.float32), bunch.target.astype(np.int32), source, task, reason,
                   class_names=[str(n) for n in bunch.target_names],
                   feature_names=[str(n) for n in bunch.feature_names])
 
 
 @SOURCES.register("digits", params=BundledSource)
-def load_digits(cfg: BundledSource, encoders: dict) -> Loaded:
+def load_digits(cfg: BundledSource, saved: EncoderState) -> Loaded:
     """Handwritten digits, 1,797 8×8 grey images (values 0..16), 10 classes; bundled, no download."""
     loaded = _load_sklearn(cfg)
     # The 8x8 layout lets image models (Conv2D) use it; Flatten recovers the 64 pixels.
     images = loaded.x.reshape(-1, 8, 8)
-    return Loaded(images, loaded.y, loaded.source, loaded.task, class_names=loaded.class_names)
+    return Loaded(images, loaded.y, loaded.source, loaded.task, loaded.task_reason, class_names=loaded.class_names)
 
 
 @SOURCES.register("iris", params=BundledSource)
-def load_iris(cfg: BundledSource, encoders: dict) -> Loaded:
+def load_iris(cfg: BundledSource, saved: EncoderState) -> Loaded:
     """Iris flowers, 150 rows × 4 measurements, 3 species; bundled, no download."""
     return _load_sklearn(cfg)
 
 
 @SOURCES.register("wine", params=BundledSource)
-def load_wine(cfg: BundledSource, encoders: dict) -> Loaded:
+def load_wine(cfg: BundledSource, saved: EncoderState) -> Loaded:
     """Wine cultivars, 178 rows × 13 chemical measurements, 3 classes; bundled, no download."""
     return _load_sklearn(cfg)
 
 
 @SOURCES.register("breast_cancer", params=BundledSource)
-def load_breast_cancer(cfg: BundledSource, encoders: dict) -> Loaded:
+def load_breast_cancer(cfg: BundledSource, saved: EncoderState) -> Loaded:
     """Breast cancer diagnosis, 569 rows × 30 features, malignant/benign; bundled, no download."""
     return _load_sklearn(cfg)
 
 
 @SOURCES.register("diabetes", params=BundledSource)
-def load_diabetes(cfg: BundledSource, encoders: dict) -> Loaded:
+def load_diabetes(cfg: BundledSource, saved: EncoderState) -> Loaded:
     """Diabetes progression, 442 rows × 10 standardized features, regression; bundled, no download."""
     return _load_sklearn(cfg)
 
@@ -306,7 +314,8 @@ def _load_keras(cfg: KerasDatasetSource) -> Loaded:
     classes = KERAS_CLASS_NAMES[name]
     x_train, y_train = _image_split(*train, origin, "train", len(classes))
     x_test, y_test = _image_split(*test, origin, "test", len(classes))
-    return Loaded(x_train, y_train, source, "classification", class_names=classes, test=(x_test, y_test))
+    return Loaded(x_train, y_train, source, "classification", fixed_task_reason(cfg), class_names=classes,
+                  test=(x_test, y_test))
 
 
 def _image_split(x: np.ndarray, y: np.ndarray, origin: str, part: str, num_classes: int):
@@ -328,18 +337,18 @@ def _image_split(x: np.ndarray, y: np.ndarray, origin: str, part: str, num_class
 
 
 @SOURCES.register("mnist", params=KerasDatasetSource)
-def load_mnist(cfg: KerasDatasetSource, encoders: dict) -> Loaded:
+def load_mnist(cfg: KerasDatasetSource, saved: EncoderState) -> Loaded:
     """MNIST handwritten digits, 60k+10k 28×28 uint8 images, 10 classes (download or data.path .npz)."""
     return _load_keras(cfg)
 
 
 @SOURCES.register("fashion_mnist", params=KerasDatasetSource)
-def load_fashion_mnist(cfg: KerasDatasetSource, encoders: dict) -> Loaded:
+def load_fashion_mnist(cfg: KerasDatasetSource, saved: EncoderState) -> Loaded:
     """Fashion-MNIST clothing, 60k+10k 28×28 uint8 images, 10 classes (download or data.path .npz)."""
     return _load_keras(cfg)
 
 
 @SOURCES.register("cifar10", params=KerasDatasetSource)
-def load_cifar10(cfg: KerasDatasetSource, encoders: dict) -> Loaded:
+def load_cifar10(cfg: KerasDatasetSource, saved: EncoderState) -> Loaded:
     """CIFAR-10 objects, 50k+10k 32×32×3 uint8 images, 10 classes (download or data.path .npz)."""
     return _load_keras(cfg)

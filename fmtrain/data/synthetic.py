@@ -21,8 +21,9 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from fmtrain.config.base import StrictModel
+from fmtrain.data.encoding import EncoderState
 from fmtrain.data.interactions import interactions_loaded
-from fmtrain.data.sources import SOURCES, Loaded, SourceConfig
+from fmtrain.data.sources import SOURCES, Loaded, SourceConfig, fixed_task_reason
 
 POSITIVE = ("good", "great", "excellent", "wonderful", "love", "enjoyed", "superb", "delightful")
 NEGATIVE = ("bad", "awful", "terrible", "boring", "hate", "poor", "dreadful", "disappointing")
@@ -83,7 +84,7 @@ class SentimentSource(SourceConfig):
 
 
 @SOURCES.register("synthetic_sentiment", params=SentimentSource)
-def load_synthetic_sentiment(cfg: SentimentSource, encoders: dict) -> Loaded:
+def load_synthetic_sentiment(cfg: SentimentSource, saved: EncoderState) -> Loaded:
     """Generated sentences, positive or negative by their sentiment keywords (data.options: n, vocab_size, …)."""
     options = cfg.options
     rng = np.random.default_rng(options.seed)
@@ -100,8 +101,9 @@ def load_synthetic_sentiment(cfg: SentimentSource, encoders: dict) -> Loaded:
     flipped = rng.random(options.n) < options.label_noise
     labels = np.where(flipped, 1 - polarity, polarity).astype(np.int32)
     return Loaded(texts, labels, f"synthetic_sentiment (generated, seed {options.seed})", "classification",
-                  class_names=list(SENTIMENT_CLASSES),
-                  encoders={"task": "classification", "num_classes": 2, "label_classes": list(SENTIMENT_CLASSES)})
+                  fixed_task_reason(cfg), class_names=list(SENTIMENT_CLASSES),
+                  label_state=EncoderState(task="classification", num_classes=2,
+                                           label_classes=list(SENTIMENT_CLASSES)))
 
 
 class RatingsOptions(StrictModel):
@@ -140,7 +142,7 @@ class RatingsSource(SourceConfig):
 
 
 @SOURCES.register("synthetic_ratings", params=RatingsSource)
-def load_synthetic_ratings(cfg: RatingsSource, encoders: dict) -> Loaded:
+def load_synthetic_ratings(cfg: RatingsSource, saved: EncoderState) -> Loaded:
     """Generated ratings from a low-rank user × item matrix plus noise, as interactions (data.options)."""
     options = cfg.options
     rng = np.random.default_rng(options.seed)
@@ -160,8 +162,8 @@ def load_synthetic_ratings(cfg: RatingsSource, encoders: dict) -> Loaded:
     times = rng.permutation(len(users)).astype(np.float64)
     return interactions_loaded(
         np.char.add("u", users.astype(str)), np.char.add("i", items.astype(str)), ratings.astype(np.float32),
-        times, f"synthetic_ratings (generated, seed {options.seed})", cfg.task, encoders,
-        where=lambda i: f"synthetic_ratings row {i}",
+        times, f"synthetic_ratings (generated, seed {options.seed})", cfg.task, saved,
+        where=lambda i: f"synthetic_ratings row {i}", rating="generated rating",
     )
 
 
@@ -192,7 +194,7 @@ class MultimodalSource(SourceConfig):
 
 
 @SOURCES.register("synthetic_multimodal", params=MultimodalSource)
-def load_synthetic_multimodal(cfg: MultimodalSource, encoders: dict) -> Loaded:
+def load_synthetic_multimodal(cfg: MultimodalSource, saved: EncoderState) -> Loaded:
     """Generated {image, text, numeric} records; the class counts signals spread over all three (data.options)."""
     options = cfg.options
     rng = np.random.default_rng(options.seed)
@@ -217,5 +219,6 @@ def load_synthetic_multimodal(cfg: MultimodalSource, encoders: dict) -> Loaded:
     labels = (square + red + positive).astype(np.int32)
     return Loaded({"image": images, "text": texts, "numeric": numeric}, labels,
                   f"synthetic_multimodal (generated, seed {options.seed})", "classification",
-                  class_names=list(MULTIMODAL_CLASSES),
-                  encoders={"task": "classification", "num_classes": 4, "label_classes": list(MULTIMODAL_CLASSES)})
+                  fixed_task_reason(cfg), class_names=list(MULTIMODAL_CLASSES),
+                  label_state=EncoderState(task="classification", num_classes=4,
+                                           label_classes=list(MULTIMODAL_CLASSES)))

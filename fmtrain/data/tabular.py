@@ -1,4 +1,4 @@
-"""Reading csv and npz files, one-hot encoding csv columns, and turning raw labels into class ids.
+"""Reading csv and npz files, one-hot encoding csv columns, and typing label cells (:mod:`.labels` encodes them).
 
 Every problem a user can fix becomes a one-line :class:`DataError` that names the file and
 line (csv) or array (npz), what was found and what would be right.
@@ -9,14 +9,14 @@ from __future__ import annotations
 import csv
 import math
 import zipfile
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from fmtrain.data.encoding import EncoderState
 from fmtrain.errors import DataError
-from fmtrain.registry import describe_choices, did_you_mean
+from fmtrain.registry import did_you_mean
 
 # --------------------------------------------------------------------------- files
 
@@ -247,22 +247,13 @@ class ColumnEncoder:
         """One-hot columns are floats, not ids."""
         return None
 
-    def state(self) -> dict:
-        """The JSON-serializable state that :func:`fmtrain.data.build` takes back as ``encoders``."""
-        return {"columns": list(self.columns), "categories": dict(self.categories or {})}
+    def add_to(self, state: EncoderState) -> EncoderState:
+        """``state`` with the columns and their categories; :func:`fmtrain.data.build` takes it back."""
+        assert self.categories is not None, "fit the encoder first"
+        return replace(state, columns=list(self.columns), categories=dict(self.categories))
 
 
 # --------------------------------------------------------------------------- labels
-
-
-@dataclass(frozen=True)
-class Labels:
-    """Labels ready for Keras, and the state that reproduces their encoding."""
-
-    y: np.ndarray
-    task: str
-    class_names: list[str] | None
-    state: dict
 
 
 def typed_cells(cells: list[str]) -> np.ndarray:
@@ -275,105 +266,3 @@ def typed_cells(cells: list[str]) -> np.ndarray:
     if all(n is not None for n in numbers):
         return np.array(numbers, dtype=np.float64)
     return np.array(cells, dtype=str)
-
-
-def encode_labels(values: np.ndarray, *, task: str, encoders: dict, where: Callable[[int], str]) -> Labels:
-    """Map raw labels to int32 class ids 0..K-1 (classification) or float32 targets (regression).
-
-    Args:
-        values: raw labels; strings, integers, floats or booleans.
-        task: ``cfg.task``; ``"auto"`` picks classification for strings and integers.
-        encoders: state from a previous run; its ``task``, ``label_classes`` and
-            ``num_classes`` are reused instead of being inferred again.
-        where: describes row ``i`` for messages, e.g. ``"/abs/file.csv:12"``.
-
-    Raises:
-        DataError: labels that cannot be encoded for the task, naming the first bad row.
-    """
-    task = encoders.get("task", task)
-    known_classes = encoders.get("label_classes")
-    known_count = encoders.get("num_classes")
-    if values.dtype.kind == "b":
-        values = values.astype(np.int64)
-    kind = values.dtype.kind
-
-    if kind in "US":
-        values = values.astype(str)
-        if task == "regression":
-            i = next((i for i, v in enumerate(values) if not is_number(v)), 0)
-            raise DataError(
-                f"{where(i)}: label '{values[i]}' is not a number but data.task is regression; "
-                "fix the label or set data.task: classification"
-            )
-        if known_count is not None and known_classes is None:
-            raise DataError(
-                f"{where(0)}: labels are names ('{values[0]}') but the model was trained on "
-                f"integer class ids 0..{known_count - 1}; use the same label column as in training"
-            )
-        classes = list(known_classes) if known_classes is not None else sorted(set(values.tolist()))
-        index = {name: i for i, name in enumerate(classes)}
-        y = np.empty(len(values), dtype=np.int32)
-        for i, value in enumerate(values.tolist()):
-            if value not in index:
-                raise DataError(
-                    f"{where(i)}: label '{value}' is not one of the {len(classes)} classes seen in "
-                    f"training{did_you_mean(value, classes)}: {describe_choices(classes)}"
-                )
-            y[i] = index[value]
-        return Labels(y, "classification", classes,
-                      {"task": "classification", "num_classes": len(classes), "label_classes": classes})
-
-    if kind == "f":
-        bad = np.flatnonzero(~np.isfinite(values.reshape(len(values), -1)).all(axis=1))
-        if bad.size:
-            raise DataError(f"{where(int(bad[0]))}: label is {values[bad[0]]}; labels must be finite numbers")
-        if task == "classification":
-            values = _class_column(values, where)
-            fractional = np.flatnonzero(values.round() != values)
-            if fractional.size:
-                i = int(fractional[0])
-                raise DataError(
-                    f"{where(i)}: label {values[i]} is not an integer class id; "
-                    "classification labels must be 0..K-1 (or set data.task: regression)"
-                )
-            values, kind = values.astype(np.int64), "i"
-
-    if kind in "iu" and task != "regression":
-        values = _class_column(values, where)
-        if known_classes is not None:
-            raise DataError(
-                f"{where(0)}: labels are integers but the model was trained on class names "
-                f"{describe_choices(known_classes)}; use the same label column as in training"
-            )
-        if values.size and values.min() < 0:
-            i = int(np.argmin(values))
-            raise DataError(
-                f"{where(i)}: label {values[i]} is negative; class ids must be 0..K-1 "
-                "(or set data.task: regression if the labels are numbers to predict)"
-            )
-        count = int(values.max()) + 1 if values.size else 0
-        if known_count is not None:
-            if count > known_count:
-                i = int(np.argmax(values))
-                raise DataError(
-                    f"{where(i)}: label {values[i]} is beyond the {known_count} classes seen in training "
-                    f"(0..{known_count - 1})"
-                )
-            count = known_count
-        return Labels(values.astype(np.int32), "classification", [str(i) for i in range(count)],
-                      {"task": "classification", "num_classes": count})
-
-    if kind in "iuf":
-        return Labels(values.astype(np.float32), "regression", None, {"task": "regression"})
-    raise DataError(f"{where(0)}: labels of dtype {values.dtype} are neither numbers nor strings")
-
-
-def _class_column(values: np.ndarray, where: Callable[[int], str]) -> np.ndarray:
-    if values.ndim == 2 and values.shape[1] == 1:
-        return values.reshape(-1)
-    if values.ndim != 1:
-        raise DataError(
-            f"{where(0)}: class labels have shape {values.shape}; expected one class id per example, "
-            "shape (n,) or (n, 1) (one-hot labels: store np.argmax(y, axis=1))"
-        )
-    return values

@@ -14,7 +14,9 @@ from typing import Literal
 import numpy as np
 
 from fmtrain.data import folders, tabular
-from fmtrain.data.sources import SOURCES, Loaded, SourceConfig
+from fmtrain.data.encoding import EncoderState
+from fmtrain.data.labels import encode_labels
+from fmtrain.data.sources import SOURCES, Loaded, SourceConfig, fixed_task_reason
 from fmtrain.errors import DataError
 from fmtrain.registry import describe_choices, did_you_mean
 
@@ -67,7 +69,7 @@ def _strings(texts: list[str]) -> np.ndarray:
 
 
 @SOURCES.register("text_csv", params=TextCsvSource)
-def load_text_csv(cfg: TextCsvSource, encoders: dict) -> Loaded:
+def load_text_csv(cfg: TextCsvSource, saved: EncoderState) -> Loaded:
     """A csv file (data.path) with a text column (data.text, default 'text') and a label column."""
     path = tabular.resolve_path(cfg.path, "text_csv", "a .csv file with a text column and a label column")
     table = tabular.read_csv(path)
@@ -83,14 +85,14 @@ def load_text_csv(cfg: TextCsvSource, encoders: dict) -> Loaded:
     if label == text:
         raise DataError(f"{path}: column '{label}' is both the text (data.text) and the label (data.label)")
     values = tabular.typed_cells(table.column(label, "data.label"))
-    labels = tabular.encode_labels(values, task=cfg.task, encoders=encoders,
-                                   where=lambda i: f"{path}:{table.lines[i]}")
-    return Loaded(_strings(texts), labels.y, f"text_csv {path}", labels.task,
-                  class_names=labels.class_names, encoders=labels.state)
+    labels = encode_labels(values, task=cfg.task, saved=saved, where=lambda i: f"{path}:{table.lines[i]}",
+                           name=f"label column '{label}'")
+    return Loaded(_strings(texts), labels.y, f"text_csv {path}", labels.task, labels.task_reason,
+                  class_names=labels.class_names, label_state=labels.state)
 
 
 @SOURCES.register("text_jsonl", params=TextJsonlSource)
-def load_text_jsonl(cfg: TextJsonlSource, encoders: dict) -> Loaded:
+def load_text_jsonl(cfg: TextJsonlSource, saved: EncoderState) -> Loaded:
     """JSON lines (data.path), one object per line with a text key (data.text) and a label key (data.label)."""
     path = tabular.resolve_path(cfg.path, "text_jsonl", "a .jsonl file with one JSON object per line")
     text, label = cfg.text, cfg.label
@@ -116,10 +118,10 @@ def load_text_jsonl(cfg: TextJsonlSource, encoders: dict) -> Loaded:
     if not texts:
         raise DataError(f"{path}: no JSON objects; expected one object per line like "
                         f'{{"{text}": "...", "{label}": "..."}}')
-    labels = tabular.encode_labels(tabular.typed_cells(cells), task=cfg.task, encoders=encoders,
-                                   where=lambda i: f"{path}:{lines[i]}")
-    return Loaded(_strings(texts), labels.y, f"text_jsonl {path}", labels.task,
-                  class_names=labels.class_names, encoders=labels.state)
+    labels = encode_labels(tabular.typed_cells(cells), task=cfg.task, saved=saved,
+                           where=lambda i: f"{path}:{lines[i]}", name=f"label key '{label}'")
+    return Loaded(_strings(texts), labels.y, f"text_jsonl {path}", labels.task, labels.task_reason,
+                  class_names=labels.class_names, label_state=labels.state)
 
 
 def _json_lines(path: Path):
@@ -142,17 +144,17 @@ def _json_lines(path: Path):
 
 
 @SOURCES.register("text_folder", params=TextFolderSource)
-def load_text_folder(cfg: TextFolderSource, encoders: dict) -> Loaded:
+def load_text_folder(cfg: TextFolderSource, saved: EncoderState) -> Loaded:
     """Text files (.txt) in one sub-folder per class (data.path), one document per file."""
     root = tabular.resolve_path(cfg.path, "text_folder", "a folder with one sub-folder of .txt files per class",
                                 folder=True)
     found = folders.class_files(root, TEXT_SUFFIXES, "text")
-    labels = folders.encode_folder_labels(found, encoders)
+    labels = folders.encode_folder_labels(found, saved)
     texts = []
     for path in found.files:
         try:
             texts.append(path.read_text(encoding="utf-8-sig").strip())
         except UnicodeDecodeError as err:
             raise DataError(f"{path}: not UTF-8 text ({err.reason}); save the file as UTF-8") from err
-    return Loaded(_strings(texts), labels.y, f"text_folder {root}", "classification",
-                  class_names=labels.class_names, encoders=labels.state)
+    return Loaded(_strings(texts), labels.y, f"text_folder {root}", "classification", fixed_task_reason(cfg),
+                  class_names=labels.class_names, label_state=labels.state)
