@@ -216,6 +216,21 @@ train:
     assert cfg.train.early_stopping.patience == 3
 
 
+def test_merged_keys_point_at_the_mapping_they_came_from():
+    data, marks = parse_yaml(
+        "base: &b {units: 8, nested: {a: 1}}\n"
+        "other: &o {units: 9, extra: 3, nested: {z: 1}}\n"
+        "x:\n  <<: [*b, *o]\n  units: 4\n",
+        "c.yaml",
+    )
+
+    assert data["x"] == {"units": 4, "nested": {"a": 1}, "extra": 3}  # the first merged mapping wins
+    assert str(marks[("x", "units")]) == "c.yaml:5:3"  # written here
+    assert str(marks[("x", "nested", "a")]) == "c.yaml:1:30"  # from base
+    assert str(marks[("x", "extra")]) == "c.yaml:2:22"  # from other
+    assert ("x", "nested", "z") not in marks  # other's nested lost to base's
+
+
 def test_a_key_written_twice_beside_a_merge_is_still_a_duplicate(tmp_path):
     with pytest.raises(ConfigError, match=r"^c\.yaml:2:23: duplicate key 'units' \(first at line 2\)"):
         parse_yaml("a: &a {units: 1}\nb: {<<: *a, units: 2, units: 3}\n", "c.yaml")

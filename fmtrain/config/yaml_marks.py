@@ -232,10 +232,16 @@ class _Builder:
         # override merged ones but not each other. PyYAML's flatten_mapping is not used: it copies
         # merged pairs without counting them and rewrites nodes that aliases share.
         result: dict[Any, Any] = {}
+        merged_marks = Marks()
         for key_node, value_node in node.value:
             if _target(key_node).tag == _MERGE_TAG:
-                for source in reversed(self._merge_sources(value_node)):
-                    result.update(self.build(source, path, via))
+                for source in self._merge_sources(value_node):
+                    built, source_marks = self._build_apart(source, path, via)
+                    new_keys = {key for key in built if key not in result}
+                    result.update({key: built[key] for key in new_keys})
+                    merged_marks.update(
+                        (p, m) for p, m in source_marks.items() if len(p) > len(path) and p[len(path)] in new_keys
+                    )
         written_here: dict[Any, Mark] = {}
         for key_node, value_node in node.value:
             if _target(key_node).tag == _MERGE_TAG:
@@ -248,12 +254,19 @@ class _Builder:
                     f"{mark}: duplicate key '{_shown(key)}' ({f'first at line {first}' if first else 'given twice'})"
                 )
             written_here[key] = mark
-            if key in result:  # a merged value is replaced whole: forget where its parts came from
-                for stale in [p for p in self.marks if p[: len(path) + 1] == path + (key,)]:
-                    del self.marks[stale]
             self.marks[path + (key,)] = mark
             result[key] = self.build(value_node, path + (key,), via)
+        # A written key replaces a merged value whole, with the marks of its parts.
+        self.marks.update((p, m) for p, m in merged_marks.items() if p[len(path)] not in written_here)
         return result
+
+    def _build_apart(self, node: yaml.Node | _Alias, path: KeyPath, via: _Alias | None) -> tuple[Any, Marks]:
+        """Build ``node`` at ``path``, returning its marks instead of recording them."""
+        recorded, self.marks = self.marks, Marks()
+        try:
+            return self.build(node, path, via), self.marks
+        finally:
+            self.marks = recorded
 
     def _merge_sources(self, value_node: yaml.Node | _Alias) -> list[yaml.Node | _Alias]:
         target = _target(value_node)
