@@ -92,8 +92,17 @@ def fit(cfg, options: FitOptions) -> FitOutcome:
 
     check_expectation_names(options.expectations, metric_names=["loss", *(m.name for m in trainer.parts.metrics)],
                             splits=list(_present(prepared.splits)))
+    if resume_from is not None and not options.quiet:
+        state = resume_from.state
+        print(f"resuming {path} from {resume_from.path.name}: epoch {state.epoch + 1}, step {state.step} "
+              f"(global step {state.global_step})", file=sys.stderr, flush=True)
     run = _open_run(cfg, path, options, prepared, resume_from, devices)
-    trainer, result = _train(cfg, options, prepared, run, resume_from, transfer, trainer)
+    try:
+        trainer, result = _train(cfg, options, prepared, run, resume_from, transfer, trainer)
+    except BaseException:
+        if resume_from is None:
+            _remove_if_nothing_trained(run)
+        raise
 
     final = {name: trainer.evaluate(split.x, prepared.labels[name])
              for name, split in _present(prepared.splits).items()}
@@ -182,7 +191,7 @@ def _make_trainer(cfg, prepared: _Prepared, learning_rate: float | None = None):
     targets = prepared.targets
     return Trainer(
         prepared.model, optimizer, build_loss(targets.loss_name, targets.loss_args),
-        build_metrics(cfg.metrics, targets.metric_context(units), getattr(cfg.model, "default_metrics", None)),
+        build_metrics(cfg.metrics, targets.metric_context(units), cfg.model.default_metrics),
         jit_compile=cfg.train.jit_compile, steps_per_execution=cfg.train.steps_per_execution,
         deterministic=cfg.train.deterministic, strict_compile=cfg.train.strict_compile,
     )
@@ -251,7 +260,7 @@ def _train(cfg, options: FitOptions, prepared: _Prepared, run: RunDir, resume_fr
             transfer["unfrozen_after_epochs"] = unfreeze_at
     except Interrupted as exc:
         run.write_history(trainer.history)
-        _write_partial_report(run)
+        _write_partial_report(run, cfg, prepared, trainer)
         raise Interrupted(f"{exc}; checkpoint saved in {run.path / 'checkpoints'}; "
                           f"continue with: fmtrain fit --resume {run.path}") from None
     except KeyboardInterrupt:
@@ -273,10 +282,25 @@ def _both_phases(frozen, fine_tuned):
                    fit_seconds=frozen.fit_seconds + fine_tuned.fit_seconds)
 
 
-def _write_partial_report(run: RunDir) -> None:
-    """After an interrupt: metrics.json marks the run as unfinished, and the report shows its history."""
-    if not run.metrics.exists():
-        run.write_json(run.metrics, {"name": run.path.name, "interrupted": True, "final": {}})
+def _remove_if_nothing_trained(run: RunDir) -> None:
+    """A new run that failed before its first checkpoint holds nothing worth keeping, and would
+    make the next try need --overwrite: remove it."""
+    import shutil
+
+    if not any((run.path / "checkpoints").glob("step-*.npz")):
+        shutil.rmtree(run.path, ignore_errors=True)
+
+
+def _write_partial_report(run: RunDir, cfg, prepared: _Prepared, trainer) -> None:
+    """After an interrupt: metrics.json marks the run as unfinished (where it stopped), and the
+    report shows its history with the command that continues it."""
+    epoch, step = trainer.position
+    previous = run.read_json(run.metrics) if run.metrics.exists() else None
+    if previous is None or previous.get("interrupted"):  # never replace a finished run's metrics
+        run.write_json(run.metrics, {
+            "name": cfg.name, "task": prepared.splits.info.task, "final": {},
+            "interrupted": {"epoch": epoch + 1 if step else epoch, "step": step, "global_step": trainer.global_step},
+        })
     try:
         from fmtrain.report import write_report
 

@@ -9,8 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from fmtrain.config.yaml_marks import dump_yaml
 from fmtrain.errors import RunDirError
 from fmtrain.fileio import atomic_write_json, atomic_write_text
 
@@ -43,7 +42,8 @@ class RunDir:
     # ------------------------------------------------------------------ writing
 
     def write_config(self, config_dict: dict[str, Any]) -> None:
-        atomic_write_text(self.config, yaml.safe_dump(config_dict, sort_keys=False, allow_unicode=True))
+        # Written by the rules it is read back with (a name like '1e3' stays a string).
+        atomic_write_text(self.config, dump_yaml(config_dict))
 
     def write_json(self, path: Path, payload: dict[str, Any]) -> None:
         atomic_write_json(path, {"schema_version": SCHEMA_VERSION, **payload})

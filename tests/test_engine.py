@@ -87,11 +87,14 @@ class _StopAt(Callback):
             self.trainer.request_stop("test")
 
 
-@pytest.mark.parametrize("feed, jit", [("graph", False), ("graph", True), ("dataset", False)],
-                         ids=["graph", "graph-xla", "dataset"])
-def test_interrupted_mid_epoch_and_resumed_in_a_new_trainer_equals_uninterrupted(feed, jit, tmp_path):
-    x, y = _blobs(n=200)  # 13 steps per epoch in calls of 4, 4, 4, 1; stopped at epoch 2, step 8 (global 21)
-    fit = dict(epochs=3, batch_size=16, seed=5, feed=feed)
+@pytest.mark.parametrize("feed, jit, stop_at, position", [
+    ("graph", False, 21, (1, 8)), ("graph", True, 21, (1, 8)), ("dataset", False, 21, (1, 8)),
+    # A stop on an epoch's last step finishes that epoch (validation, history row) first.
+    ("graph", False, 26, (2, 0)),
+], ids=["graph", "graph-xla", "dataset", "graph-at-epoch-end"])
+def test_interrupted_and_resumed_in_a_new_trainer_equals_uninterrupted(feed, jit, stop_at, position, tmp_path):
+    x, y = _blobs(n=200)  # 13 steps per epoch in calls of 4, 4, 4, 1; global step 21 is epoch 2, step 8
+    fit = dict(epochs=3, batch_size=16, seed=5, feed=feed, validation=(x[:40], y[:40]))
     uninterrupted = _trainer(jit=jit, steps=4)
     uninterrupted.fit(x, y, **fit)
 
@@ -99,16 +102,21 @@ def test_interrupted_mid_epoch_and_resumed_in_a_new_trainer_equals_uninterrupted
     manager = CheckpointManager(tmp_path)
     saver = CheckpointCallback(manager, every_epochs=None, every_steps=None, monitor="loss", mode="min", config_hash="")
     with pytest.raises(Interrupted):
-        interrupted.fit(x, y, callbacks=[_StopAt(21), saver], **fit)
+        interrupted.fit(x, y, callbacks=[_StopAt(stop_at), saver], **fit)
     checkpoint = manager.latest()
-    assert (checkpoint.state.epoch, checkpoint.state.step, checkpoint.state.global_step) == (1, 8, 21)
+    assert (checkpoint.state.epoch, checkpoint.state.step, checkpoint.state.global_step) == (*position, stop_at)
 
     resumed = _trainer(jit=jit, steps=4, seed=99)  # other initial weights: only the checkpoint can make them equal
     result = resumed.fit(x, y, resume=checkpoint, **fit)
-    assert (result.resumed_from, result.started_at_step, result.steps_trained) == (checkpoint.path, 21, 3 * 13 - 21)
+    assert (result.resumed_from, result.started_at_step, result.steps_trained) == (checkpoint.path, stop_at,
+                                                                                  3 * 13 - stop_at)
     for a, b in zip(uninterrupted.model.get_weights(), resumed.model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
-    assert [row["loss"] for row in result.history] == [row["loss"] for row in uninterrupted.history]
+
+    def without_timing(history):
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+
+    assert without_timing(result.history) == without_timing(uninterrupted.history)
 
 
 @pytest.mark.parametrize("jit", [False, True], ids=["graph", "xla"])

@@ -234,3 +234,21 @@ def test_transfer_with_a_mismatched_layer_is_a_clear_error(digits_run, tmp_path)
                     "--set", f"model.init_from={source}", "--set", "model.hidden_units=[64]")
     assert result.exit_code == 2
     assert "hidden_0" in result.output and "same name but other shapes" in result.output
+
+
+def test_a_failure_before_the_first_checkpoint_leaves_no_run_directory(tmp_path, monkeypatch):
+    """Nothing was trained, so nothing should make the next try need --overwrite."""
+    from fmtrain.engine.trainer import Trainer
+
+    def fails(self, *args, **kwargs):
+        raise RuntimeError("the first compiled call failed")
+
+    monkeypatch.setattr(Trainer, "fit", fails)
+    run_dir = tmp_path / "run"
+    result = invoke("fit", str(ROOT / "configs/digits_mlp.yaml"), "--run-dir", str(run_dir), "--quiet")
+    assert result.exit_code == 1 and "the first compiled call failed" in result.output
+    assert not run_dir.exists()
+    monkeypatch.undo()
+    again = invoke("fit", str(ROOT / "configs/digits_mlp.yaml"), "--run-dir", str(run_dir), "--quiet",
+                   "--set", "train.epochs=1")
+    assert again.exit_code == 0, again.output

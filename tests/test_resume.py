@@ -270,9 +270,11 @@ def test_a_signal_stops_after_the_call_saves_exits_130_and_resumes_exactly(signu
         stderr = child.stderr()
     assert f"continue with: fmtrain fit --resume {run}" in stderr and "Traceback" not in stderr
     assert (run / "history.csv").exists() and (run / "report.md").exists()
-    assert read_metrics(run)["interrupted"] is True
     stopped = CheckpointManager(run / "checkpoints").latest()
     assert stopped.state.global_step == signalled_at  # saved where the call it was in ended
+    partial = read_metrics(run)
+    assert partial["interrupted"]["global_step"] == signalled_at and partial["name"] == "digits_mlp"
+    assert f"fmtrain fit --resume {run}" in (run / "report.md").read_text()
 
     resumed = invoke("fit", "--resume", run, "--quiet")
     assert resumed.exit_code == 0, resumed.output
@@ -305,8 +307,9 @@ def test_resume_with_a_changed_config_is_refused_unless_allowed(uninterrupted, t
     shutil.copytree(uninterrupted, run)
     refused = invoke("fit", "--resume", run, "--set", "optimizer.learning_rate=0.5", "--quiet")
     assert refused.exit_code == 2 and "optimizer.learning_rate" in refused.output
-    allowed = invoke("fit", "--resume", run, "--set", "train.epochs=5", "--allow-config-change", "--quiet")
+    allowed = invoke("fit", "--resume", run, "--set", "train.epochs=5", "--allow-config-change")
     assert allowed.exit_code == 0, allowed.output
+    assert f"resuming {run} from step-000000144.npz: epoch 5, step 0 (global step 144)" in allowed.output
     metrics = read_metrics(run)
     assert metrics["epochs_run"] == 5 and metrics["global_step"] == 5 * 36
     assert metrics["resume"] == {"checkpoint": "step-000000144.npz", "from_step": 144, "steps_trained": 36}

@@ -166,7 +166,9 @@ class Trainer:
                 self._guard_finite(logs, finite, epoch, step)  # before any callback can checkpoint
                 for cb in self._callbacks:
                     cb.on_steps_end(epoch, step, logs)
-                if self.stop_reason:
+                if self.stop_reason and step < data.steps:
+                    # On an epoch's last step the epoch is finished first, so the checkpoint
+                    # lands on its end with its history row (a resume then has no empty row).
                     self._interrupt(epoch, step)
             if validation is not None:
                 logs.update({f"val_{k}": v for k, v in self.evaluate(*validation).items()})
