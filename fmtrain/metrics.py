@@ -8,6 +8,7 @@ to ``keras.metrics.get``. Keras is imported only inside the builders.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +29,12 @@ class MetricContext:
     num_classes: int | None
     one_hot_labels: bool
     output_units: int
+    from_logits: bool = False
+    """The model outputs logits (the loss says ``from_logits: true``): one unit is positive above 0, not 0.5."""
+
+    @property
+    def one_logit(self) -> bool:
+        return self.from_logits and self.output_units == 1
 
 
 def _confusion(statistic: str):
@@ -40,7 +47,8 @@ def _confusion(statistic: str):
         if average not in AVERAGES or (average == "binary" and classes != 2):
             choices = AVERAGES if classes == 2 else AVERAGES[:3]
             raise ConfigError(f"metrics.{statistic}.average: expected one of {list(choices)}, found '{average}'")
-        return ConfusionMetric(statistic, num_classes=classes, average=average, name=statistic)
+        metric_class = _on_probabilities(ConfusionMetric, "sigmoid") if ctx.one_logit else ConfusionMetric
+        return metric_class(statistic, num_classes=classes, average=average, name=statistic)
 
     build.__doc__ = f"{statistic.capitalize()} from a confusion matrix: average binary|macro|micro|weighted."
     return build
@@ -57,7 +65,7 @@ def _accuracy(args: dict, ctx: MetricContext):
 
     _require_classification("accuracy", ctx)
     if ctx.output_units == 1:
-        return keras.metrics.BinaryAccuracy(name="accuracy", **args)
+        return keras.metrics.BinaryAccuracy(name="accuracy", **{"threshold": 0.0 if ctx.one_logit else 0.5, **args})
     if ctx.one_hot_labels:
         return keras.metrics.CategoricalAccuracy(name="accuracy")
     return keras.metrics.SparseCategoricalAccuracy(name="accuracy")
@@ -81,10 +89,12 @@ def _auc(args: dict, ctx: MetricContext):
 
     _require_classification("auc", ctx)
     if ctx.output_units == 1:
-        return keras.metrics.AUC(name="auc", **args)
+        return keras.metrics.AUC(name="auc", **{"from_logits": ctx.from_logits, **args})
     from fmtrain.engine.confusion import OneHotLabels
 
-    inner = keras.metrics.AUC(name="auc", multi_label=False, **args)
+    # AUC's thresholds span 0..1: logits become softmax probabilities first.
+    auc_class = _on_probabilities(keras.metrics.AUC, "softmax") if ctx.from_logits else keras.metrics.AUC
+    inner = auc_class(name="auc", multi_label=False, **args)
     return inner if ctx.one_hot_labels else OneHotLabels(inner, ctx.output_units, name="auc")
 
 
@@ -94,6 +104,21 @@ def _rmse(args: dict, ctx: MetricContext):
     import keras
 
     return keras.metrics.RootMeanSquaredError(name="rmse")
+
+
+@functools.cache
+def _on_probabilities(metric_class, activation: str):
+    """``metric_class`` fed probabilities (``activation`` of the logits) instead of logits."""
+    import keras
+
+    to_probabilities = getattr(keras.ops, activation)
+
+    class OnProbabilities(metric_class):
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            return super().update_state(y_true, to_probabilities(y_pred), sample_weight=sample_weight)
+
+    OnProbabilities.__name__ = f"{metric_class.__name__}OnProbabilities"
+    return OnProbabilities
 
 
 def _require_classification(name: str, ctx: MetricContext) -> None:

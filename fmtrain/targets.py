@@ -23,6 +23,8 @@ class Targets:
     loss_args: dict
     one_hot: int | None
     output: OutputSpec
+    from_logits: bool = False
+    """The loss reads the model's outputs as logits, so metrics must too."""
 
     @classmethod
     def from_config(cls, cfg, info) -> Targets:
@@ -43,7 +45,7 @@ class Targets:
         label_shape = () if info.task == "classification" else tuple(info.label_shape)
         output = OutputSpec.infer(task=info.task, num_classes=info.num_classes, loss=loss_name,
                                   from_logits=cfg.loss.from_logits, label_shape=label_shape)
-        return cls(info.task, info.num_classes, loss_name, dict(cfg.loss.args), one_hot, output)
+        return cls(info.task, info.num_classes, loss_name, dict(cfg.loss.args), one_hot, output, cfg.loss.from_logits)
 
     def shape_labels(self, y: np.ndarray, output_units: int) -> np.ndarray:
         """Raw labels → what the loss and metrics see (one-hot, or float columns, one per output unit).
@@ -77,7 +79,7 @@ class Targets:
         return y
 
     def metric_context(self, output_units: int) -> MetricContext:
-        return MetricContext(self.task, self.num_classes, self.one_hot is not None, output_units)
+        return MetricContext(self.task, self.num_classes, self.one_hot is not None, output_units, self.from_logits)
 
 
 def output_units(model) -> int:
