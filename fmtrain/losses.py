@@ -15,7 +15,9 @@ from fmtrain.registry import Registry, did_you_mean
 LOSSES: Registry[Callable[..., Any]] = Registry("loss")
 
 CLASS_ID_LOSSES = {"sparse_categorical_crossentropy"}
-ONE_HOT_LOSSES = {"categorical_crossentropy", "categorical_focal_crossentropy", "categorical_hinge", "kl_divergence", "kld"}
+ONE_HOT_LOSSES = {
+    "categorical_crossentropy", "categorical_focal_crossentropy", "categorical_hinge", "kl_divergence", "kld",
+}
 BINARY_LOSSES = {"binary_crossentropy", "bce", "binary_focal_crossentropy", "hinge", "squared_hinge"}
 
 
