@@ -121,13 +121,13 @@ def test_one_logit_unit_is_positive_above_zero(seed):
     assert np.any((logits > 0) != (logits > 0.5)), "no logit between 0 and 0.5: the case is not exercised"
     _check(results, y, (logits > 0).astype(int), "binary")
     # Keras interpolates the curve over 200 thresholds; sklearn's is exact.
-    assert results["auc"] == pytest.approx(sklearn_metrics.roc_auc_score(y, logits), abs=0.01)
+    assert results["auc"] == pytest.approx(sklearn_metrics.roc_auc_score(y, logits), abs=0.003)
 
 
 @pytest.mark.parametrize("one_hot", [False, True])
 def test_multi_class_auc_on_logits_is_on_probabilities(one_hot):
-    x, y = _data(4, 4)
-    model = _model(4, None, 4)
+    x, y = _data(4, 5)
+    model = _model(4, None, 5)
     labels = np.eye(4, dtype=np.float32)[y] if one_hot else y
 
     results = _evaluate(model, x, labels, ["auc"], MetricContext("classification", 4, one_hot, 4, from_logits=True),
@@ -135,7 +135,7 @@ def test_multi_class_auc_on_logits_is_on_probabilities(one_hot):
 
     probabilities = _softmax(model.predict(x, verbose=0))
     expected = sklearn_metrics.roc_auc_score(np.eye(4)[y], probabilities, average="micro")
-    assert results["auc"] == pytest.approx(expected, abs=0.01)
+    assert results["auc"] == pytest.approx(expected, abs=0.003)  # on raw logits: 0.456 instead of 0.436
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
