@@ -28,7 +28,7 @@ from pydantic_core import PydanticCustomError
 
 from fmtrain import components
 from fmtrain.config import keras_names
-from fmtrain.config.base import StrictModel, check_name
+from fmtrain.config.base import StrictModel, check_arguments, check_name, check_params
 from fmtrain.registry import did_you_mean
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -240,11 +240,17 @@ class OptimizerConfig(StrictModel):
         return check_name("optimizer", value.lower(), keras_names.OPTIMIZERS)
 
     @model_validator(mode="after")
-    def _no_misspelt_fields(self) -> OptimizerConfig:
+    def _typed_arguments(self) -> OptimizerConfig:
+        arguments = keras_names.OPTIMIZER_ARGS[self.name]
         for key in self.model_extra or {}:
             hint = did_you_mean(key, type(self).model_fields)
-            if hint:
+            if hint and key not in arguments:  # a misspelt field of this section, not an argument
                 raise ValueError(f"unknown key '{key}'{hint}")
+        # Typed here, from the signatures keras_names recorded: Keras itself would take "abc" for
+        # weight_decay and fail inside the compiled step.
+        check_arguments(self.name, self.model_extra or {}, arguments,
+                        required=keras_names.OPTIMIZER_REQUIRED_ARGS.get(self.name, ()),
+                        also_valid=type(self).model_fields)
         return self
 
     @property
@@ -289,6 +295,10 @@ class _NamedWithArgs(StrictModel):
         }
 
 
+# What ``loss: auto`` can stand for (fmtrain.losses.resolve_loss_name); its arguments must suit one of them.
+AUTO_LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "mean_squared_error")
+
+
 class LossConfig(_NamedWithArgs):
     """A Keras loss name (``mse``, ``sparse_categorical_crossentropy``, ``huber``, …) or auto."""
 
@@ -296,6 +306,21 @@ class LossConfig(_NamedWithArgs):
     @classmethod
     def _known_loss(cls, value: str) -> str:
         return check_name("loss", value, {"auto", *components.LOSSES.names(), *keras_names.LOSSES})
+
+    @model_validator(mode="after")
+    def _typed_arguments(self) -> LossConfig:
+        if self.name in components.LOSSES:
+            check_params(self.name, self.args, components.loss_params(self.name), at=(self.name,))
+        elif self.name == "auto":
+            kinds: dict[str, str] = {}
+            for loss in AUTO_LOSSES:
+                for key, kind in keras_names.LOSS_ARGS[loss].items():
+                    kinds[key] = kind if kinds.get(key, kind) == kind else f"{kinds[key]}|{kind}"
+            check_arguments(self.name, self.args, kinds, at=(self.name,))
+        else:
+            check_arguments(self.name, self.args, keras_names.LOSS_ARGS[self.name],
+                            required=keras_names.LOSS_REQUIRED_ARGS.get(self.name, ()), at=(self.name,))
+        return self
 
     @property
     def from_logits(self) -> bool:
@@ -309,6 +334,16 @@ class MetricConfig(_NamedWithArgs):
     @classmethod
     def _known_metric(cls, value: str) -> str:
         return check_name("metric", value, {"auto", *components.METRICS.names(), *keras_names.METRICS})
+
+    @model_validator(mode="after")
+    def _typed_arguments(self) -> MetricConfig:
+        # fmtrain's own names (accuracy, precision, …) shadow Keras's, as in fmtrain.metrics.build_metrics.
+        if self.name in components.METRICS:
+            check_params(self.name, self.args, components.metric_params(self.name), at=(self.name,))
+        else:
+            check_arguments(self.name, self.args, keras_names.METRIC_ARGS.get(self.name, {}),
+                            required=keras_names.METRIC_REQUIRED_ARGS.get(self.name, ()), at=(self.name,))
+        return self
 
 
 # --------------------------------------------------------------------------- train
@@ -463,3 +498,4 @@ def _data_keys() -> dict[str, dict[str, Any]]:
         else:
             out[key] = {"description": "\n".join(f"{', '.join(s)}: {text}" for text, s in meanings.items())}
     return out
+
