@@ -43,3 +43,14 @@ class TrainingFailed(FmtrainError):
     """Training stopped on its own terms (for example a NaN loss)."""
 
     exit_code = 1
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The informative line of an exception, for a one-line message.
+
+    TensorFlow puts the informative line last, after "in user code:"; everything else first.
+    """
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    return (lines[-1] if lines[0].startswith("in user code") else lines[0])[:limit]

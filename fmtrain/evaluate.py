@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from fmtrain.errors import ConfigError, DataError, RunDirError
+from fmtrain.errors import ConfigError, DataError, RunDirError, first_line
 from fmtrain.expectations import Expectation, check_expectations
 from fmtrain.fileio import sha256_of
 from fmtrain.runs import SCHEMA_VERSION, RunDir, find_run
@@ -70,10 +70,8 @@ def evaluate_run(run_dir: Path, options: EvalOptions) -> EvalOutcome:
     set_mixed_precision("off")  # the saved layers carry their own dtype policies
 
     from fmtrain import data as data_layer
-    from fmtrain.engine.trainer import Trainer
-    from fmtrain.losses import build_loss
-    from fmtrain.metrics import build_metrics
     from fmtrain.targets import Targets, output_units
+    from fmtrain.trainers import build_trainer
 
     info = data_layer.DataInfo.from_dict(run.read_json(run.data_info))
     splits = data_layer.build(cfg.data, seed=cfg.seed, encoders=info.encoders)
@@ -84,11 +82,8 @@ def evaluate_run(run_dir: Path, options: EvalOptions) -> EvalOutcome:
         split = split.head(options.limit)
     model = load_run_model(run, unsafe=options.unsafe)
     targets = Targets.from_config(cfg, info)
-    units = output_units(model)
-    y = targets.shape_labels(split.y, units)
-    metric_objects = build_metrics(cfg.metrics, targets.metric_context(units), cfg.model.default_metrics)
-    trainer = Trainer(model, None, build_loss(targets.loss_name, targets.loss_args), metric_objects,
-                      jit_compile=cfg.train.jit_compile)
+    y = targets.shape_labels(split.y, output_units(model))
+    trainer = build_trainer(cfg, model, targets)
     metrics = trainer.evaluate(split.x, y)
     classification = None
     if info.task == "classification":
@@ -178,11 +173,6 @@ def load_run_model(run: RunDir, unsafe: bool = False):
                 f"{run.model}: the model contains code (a Lambda layer) that safe loading refuses; "
                 "pass --unsafe only if you trust who made this run"
             ) from None
-        raise RunDirError(f"{run.model}: cannot load the model: {_first_line(exc)}") from None
+        raise RunDirError(f"{run.model}: cannot load the model: {first_line(exc)}") from None
     except (OSError, KeyError, EOFError, Exception) as exc:  # zip/h5 errors vary by corruption
-        raise RunDirError(f"{run.model}: cannot load the model (corrupt or truncated?): {_first_line(exc)}") from None
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
+        raise RunDirError(f"{run.model}: cannot load the model (corrupt or truncated?): {first_line(exc)}") from None

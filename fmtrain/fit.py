@@ -7,13 +7,28 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from fmtrain.errors import Interrupted, RunDirError, TrainingFailed
 from fmtrain.expectations import Expectation, check_expectations
-from fmtrain.runs import RunDir, check_run_path, create_run_dir, default_run_path
+from fmtrain.runs import (
+    CompileInfo,
+    Interruption,
+    ResumeInfo,
+    RunDir,
+    RunMetrics,
+    Throughput,
+    Timing,
+    check_run_path,
+    create_run_dir,
+    default_run_path,
+)
+
+if TYPE_CHECKING:
+    from fmtrain.config.schema import Config
+    from fmtrain.engine.checkpoints import Checkpoint
 
 # --smoke trains on this many training and evaluation examples, for at most this many epochs.
 SMOKE_TRAIN_EXAMPLES = 256
@@ -40,7 +55,7 @@ class FitOptions:
 @dataclass
 class FitOutcome:
     run: RunDir
-    metrics: dict[str, Any]
+    metrics: RunMetrics
     expectation_lines: list[str]
 
 
@@ -62,7 +77,7 @@ class _Prepared:
         return (val.x, self.labels["val"]) if val is not None else None
 
 
-def fit(cfg, options: FitOptions) -> FitOutcome:
+def fit(cfg: Config, options: FitOptions) -> FitOutcome:
     """Train ``cfg`` and write its run directory (or continue ``options.resume``).
 
     Raises:
@@ -112,8 +127,8 @@ def fit(cfg, options: FitOptions) -> FitOutcome:
     if transfer:
         from fmtrain.transfer import trainable_report
 
-        metrics["transfer"] = {**transfer, **trainable_report(prepared.model)}
-    run.write_json(run.metrics, metrics)
+        metrics = metrics.model_copy(update={"transfer": {**transfer, **trainable_report(prepared.model)}})
+    run.write_json(run.metrics, metrics.to_dict())
 
     if options.smoke:
         _check_reload(prepared.model, run, prepared.splits)
@@ -134,7 +149,7 @@ def _saved_encoders(run: RunDir) -> dict:
     return DataInfo.from_dict(run.read_json(run.data_info)).encoders
 
 
-def _prepare(cfg, options: FitOptions, encoders, precision: str) -> _Prepared:
+def _prepare(cfg: Config, options: FitOptions, encoders, precision: str) -> _Prepared:
     """Data, targets and the model (preprocessing fitted on the training split)."""
     from fmtrain import data as data_layer
     from fmtrain.models import build_model, input_dtypes
@@ -160,7 +175,8 @@ def _prepare(cfg, options: FitOptions, encoders, precision: str) -> _Prepared:
     )
 
 
-def _open_run(cfg, path: Path, options: FitOptions, prepared: _Prepared, resume_from, devices) -> RunDir:
+def _open_run(cfg: Config, path: Path, options: FitOptions, prepared: _Prepared, resume_from: Checkpoint | None,
+              devices: list[str]) -> RunDir:
     """Create the run directory (or reopen a resumed one) and write what is known before training."""
     if resume_from is None:
         run = create_run_dir(path, options.overwrite)
@@ -172,12 +188,9 @@ def _open_run(cfg, path: Path, options: FitOptions, prepared: _Prepared, resume_
     return run
 
 
-def _make_trainer(cfg, prepared: _Prepared, learning_rate: float | None = None):
-    from fmtrain.engine.trainer import Trainer
-    from fmtrain.losses import build_loss
-    from fmtrain.metrics import build_metrics
+def _make_trainer(cfg: Config, prepared: _Prepared, learning_rate: float | None = None):
     from fmtrain.optim import build_optimizer
-    from fmtrain.targets import output_units
+    from fmtrain.trainers import build_trainer
 
     optimizer_cfg = cfg.optimizer
     if learning_rate is not None:
@@ -187,17 +200,10 @@ def _make_trainer(cfg, prepared: _Prepared, learning_rate: float | None = None):
         import keras
 
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    units = output_units(prepared.model)
-    targets = prepared.targets
-    return Trainer(
-        prepared.model, optimizer, build_loss(targets.loss_name, targets.loss_args),
-        build_metrics(cfg.metrics, targets.metric_context(units), cfg.model.default_metrics),
-        jit_compile=cfg.train.jit_compile, steps_per_execution=cfg.train.steps_per_execution,
-        deterministic=cfg.train.deterministic, strict_compile=cfg.train.strict_compile,
-    )
+    return build_trainer(cfg, prepared.model, prepared.targets, optimizer)
 
 
-def _callbacks(cfg, options: FitOptions, run: RunDir, has_validation: bool) -> list:
+def _callbacks(cfg: Config, options: FitOptions, run: RunDir, has_validation: bool) -> list:
     from fmtrain.engine.callbacks import CheckpointCallback, EarlyStopping, ProgressCallback
     from fmtrain.engine.checkpoints import CheckpointManager
     from fmtrain.resume import config_hash
@@ -217,7 +223,7 @@ def _callbacks(cfg, options: FitOptions, run: RunDir, has_validation: bool) -> l
     return callbacks
 
 
-def _first_trainer(cfg, prepared: _Prepared, resume_from):
+def _first_trainer(cfg: Config, prepared: _Prepared, resume_from: Checkpoint | None):
     """The trainer training starts (or resumes) with; a checkpoint from the fine-tuning phase
     resumes with every layer trainable and the fine-tuning learning rate."""
     from fmtrain.transfer import fine_tune_rate, unfreeze_all
@@ -229,7 +235,8 @@ def _first_trainer(cfg, prepared: _Prepared, resume_from):
     return _make_trainer(cfg, prepared)
 
 
-def _train(cfg, options: FitOptions, prepared: _Prepared, run: RunDir, resume_from, transfer: dict, trainer):
+def _train(cfg: Config, options: FitOptions, prepared: _Prepared, run: RunDir, resume_from: Checkpoint | None,
+           transfer: dict, trainer):
     """Run the training phases: one, or frozen then fine-tuned (train.unfreeze_after_epochs).
 
     Returns the trainer of the last phase and its FitResult.
@@ -291,16 +298,14 @@ def _remove_if_nothing_trained(run: RunDir) -> None:
         shutil.rmtree(run.path, ignore_errors=True)
 
 
-def _write_partial_report(run: RunDir, cfg, prepared: _Prepared, trainer) -> None:
+def _write_partial_report(run: RunDir, cfg: Config, prepared: _Prepared, trainer) -> None:
     """After an interrupt: metrics.json marks the run as unfinished (where it stopped), and the
     report shows its history with the command that continues it."""
     epoch, step = trainer.position
-    previous = run.read_json(run.metrics) if run.metrics.exists() else None
-    if previous is None or previous.get("interrupted"):  # never replace a finished run's metrics
-        run.write_json(run.metrics, {
-            "name": cfg.name, "task": prepared.splits.info.task, "final": {},
-            "interrupted": {"epoch": epoch + 1 if step else epoch, "step": step, "global_step": trainer.global_step},
-        })
+    if not run.metrics.exists() or run.read_metrics().interrupted:  # never replace a finished run's metrics
+        where = Interruption(epoch=epoch + 1 if step else epoch, step=step, global_step=trainer.global_step)
+        run.write_json(run.metrics, RunMetrics(name=cfg.name, task=prepared.splits.info.task,
+                                               interrupted=where).to_dict())
     try:
         from fmtrain.report import write_report
 
@@ -345,46 +350,40 @@ def _check_reload(model, run: RunDir, splits) -> None:
         )
 
 
-def _metrics_payload(cfg, prepared: _Prepared, result, final, trainer, started) -> dict[str, Any]:
+def _metrics_payload(cfg: Config, prepared: _Prepared, result, final, trainer, started) -> RunMetrics:
     import keras
 
     info, splits, model = prepared.splits.info, prepared.splits, prepared.model
     history = result.history
-    trainable = int(sum(np.prod(v.shape) for v in model.trainable_variables))
-    total = int(sum(np.prod(v.shape) for v in model.variables))
     first_epoch = history[0]["seconds"] if history else None
-    return {
-        "name": cfg.name,
-        "task": info.task,
-        "final": {name: final.get(name) for name in ("train", "val", "test")},
-        "epochs_run": len(history),
-        "best_epoch": result.best_epoch,
-        "stopped_early": result.stopped_early,
-        "global_step": trainer.global_step,
-        "resumed_from_step": result.started_at_step if result.resumed_from else None,
-        "resume": None if result.resumed_from is None else {
-            "checkpoint": result.resumed_from.name, "from_step": result.started_at_step,
-            "steps_trained": result.steps_trained,
-        },
-        "timing": {
-            "fit_seconds": round(result.fit_seconds, 4),
-            "first_epoch_seconds": round(first_epoch, 4) if first_epoch is not None else None,
-            "total_seconds": round(time.perf_counter() - started, 4),
-        },
-        "throughput": {"train_samples_per_second": round(result.samples_seen / max(result.fit_seconds, 1e-9), 1)},
-        "compile": {
-            "jit_compile": result.jit_compile,
-            "steps_per_execution": result.steps_per_execution,
-            "traces": trainer.trace_counts(),
-            "notes": result.notes,
-        },
-        "deterministic": cfg.train.deterministic,
-        "precision": prepared.precision,
-        "loss_fingerprint": result.loss_fingerprint,
-        "data": {name: len(split) for name, split in _present(splits).items()},
-        "params": {"trainable": trainable, "total": total},
-        "keras_version": keras.__version__,
-    }
+    return RunMetrics(
+        name=cfg.name,
+        task=info.task,
+        final={name: final.get(name) for name in ("train", "val", "test")},
+        epochs_run=len(history),
+        best_epoch=result.best_epoch,
+        stopped_early=result.stopped_early,
+        global_step=trainer.global_step,
+        resumed_from_step=result.started_at_step if result.resumed_from else None,
+        resume=None if result.resumed_from is None else ResumeInfo(
+            checkpoint=result.resumed_from.name, from_step=result.started_at_step, steps_trained=result.steps_trained,
+        ),
+        timing=Timing(
+            fit_seconds=round(result.fit_seconds, 4),
+            first_epoch_seconds=round(first_epoch, 4) if first_epoch is not None else None,
+            total_seconds=round(time.perf_counter() - started, 4),
+        ),
+        throughput=Throughput(train_samples_per_second=round(result.samples_seen / max(result.fit_seconds, 1e-9), 1)),
+        compile=CompileInfo(jit_compile=result.jit_compile, steps_per_execution=result.steps_per_execution,
+                            traces=trainer.trace_counts(), notes=result.notes),
+        deterministic=cfg.train.deterministic,
+        precision=prepared.precision,
+        loss_fingerprint=result.loss_fingerprint,
+        data={name: len(split) for name, split in _present(splits).items()},
+        params={"trainable": int(sum(np.prod(v.shape) for v in model.trainable_variables)),
+                "total": int(sum(np.prod(v.shape) for v in model.variables))},
+        keras_version=keras.__version__,
+    )
 
 
 def _environment(devices: list[str]) -> dict[str, Any]:

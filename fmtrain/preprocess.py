@@ -21,7 +21,8 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from fmtrain.config.base import StrictModel
-from fmtrain.errors import ConfigError
+from fmtrain.dtypes import as_fed
+from fmtrain.errors import ConfigError, first_line
 from fmtrain.registry import Registry, describe_choices, did_you_mean
 
 STEPS: Registry[Callable[..., Any]] = Registry("preprocess step")
@@ -224,7 +225,9 @@ def _augment(params: AugmentParams, x_train: np.ndarray, info) -> list[Any]:
     if params.crop is not None:
         height, width = params.crop
         if height > x_train.shape[1] or width > x_train.shape[2]:
-            raise ValueError(f"crop {[height, width]} is larger than the images ({x_train.shape[1]}×{x_train.shape[2]})")
+            raise ValueError(
+                f"crop {[height, width]} is larger than the images ({x_train.shape[1]}×{x_train.shape[2]})"
+            )
         # RandomCrop passes whole images through outside training (Keras 3.15), so a CenterCrop,
         # a no-op on the training crops, gives evaluation the central window of the same size.
         layers += [keras.layers.RandomCrop(height, width), keras.layers.CenterCrop(height, width)]
@@ -304,16 +307,6 @@ SINGLE_INPUT = "inputs"
 """The name of the one input of array data (as in :func:`fmtrain.models.input_dtypes`)."""
 
 
-def as_fed(x) -> np.ndarray:
-    """An array as the model receives it: strings stay strings, integer ids int32, other numbers float32."""
-    x = np.asarray(x)
-    if x.dtype.kind in "OUS":
-        return x
-    if x.dtype.kind in "iu" and x.dtype != np.uint8:
-        return x.astype(np.int32)
-    return x.astype(np.float32)
-
-
 def fit_feature_layers(steps: list, x_train, info) -> list[Any] | dict[str, list[Any]]:
     """Fit every feature step on the training inputs, in order, as Keras layers.
 
@@ -345,7 +338,7 @@ def fit_feature_layers(steps: list, x_train, info) -> list[Any] | dict[str, list
                 current[name] = _apply(new_layers, current[name])
         except (ValueError, TypeError) as err:
             input_note = f" (input '{name}')" if named else ""
-            raise ConfigError(f"{where}{input_note}: {_first_line(err)}") from None
+            raise ConfigError(f"{where}{input_note}: {first_line(err)}") from None
         chains[name].extend(new_layers)
     return chains if named else chains[SINGLE_INPUT]
 
@@ -376,11 +369,6 @@ def _apply(layers: list[Any], x: np.ndarray) -> np.ndarray:
     for layer in layers:
         x = keras.ops.convert_to_numpy(layer(x))
     return x
-
-
-def _first_line(err: Exception) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
 
 
 def one_hot_classes(steps: list, info) -> int | None:

@@ -9,6 +9,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
 from fmtrain.config.yaml_marks import dump_yaml
 from fmtrain.errors import RunDirError
 from fmtrain.fileio import atomic_write_json, atomic_write_text
@@ -17,6 +19,88 @@ SCHEMA_VERSION = 1
 RUN_FILES = ("config.yaml", "metrics.json", "history.csv", "model.keras", "environment.json", "data_info.json")
 # What `fmtrain eval` needs; a run without them did not finish training.
 FINISHED_FILES = ("config.yaml", "model.keras", "data_info.json")
+
+
+class _Section(BaseModel):
+    # Read back leniently: a newer fmtrain may add keys, an older one lacks some.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Timing(_Section):
+    fit_seconds: float | None = None
+    """Wall time of the training loop, all phases, validation included."""
+    first_epoch_seconds: float | None = None
+    """The first epoch alone: tracing and compiling land here."""
+    total_seconds: float | None = None
+    """The whole `fmtrain fit`, data loading and reports included."""
+
+
+class Throughput(_Section):
+    train_samples_per_second: float | None = None
+
+
+class CompileInfo(_Section):
+    jit_compile: bool | None = None
+    steps_per_execution: int | str | None = None
+    traces: dict[str, int] = Field(default_factory=dict)
+    notes: list[str] = Field(default_factory=list)
+
+
+class ResumeInfo(_Section):
+    checkpoint: str
+    """The checkpoint file this process started from."""
+    from_step: int
+    steps_trained: int
+    """Steps this process trained: the rest of the run, not all of it."""
+
+
+class Interruption(_Section):
+    # Runs interrupted before fmtrain recorded where wrote just `interrupted: true`.
+    epoch: int | None = None
+    """1-based: the epoch in progress (or the last one finished, when step is 0)."""
+    step: int | None = None
+    global_step: int | None = None
+
+
+class RunMetrics(_Section):
+    """``metrics.json``: what `fmtrain fit` writes and the reports and console read."""
+
+    name: str = "run"
+    task: str | None = None
+    final: dict[str, dict[str, float] | None] = Field(default_factory=dict)
+    """Loss and metrics per split (train, val, test) after training, in inference mode."""
+    epochs_run: int | None = None
+    best_epoch: int | None = None
+    stopped_early: bool = False
+    global_step: int | None = None
+    resumed_from_step: int | None = None
+    resume: ResumeInfo | None = None
+    timing: Timing = Field(default_factory=Timing)
+    throughput: Throughput = Field(default_factory=Throughput)
+    compile: CompileInfo = Field(default_factory=CompileInfo)
+    deterministic: bool = False
+    precision: str | None = None
+    loss_fingerprint: str | None = None
+    data: dict[str, int] = Field(default_factory=dict)
+    """Examples per split."""
+    params: dict[str, int] = Field(default_factory=dict)
+    keras_version: str | None = None
+    transfer: dict[str, Any] | None = None
+    interrupted: Interruption | None = None
+    """Set while the run is unfinished: where it stopped."""
+
+    @field_validator("interrupted", mode="before")
+    @classmethod
+    def _old_flag(cls, value: Any) -> Any:
+        return {} if value is True else None if value is False else value
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form; sections that do not apply are left out rather than written empty."""
+        out = self.model_dump(mode="json")
+        for key in ("transfer", "interrupted"):
+            if out[key] is None:
+                del out[key]
+        return out
 
 
 class RunDir:
@@ -59,6 +143,22 @@ class RunDir:
         atomic_write_text(self.history, "\n".join(lines) + "\n")
 
     # ------------------------------------------------------------------ reading
+
+    def read_metrics(self) -> RunMetrics:
+        """``metrics.json`` as :class:`RunMetrics`.
+
+        Raises:
+            RunDirError: missing, unreadable, from a newer fmtrain, or not metrics.
+        """
+        from pydantic import ValidationError
+
+        payload = self.read_json(self.metrics)
+        try:
+            return RunMetrics.model_validate(payload)
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            where = ".".join(str(part) for part in problem["loc"])
+            raise RunDirError(f"{self.metrics}: {where}: {problem['msg']}; the run directory may be damaged") from None
 
     def read_json(self, path: Path) -> dict[str, Any]:
         try:

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from fmtrain.errors import DataError, RunDirError
 from fmtrain.report import classification_summary, print_eval, print_fit_summary, write_report
+from fmtrain.runs import RunMetrics
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CLASSES = ["cat", "dog", "bird"]
@@ -262,7 +263,7 @@ def test_print_eval_regression_has_no_class_tables():
 def test_print_fit_summary_shows_metrics_speed_and_paths(run_dir: Path):
     (run_dir / "report.html").write_text("<html></html>")
     console = Console(record=True, width=200)
-    print_fit_summary(console, _metrics(), run_dir)
+    print_fit_summary(console, RunMetrics.model_validate(_metrics()), run_dir)
     text = console.export_text()
     assert "0.9722" in text and "0.99" in text
     assert "3.2 s" in text and "41,000 samples/s" in text

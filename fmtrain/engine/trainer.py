@@ -17,7 +17,7 @@ from fmtrain.engine.callbacks import Callback
 from fmtrain.engine.checkpoints import Checkpoint, Snapshot, TrainingState
 from fmtrain.engine.feeds import DatasetFeed, GraphFeed, padded
 from fmtrain.engine.planning import CallPlan
-from fmtrain.errors import Interrupted, TrainingFailed
+from fmtrain.errors import Interrupted, TrainingFailed, first_line
 
 EVAL_BATCH = 256
 FINGERPRINT_CALLS = 10
@@ -227,7 +227,7 @@ class Trainer:
             # inputs, ops without XLA kernels): XLA fails while compiling, before any update.
             if not (jit and self.jit_policy == "auto" and plan.calls.get(True, 0) == 0):
                 raise
-            self.notes.append(f"XLA could not compile this model ({_first_line(exc)}); trained without jit_compile")
+            self.notes.append(f"XLA could not compile this model ({first_line(exc, 160)}); trained without jit_compile")
             plan.drop(True)
             return self._run_train(data, start, n, False, plan)
         shape = (key, n)
@@ -343,10 +343,6 @@ class Trainer:
 
 def _takes_strings(model) -> bool:
     return any("string" in str(t.dtype) for t in tf.nest.flatten(model.inputs))
-
-
-def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
 
 
 __all__ = ["Trainer", "FitResult"]

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from fmtrain.errors import ConfigError
+from fmtrain.errors import ConfigError, first_line
 from fmtrain.models.registry import MODELS, ModelParams, OutputSpec
 
 BACKBONES = (
@@ -97,14 +97,9 @@ def build_applications(params: ApplicationsParams, inputs, output: OutputSpec | 
     except ValueError as exc:
         key = "weights" if params.weights is not None and "weight" in str(exc).lower() else "backbone"
         raise ConfigError(f"model.{key}: {params.backbone} cannot be built on input of shape "
-                          f"{tuple(x.shape[1:])}: {_first_line(exc)}") from exc
+                          f"{tuple(x.shape[1:])}: {first_line(exc, 300)}") from exc
     backbone.trainable = params.trainable
     x = backbone(x)
     if output is None:
         return x
     return head(x, output, dropout=params.dropout)
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__

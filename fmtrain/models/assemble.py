@@ -82,18 +82,9 @@ def _keras_name(name: str) -> str:
 
 
 def input_dtypes(x) -> dict[str, str]:
-    """Keras input dtypes for raw arrays: strings stay strings, integer ids stay int32,
-    everything numeric else (uint8 pixels included) becomes float32."""
-    import numpy as np
-
-    def dtype_of(array) -> str:
-        kind = np.asarray(array).dtype.kind
-        if kind in "OUS":
-            return "string"
-        if kind in "iu" and np.asarray(array).dtype != np.uint8:
-            return "int32"
-        return "float32"
+    """Keras input dtype per input name ("inputs" for a single array), by :func:`fmtrain.dtypes.fed_dtype`."""
+    from fmtrain.dtypes import fed_dtype
 
     if isinstance(x, dict):
-        return {key: dtype_of(value) for key, value in x.items()}
-    return {"inputs": dtype_of(x)}
+        return {key: fed_dtype(value) for key, value in x.items()}
+    return {"inputs": fed_dtype(x)}

@@ -130,7 +130,8 @@ def build_custom(params: CustomParams, inputs, output: OutputSpec):
     if not callable(factory):
         raise ConfigError(f"model.factory: module '{module_name}' has no function '{function_name}'")
     offered = {
-        "input_shape": tuple(inputs.shape[1:]) if not isinstance(inputs, dict) else {k: tuple(v.shape[1:]) for k, v in inputs.items()},
+        "input_shape": (tuple(inputs.shape[1:]) if not isinstance(inputs, dict)
+                        else {k: tuple(v.shape[1:]) for k, v in inputs.items()}),
         "num_outputs": output.units,
         "output_activation": output.activation,
     }

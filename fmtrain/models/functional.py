@@ -175,7 +175,7 @@ def build_functional(params: FunctionalParams, inputs, output: OutputSpec):
     if not params.head:
         return outs[0]
     flat = [keras.layers.Flatten(name=f"{name}_flat")(t) if len(t.shape) > 2 else t
-            for name, t in zip(params.outputs, outs)]
+            for name, t in zip(params.outputs, outs, strict=True)]
     x = flat[0] if len(flat) == 1 else keras.layers.Concatenate(name="outputs")(flat)
     return keras.layers.Dense(output.units, activation=output.activation, dtype="float32", name="output")(x)
 

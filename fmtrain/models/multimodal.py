@@ -78,7 +78,9 @@ def build_multimodal(params: MultimodalParams, inputs, output: OutputSpec, vocab
             )
     missing = [name for name in inputs if name not in params.encoders]
     if missing:
-        raise ConfigError(f"model.encoders: no encoder for input '{missing[0]}'; add e.g. '{missing[0]}: {{type: mlp}}'")
+        raise ConfigError(
+            f"model.encoders: no encoder for input '{missing[0]}'; add e.g. '{missing[0]}: {{type: mlp}}'"
+        )
 
     known = vocab_sizes or {}
     features = [_encode(name, encoder, inputs[name], known.get(name)) for name, encoder in params.encoders.items()]
@@ -86,7 +88,7 @@ def build_multimodal(params: MultimodalParams, inputs, output: OutputSpec, vocab
         x = features[0] if len(features) == 1 else keras.layers.Concatenate(name="fused")(features)
     else:
         tokens = []
-        for name, feature in zip(params.encoders, features):
+        for name, feature in zip(params.encoders, features, strict=True):
             token = keras.layers.Dense(params.fusion_dim, name=f"{name}_projection")(feature)
             tokens.append(keras.layers.Reshape((1, params.fusion_dim), name=f"{name}_token")(token))
         x = tokens[0] if len(tokens) == 1 else keras.layers.Concatenate(axis=1, name="tokens")(tokens)

@@ -45,7 +45,9 @@ def _id_input(inputs, name: str, key: str, family: str):
         )
     ids = inputs[name]
     if len(ids.shape) > 2 or (len(ids.shape) == 2 and ids.shape[1] != 1):
-        raise ConfigError(f"model.{key}: input '{name}' must hold one id per example, found shape {tuple(ids.shape[1:])}")
+        raise ConfigError(
+            f"model.{key}: input '{name}' must hold one id per example, found shape {tuple(ids.shape[1:])}"
+        )
     return ids
 
 
@@ -177,7 +179,7 @@ class TwoTowerParams(ModelParams):
 
 @MODELS.register("two_tower", params=TwoTowerParams)
 def build_two_tower(params: TwoTowerParams, inputs, output: OutputSpec, vocab_sizes: dict[str, int] | None = None):
-    """Two-tower retrieval: query and candidate towers, L2-normalized; outputs in-batch scores (loss: in_batch_softmax)."""
+    """Two-tower retrieval: query and candidate towers, L2-normalized; in-batch scores (loss: in_batch_softmax)."""
     from fmtrain.models.layers import InBatchScores
 
     queries = _id_input(inputs, params.query_input, "query_input", "two_tower")

@@ -88,7 +88,8 @@ def build_cnn(params: CNNParams, inputs, output: OutputSpec | None):
         if params.pool != "none":
             if min(height, width) < 2:
                 raise ConfigError(
-                    f"model.filters: {len(params.filters)} pooled blocks shrink the {inputs.shape[1]}×{inputs.shape[2]} "
+                    f"model.filters: {len(params.filters)} pooled blocks shrink the "
+                    f"{inputs.shape[1]}×{inputs.shape[2]} "
                     f"image below 1×1 at block {block}; use at most {block} blocks or pool: none"
                 )
             height, width = height // 2, width // 2

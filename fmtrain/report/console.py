@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fmtrain.report.document import final_table, format_value
+from fmtrain.runs import RunMetrics
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -56,21 +57,21 @@ def print_eval(console: Console, result: dict[str, Any]) -> None:
             console.print(_top_confusions(summary))
 
 
-def print_fit_summary(console: Console, metrics: dict[str, Any], run_dir: Path) -> None:
+def print_fit_summary(console: Console, metrics: RunMetrics, run_dir: Path) -> None:
     """Print the final train/val/test metrics, fit time, throughput and where the run lives.
 
     Args:
         console: where to print.
-        metrics: the parsed ``metrics.json``.
+        metrics: what ``metrics.json`` holds.
         run_dir: the run directory; the report path is printed if a report is there.
     """
     from rich.table import Table
     from rich.text import Text
 
-    rows = final_table(metrics.get("final") or {})
+    rows = final_table(metrics.final)
     if rows:
         header, body = rows
-        _heading(console, f"{metrics.get('name', 'run')}: final metrics")
+        _heading(console, f"{metrics.name}: final metrics")
         table = Table()
         for i, column in enumerate(header):
             table.add_column(column, justify="left" if i == 0 else "right")
@@ -81,15 +82,15 @@ def print_fit_summary(console: Console, metrics: dict[str, Any], run_dir: Path) 
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="dim")
     facts.add_column()
-    epochs = metrics.get("epochs_run")
+    epochs = metrics.epochs_run
     if epochs is not None:
-        note = f" (best {metrics['best_epoch']})" if metrics.get("best_epoch") is not None else ""
-        note += ", stopped early" if metrics.get("stopped_early") else ""
+        note = f" (best {metrics.best_epoch})" if metrics.best_epoch is not None else ""
+        note += ", stopped early" if metrics.stopped_early else ""
         facts.add_row("epochs", Text(f"{epochs}{note}"))
-    fit_seconds = (metrics.get("timing") or {}).get("fit_seconds")
+    fit_seconds = metrics.timing.fit_seconds
     if fit_seconds is not None:
         facts.add_row("fit time", f"{fit_seconds:.1f} s")
-    speed = (metrics.get("throughput") or {}).get("train_samples_per_second")
+    speed = metrics.throughput.train_samples_per_second
     if speed is not None:
         facts.add_row("throughput", f"{speed:,.0f} samples/s")
     run_dir = Path(run_dir)

@@ -8,8 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from fmtrain.errors import RunDirError
 from fmtrain.fileio import atomic_write_text
+from fmtrain.runs import RunMetrics
 
 _SPLITS = ("train", "val", "test")
 
@@ -67,7 +70,7 @@ def write_report(run_dir: Path) -> Path:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunDirError(f"{run_dir}: run directory not found")
-    metrics = _read_json(run_dir / "metrics.json", required=True)
+    metrics = _read_metrics(run_dir / "metrics.json")
     environment = _read_json(run_dir / "environment.json", required=False)
     config_path = run_dir / "config.yaml"
     config_text = config_path.read_text(encoding="utf-8") if config_path.is_file() else None
@@ -131,6 +134,15 @@ def final_table(final: dict[str, Any]) -> tuple[list[str], list[list[str]]] | No
     return ["metric", *splits], rows
 
 
+def _read_metrics(path: Path) -> RunMetrics:
+    try:
+        return RunMetrics.model_validate(_read_json(path, required=True))
+    except ValidationError as err:
+        problem = err.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"])
+        raise RunDirError(f"{path}: {where}: {problem['msg']}") from None
+
+
 def _read_json(path: Path, *, required: bool) -> Any:
     if not path.is_file():
         if required:
@@ -179,14 +191,12 @@ def _score_row(label: str, scores: dict[str, Any], support: int) -> list[str]:
             format_value(support)]
 
 
-def _status(metrics: dict[str, Any], run_dir: Path) -> str | None:
-    interrupted = metrics.get("interrupted")
-    if not interrupted:
+def _status(metrics: RunMetrics, run_dir: Path) -> str | None:
+    where = metrics.interrupted
+    if where is None:
         return None
-    where = ""
-    if isinstance(interrupted, dict) and "epoch" in interrupted:
-        where = f" at epoch {interrupted['epoch']}, step {interrupted.get('step', 0)}"
-    return (f"Interrupted{where}, before training finished: these are the epochs done so far. "
+    at = f" at epoch {where.epoch}, step {where.step}" if where.epoch is not None else ""
+    return (f"Interrupted{at}, before training finished: these are the epochs done so far. "
             f"Continue with: fmtrain fit --resume {run_dir}")
 
 
@@ -200,30 +210,35 @@ def _config_name(config_text: str | None) -> str | None:
     return str(config["name"]) if isinstance(config, dict) and config.get("name") else None
 
 
-def _build(metrics, history_plots, evals, environment, config_text, data_info, run_dir: Path) -> _Report:
-    final = metrics.get("final") or {}
+def _build(metrics: RunMetrics, history_plots, evals, environment, config_text, data_info,
+           run_dir: Path) -> _Report:
+    final = metrics.final
     headline_split = next((s for s in ("test", "val", "train") if final.get(s)), None)
     headline = [(k, format_value(v)) for k, v in (final.get(headline_split) or {}).items()]
     table = final_table(final)
 
     overview = []
-    for key in ("epochs_run", "best_epoch", "stopped_early", "resumed_from_step"):
-        if key in metrics:
-            overview.append([key.replace("_", " "), format_value(metrics[key])])
-    for group in ("timing", "throughput", "compile", "transfer"):
-        for key, value in (metrics.get(group) or {}).items():
+    if metrics.epochs_run is not None:
+        for key in ("epochs_run", "best_epoch", "stopped_early", "resumed_from_step"):
+            overview.append([key.replace("_", " "), format_value(getattr(metrics, key))])
+    groups = {"timing": metrics.timing.model_dump(), "throughput": metrics.throughput.model_dump(),
+              "compile": metrics.compile.model_dump(), "transfer": metrics.transfer or {}}
+    for group, values in groups.items():
+        for key, value in values.items():
+            if value is None:
+                continue
             label = key.replace("_", " ")
             if group == "transfer" and key in ("trainable", "frozen"):
                 label += " layers"
             overview.append([label, format_value(value) if value != [] else "none"])
-    for key, value in (metrics.get("params") or {}).items():
+    for key, value in metrics.params.items():
         overview.append([f"{key} params", format_value(value)])
 
-    data = metrics.get("data") or {}
+    data = metrics.data
     return _Report(
         # An interrupted run's metrics.json did not get that far: its config names it.
-        name=str((metrics.get("interrupted") and _config_name(config_text)) or metrics.get("name") or "unnamed run"),
-        task=str(metrics.get("task") or (data_info or {}).get("task") or "unknown"),
+        name=(metrics.interrupted and _config_name(config_text)) or metrics.name,
+        task=metrics.task or (data_info or {}).get("task") or "unknown",
         status=_status(metrics, run_dir),
         headline_split=headline_split,
         headline=headline,
