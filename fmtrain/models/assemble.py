@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 from fmtrain.errors import ConfigError
@@ -52,7 +51,7 @@ def build_model(model_cfg, *, input_shape, preprocessing: list[Any] | dict[str, 
         x = _chain(preprocessing, inputs)
     builder = MODELS.get(model_cfg.type).build
     extra = {}
-    if "vocab_sizes" in inspect.signature(builder).parameters:
+    if model_cfg.uses_vocab_sizes:
         extra["vocab_sizes"] = {**(vocab_sizes or {}), **_vocabulary_sizes(chains)}
     outputs = builder(model_cfg, x, output, **extra)
     if keras.mixed_precision.global_policy().compute_dtype != "float32":
