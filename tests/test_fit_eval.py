@@ -175,7 +175,7 @@ train: {epochs: 15}
         ("model: {type: sequential, layers: [{Dense: {units: 3, activation: softmax}}]}", "10 classes"),
         ("model: {type: sequential, layers: [{Dense: {unitz: 3}}]}", "model.layers.0.Dense"),
         ("optimizer: {name: sgd, momentun: 0.9}", "did you mean 'momentum'"),
-        ("metrics: [mae, {f1: {average: median}}]", "metrics.f1.average"),
+        ("metrics: [mae, {f1: {average: median}}]", "metrics.1.f1.average"),
     ],
 )
 def test_config_problems_found_at_build_time_exit_2_and_write_nothing(tmp_path, change, fragment):

@@ -32,9 +32,9 @@ PLACEHOLDER = "NUMBER_GOES_HERE"
 # until it gets an entry here.
 REQUIRED = {  # (class name or "*", key): value
     ("*", "path"): "data.file",  # file sources; validation does not open it
-    ("ApplicationsParams", "backbone"): "MobileNetV2",
-    ("ViTParams", "patch_size"): 2,
-    ("MultimodalParams", "encoders"): {"numeric": {"type": "mlp"}},
+    ("ApplicationsModel", "backbone"): "MobileNetV2",
+    ("VitModel", "patch_size"): 2,
+    ("MultimodalModel", "encoders"): {"numeric": {"type": "mlp"}},
     ("ExponentialSchedule", "initial"): 0.1,
     ("ExponentialSchedule", "decay_steps"): 10,
     ("ExponentialSchedule", "decay_rate"): 0.5,
@@ -69,7 +69,7 @@ def _number_fields(node: dict, path: tuple, context: dict, defs: dict, seen: fro
     properties = node.get("properties", {})
     if not properties:
         return
-    owner = str(context.get("__def__")).rsplit("__", 1)[-1]  # fmtrain__models__vision__ViTParams → ViTParams
+    owner = str(context.get("__def__")).rsplit("__", 1)[-1]  # the definition's name, e.g. VitModel
     inner = {k: v for k, v in context.items() if k != "__def__"}
     for key, sub in properties.items():
         if "const" in sub:  # a discriminator: model type, schedule
