@@ -9,10 +9,14 @@ from typing import Any
 
 import numpy as np
 
+from fmtrain import data as data_layer
+from fmtrain.engine.device import configure, set_mixed_precision
 from fmtrain.errors import ConfigError, DataError, RunDirError, first_line
 from fmtrain.expectations import Expectation, check_expectations
 from fmtrain.fileio import sha256_of
+from fmtrain.report import classification_summary, print_eval, write_report
 from fmtrain.runs import SCHEMA_VERSION, RunDir, find_run
+from fmtrain.trainers import build_trainer
 
 
 @dataclass
@@ -64,14 +68,10 @@ def evaluate_run(run_dir: Path, options: EvalOptions) -> EvalOutcome:
         data_record = {"path": str(data_path), "sha256": sha256_of(data_path) if data_path.exists() else None}
     cfg = load_config(run.config, overrides)
 
-    from fmtrain.engine.device import configure, set_mixed_precision
-
     configure(options.device, cfg.seed, options.verbose)
     set_mixed_precision("off")  # the saved layers carry their own dtype policies
 
-    from fmtrain import data as data_layer
     from fmtrain.targets import Targets, output_units
-    from fmtrain.trainers import build_trainer
 
     info = data_layer.DataInfo.from_dict(run.read_json(run.data_info))
     splits = data_layer.build(cfg.data, seed=cfg.seed, encoders=info.encoders)
@@ -87,8 +87,6 @@ def evaluate_run(run_dir: Path, options: EvalOptions) -> EvalOutcome:
     metrics = trainer.evaluate(split.x, y)
     classification = None
     if info.task == "classification":
-        from fmtrain.report import classification_summary
-
         scores = trainer.predict(split.x)
         predicted = (scores[:, 0] > 0.5).astype(int) if scores.shape[-1] == 1 else np.argmax(scores, axis=-1)
         names = info.class_names or [str(i) for i in range(info.num_classes or int(predicted.max()) + 1)]
@@ -102,10 +100,7 @@ def evaluate_run(run_dir: Path, options: EvalOptions) -> EvalOutcome:
     if not options.quiet:
         from rich.console import Console
 
-        from fmtrain.report import print_eval
-
         print_eval(options.console or Console(), result)
-    from fmtrain.report import write_report
 
     write_report(run.path)
     lines = check_expectations(options.expectations, {split_name: metrics}, split_name) if options.expectations else []

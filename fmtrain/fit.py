@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import os
 import platform
+import shutil
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fmtrain import __version__
+from fmtrain import data as data_layer
+from fmtrain.engine.callbacks import CheckpointCallback, EarlyStopping, ProgressCallback
+from fmtrain.engine.device import configure, set_mixed_precision
+from fmtrain.engine.signals import stop_on_signals
 from fmtrain.errors import Interrupted, RunDirError, TrainingFailed
-from fmtrain.expectations import Expectation, check_expectations
+from fmtrain.expectations import Expectation, check_expectation_names, check_expectations
+from fmtrain.optim import build_optimizer
+from fmtrain.report import write_report
 from fmtrain.runs import (
     CompileInfo,
     Interruption,
@@ -25,6 +34,8 @@ from fmtrain.runs import (
     create_run_dir,
     default_run_path,
 )
+from fmtrain.trainers import build_trainer
+from fmtrain.transfer import fine_tune_rate, start_transfer, trainable_report, unfreeze_all
 
 if TYPE_CHECKING:
     from fmtrain.config.schema import Config
@@ -94,16 +105,12 @@ def fit(cfg: Config, options: FitOptions) -> FitOutcome:
     if not resume_from:
         check_run_path(path, options.overwrite)
 
-    from fmtrain.engine.device import configure, set_mixed_precision
-    from fmtrain.transfer import start_transfer
-
     devices = configure(options.device, cfg.seed, options.verbose, deterministic=cfg.train.deterministic)
     precision = set_mixed_precision(cfg.train.mixed_precision)
     encoders = _saved_encoders(RunDir(path)) if resume_from else None
     prepared = _prepare(cfg, options, encoders, precision)
     transfer = start_transfer(cfg, prepared.model)
     trainer = _first_trainer(cfg, prepared, resume_from)  # optimizer, loss, metrics: checked before any write
-    from fmtrain.expectations import check_expectation_names  # a typo in --expect costs a second, not a run
 
     check_expectation_names(options.expectations, metric_names=["loss", *(m.name for m in trainer.parts.metrics)],
                             splits=list(_present(prepared.splits)))
@@ -125,8 +132,6 @@ def fit(cfg: Config, options: FitOptions) -> FitOutcome:
     run.write_history(result.history)
     metrics = _metrics_payload(cfg, prepared, result, final, trainer, started)
     if transfer:
-        from fmtrain.transfer import trainable_report
-
         metrics = metrics.model_copy(update={"transfer": {**transfer, **trainable_report(prepared.model)}})
     run.write_json(run.metrics, metrics.to_dict())
 
@@ -136,7 +141,6 @@ def fit(cfg: Config, options: FitOptions) -> FitOutcome:
 
         evaluate_run(run.path, EvalOptions(split=_default_split(final), quiet=True, device=options.device,
                                            limit=SMOKE_EVAL_EXAMPLES))
-    from fmtrain.report import write_report
 
     write_report(run.path)
     lines = check_expectations(options.expectations, final, _default_split(final)) if options.expectations else []
@@ -151,7 +155,6 @@ def _saved_encoders(run: RunDir) -> dict:
 
 def _prepare(cfg: Config, options: FitOptions, encoders, precision: str) -> _Prepared:
     """Data, targets and the model (preprocessing fitted on the training split)."""
-    from fmtrain import data as data_layer
     from fmtrain.models import build_model, input_dtypes
     from fmtrain.preprocess import fit_feature_layers
     from fmtrain.targets import Targets, output_units
@@ -189,8 +192,6 @@ def _open_run(cfg: Config, path: Path, options: FitOptions, prepared: _Prepared,
 
 
 def _make_trainer(cfg: Config, prepared: _Prepared, learning_rate: float | None = None):
-    from fmtrain.optim import build_optimizer
-    from fmtrain.trainers import build_trainer
 
     optimizer_cfg = cfg.optimizer
     if learning_rate is not None:
@@ -204,7 +205,6 @@ def _make_trainer(cfg: Config, prepared: _Prepared, learning_rate: float | None 
 
 
 def _callbacks(cfg: Config, options: FitOptions, run: RunDir, has_validation: bool) -> list:
-    from fmtrain.engine.callbacks import CheckpointCallback, EarlyStopping, ProgressCallback
     from fmtrain.engine.checkpoints import CheckpointManager
     from fmtrain.resume import config_hash
 
@@ -226,7 +226,6 @@ def _callbacks(cfg: Config, options: FitOptions, run: RunDir, has_validation: bo
 def _first_trainer(cfg: Config, prepared: _Prepared, resume_from: Checkpoint | None):
     """The trainer training starts (or resumes) with; a checkpoint from the fine-tuning phase
     resumes with every layer trainable and the fine-tuning learning rate."""
-    from fmtrain.transfer import fine_tune_rate, unfreeze_all
 
     unfreeze_at = cfg.train.unfreeze_after_epochs
     if unfreeze_at and resume_from and resume_from.state.epoch >= unfreeze_at:
@@ -241,8 +240,6 @@ def _train(cfg: Config, options: FitOptions, prepared: _Prepared, run: RunDir, r
 
     Returns the trainer of the last phase and its FitResult.
     """
-    from fmtrain.engine.signals import stop_on_signals
-    from fmtrain.transfer import fine_tune_rate, unfreeze_all
 
     unfreeze_at, epochs = cfg.train.unfreeze_after_epochs, prepared.epochs
     resumed_epoch = resume_from.state.epoch if resume_from else 0
@@ -281,7 +278,6 @@ def _train(cfg: Config, options: FitOptions, prepared: _Prepared, run: RunDir, r
 
 def _both_phases(frozen, fine_tuned):
     """One FitResult for a run trained frozen, then fine-tuned: where it started and all it trained."""
-    from dataclasses import replace
 
     return replace(fine_tuned, started_at_step=frozen.started_at_step, resumed_from=frozen.resumed_from,
                    steps_trained=frozen.steps_trained + fine_tuned.steps_trained,
@@ -292,7 +288,6 @@ def _both_phases(frozen, fine_tuned):
 def _remove_if_nothing_trained(run: RunDir) -> None:
     """A new run that failed before its first checkpoint holds nothing worth keeping, and would
     make the next try need --overwrite: remove it."""
-    import shutil
 
     if not any((run.path / "checkpoints").glob("step-*.npz")):
         shutil.rmtree(run.path, ignore_errors=True)
@@ -307,8 +302,6 @@ def _write_partial_report(run: RunDir, cfg: Config, prepared: _Prepared, trainer
         run.write_json(run.metrics, RunMetrics(name=cfg.name, task=prepared.splits.info.task,
                                                interrupted=where).to_dict())
     try:
-        from fmtrain.report import write_report
-
         write_report(run.path)
     except RunDirError:
         pass  # a report is a courtesy here; the checkpoint is what matters
@@ -323,7 +316,6 @@ def _default_split(final: dict[str, Any]) -> str:
 
 
 def _save_model(model, run: RunDir) -> None:
-    import os
 
     temporary = run.path / ".model.partial.keras"
     model.save(temporary)
@@ -389,8 +381,6 @@ def _metrics_payload(cfg: Config, prepared: _Prepared, result, final, trainer, s
 def _environment(devices: list[str]) -> dict[str, Any]:
     import keras
     import tensorflow as tf
-
-    from fmtrain import __version__
 
     return {
         "python": platform.python_version(),

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from fmtrain.losses import build_loss
+from fmtrain.metrics import build_metrics
+
 if TYPE_CHECKING:
     from fmtrain.config.schema import Config
     from fmtrain.engine.trainer import Trainer
@@ -20,8 +23,6 @@ def build_trainer(cfg: Config, model, targets: Targets, optimizer=None) -> Train
         optimizer: a Keras optimizer to train with; None for a trainer that only evaluates.
     """
     from fmtrain.engine.trainer import Trainer
-    from fmtrain.losses import build_loss
-    from fmtrain.metrics import build_metrics
     from fmtrain.targets import output_units
 
     metrics = build_metrics(cfg.metrics, targets.metric_context(output_units(model)), cfg.model.default_metrics)

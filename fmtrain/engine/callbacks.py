@@ -10,6 +10,9 @@ import sys
 import time
 from typing import Any
 
+from fmtrain.errors import ConfigError
+from fmtrain.registry import did_you_mean
+
 
 class Callback:
     """Hooks the trainer calls; ``trainer`` is set before training starts."""
@@ -92,9 +95,6 @@ class EarlyStopping(Callback):
         self.stopped_early = False
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
-        from fmtrain.errors import ConfigError
-        from fmtrain.registry import did_you_mean
-
         if self.monitor not in logs:
             raise ConfigError(
                 f"train.early_stopping.monitor: '{self.monitor}' is not logged{did_you_mean(self.monitor, logs)}; "

@@ -8,10 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import ValidationError
 
 from fmtrain.errors import RunDirError
 from fmtrain.fileio import atomic_write_text
+from fmtrain.report.plots import plot_confusion_matrix, plot_history
 from fmtrain.runs import RunMetrics
 
 _SPLITS = ("train", "val", "test")
@@ -65,7 +67,6 @@ def write_report(run_dir: Path) -> Path:
     Raises:
         RunDirError: ``run_dir`` or its ``metrics.json`` is missing, or a file is unreadable.
     """
-    from fmtrain.report.plots import plot_confusion_matrix, plot_history
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -201,7 +202,6 @@ def _status(metrics: RunMetrics, run_dir: Path) -> str | None:
 
 
 def _config_name(config_text: str | None) -> str | None:
-    import yaml
 
     try:
         config = yaml.safe_load(config_text) if config_text else None

@@ -1,0 +1,80 @@
+"""House rules that a reviewer would otherwise have to remember: checked on every `make test`."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "fmtrain"
+# Libraries that cost ~50 ms or more to import (measured with `python -X importtime`): a module
+# that needs one only in some functions imports it there, so `fmtrain --help` and
+# `fmtrain validate` stay fast. Everything else is imported at the top of the module.
+HEAVY = {"tensorflow", "keras", "sklearn", "matplotlib", "jinja2", "PIL", "numpy", "pydantic", "rich"}
+
+
+def _modules() -> dict[str, ast.Module]:
+    modules = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        modules[name] = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    return modules
+
+
+MODULES = _modules()
+
+
+def _top_level_imports(tree: ast.Module) -> set[str]:
+    """What a module imports when it is imported (``if TYPE_CHECKING:`` blocks do not count)."""
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+            names |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return names
+
+
+def _heavy(name: str, seen: frozenset[str] = frozenset()) -> bool:
+    """Whether importing ``name`` imports a heavy library (itself, or through fmtrain modules)."""
+    if name.split(".")[0] in HEAVY:
+        return True
+    if name not in MODULES or name in seen:
+        return False
+    seen = seen | {name}
+    parts = name.split(".")
+    parents = [".".join(parts[:i]) for i in range(1, len(parts))]  # importing a.b.c imports a and a.b
+    return any(_heavy(m, seen) for m in [*parents, *_top_level_imports(MODULES[name])])
+
+
+def _function_imports(tree: ast.Module):
+    for function in ast.walk(tree):
+        if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for node in ast.walk(function):
+            if isinstance(node, ast.Import):
+                yield from ((node.lineno, alias.name) for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                yield node.lineno, node.module
+
+
+def test_imports_inside_functions_are_only_for_heavy_modules():
+    light = sorted(
+        f"{name.replace('.', '/')}.py:{line}: import {module}"
+        for name, tree in MODULES.items()
+        for line, module in _function_imports(tree)
+        if not _heavy(module)
+    )
+    assert not light, "move these imports to the top of their modules:\n" + "\n".join(light)
+
+
+def test_the_cli_imports_no_heavy_library_for_help():
+    """`fmtrain --help` and `--version` answer without TensorFlow, Keras, numpy or pydantic."""
+    code = ("import sys, fmtrain.cli; print(' '.join(sorted(m for m in sys.modules "
+            "if m.split('.')[0] in {'tensorflow', 'keras', 'numpy', 'pydantic', 'sklearn', 'matplotlib'})))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert not loaded, f"importing fmtrain.cli loads {loaded}"
