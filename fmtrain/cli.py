@@ -6,6 +6,7 @@ TensorFlow is imported only inside the commands that train or load models, so ``
 
 from __future__ import annotations
 
+import difflib
 import json
 import sys
 from collections.abc import Callable
@@ -13,11 +14,99 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer._click.exceptions import NoArgsIsHelpError, NoSuchOption, UsageError  # Typer vendors click
+from typer.core import TyperCommand, TyperGroup
 
 from fmtrain import __version__
-from fmtrain.errors import FmtrainError
+from fmtrain.engine.device import quiet_tensorflow_logs
+from fmtrain.errors import ConfigError, FmtrainError, first_line
+from fmtrain.expectations import parse_expectation
+from fmtrain.registry import did_you_mean
+
+
+class _FlagsTakeNoValue:
+    """``--help`` shown without a value, like the other flags (see :func:`_flag`)."""
+
+    def get_help_option(self, ctx):
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+
+class _Command(_FlagsTakeNoValue, TyperCommand):
+    pass
+
+
+class _OneLineUsageErrors(_FlagsTakeNoValue, TyperGroup):
+    """Usage errors as one ``error:`` line and exit 2, like every other fmtrain error (Typer would
+    draw a panel); an unknown option that is a config key gets the ``--set`` that sets it."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        except NoArgsIsHelpError:  # `fmtrain` alone: Typer's own help page
+            return super().main(argv, prog_name, complete_var, standalone_mode=standalone_mode, **extra)
+        except UsageError as exc:
+            typer.echo(f"error: {_usage_problem(exc, argv)}", err=True)
+            code = exc.exit_code
+        if standalone_mode:
+            sys.exit(code if isinstance(code, int) else 0)
+        return code
+
+
+def _usage_problem(exc: UsageError, argv: list[str]) -> str:
+    command = exc.ctx.command_path if exc.ctx is not None else "fmtrain"
+    if isinstance(exc, NoSuchOption):
+        name = exc.option_name
+        key = _config_key(name)
+        if key is not None:
+            given = name.partition("=")[2] or _value_after(name, argv) or "VALUE"
+            return f"{command}: no option {name}; config keys are set with --set, e.g. --set {key}={given}"
+        return f"{command}: no option {name}{did_you_mean(name, exc.possibilities or [])}; see {command} --help"
+    message = exc.format_message().rstrip(".")
+    return f"{message[:1].lower()}{message[1:]}{' ' if message.endswith('?') else '; '}see {command} --help"
+
+
+def _value_after(option: str, argv: list[str]) -> str | None:
+    joined = next((arg for arg in argv if arg.startswith(f"{option}=")), None)
+    if joined is not None:
+        return joined.partition("=")[2]
+    position = argv.index(option) if option in argv else -1
+    following = argv[position + 1] if 0 <= position < len(argv) - 1 else None
+    return following if following is not None and not following.startswith("-") else None
+
+
+def _config_key(option: str) -> str | None:
+    """The config key an unknown option names (``--epochs`` → ``train.epochs``, ``--lerning-rate`` →
+    ``optimizer.learning_rate``), the shortest if several; None when nothing is close."""
+    from fmtrain.config.schema import Config
+
+    leaf = option.lstrip("-").partition("=")[0].replace("-", "_")
+    schema = Config.model_json_schema()
+    paths = {path for path in _key_paths(schema, schema)}
+    leaves = {path.rsplit(".", 1)[-1] for path in paths}
+    close = difflib.get_close_matches(leaf, leaves, n=1, cutoff=0.8)
+    matches = sorted((path for path in paths if close and path.rsplit(".", 1)[-1] == close[0]),
+                     key=lambda path: (path.count("."), path))
+    return matches[0] if matches else None
+
+
+def _key_paths(node: dict, root: dict, prefix: str = "", depth: int = 0):
+    if depth > 3 or not isinstance(node, dict):
+        return
+    if "$ref" in node:
+        node = root["$defs"][node["$ref"].rsplit("/", 1)[-1]]
+    for variant in node.get("anyOf", []) + node.get("oneOf", []):
+        yield from _key_paths(variant, root, prefix, depth)
+    for key, child in node.get("properties", {}).items():
+        yield f"{prefix}{key}"
+        yield from _key_paths(child, root, f"{prefix}{key}.", depth + 1)
+
 
 app = typer.Typer(
+    cls=_OneLineUsageErrors,
     name="fmtrain",
     help="Train and evaluate Keras models from YAML files.\n\n"
     "[bold]fmtrain fit[/] CONFIG trains and writes a run directory; [bold]fmtrain eval[/] RUN_DIR evaluates it.",
@@ -26,6 +115,11 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+def _flag(*names: str, **options):
+    """A boolean flag; its help shows no value (Typer would print '<bool>', as if it took one)."""
+    return typer.Option(*names, metavar="", **options)
+
 
 Overrides = Annotated[
     list[str] | None,
@@ -39,9 +133,9 @@ Expects = Annotated[
                  "as the epoch line names it; repeatable."),
 ]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu or gpu.", case_sensitive=False)]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result.")]
-Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show TensorFlow's own log output.")]
-Debug = Annotated[bool, typer.Option("--debug", help="Show the Python traceback on errors.")]
+Quiet = Annotated[bool, _flag("--quiet", "-q", help="Print only the result.")]
+Verbose = Annotated[bool, _flag("--verbose", "-v", help="Show TensorFlow's own log output.")]
+Debug = Annotated[bool, _flag("--debug", help="Show the Python traceback on errors.")]
 
 
 def _version(value: bool) -> None:
@@ -52,7 +146,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+    version: Annotated[bool, _flag("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
 ) -> None:
     """Train and evaluate Keras models from YAML files."""
@@ -73,18 +167,10 @@ def _run(action: Callable[[], int | None], debug: bool) -> None:
     except Exception as exc:  # the last line of defence: one line, not a traceback, unless --debug
         if debug:
             raise
-        typer.echo(f"error: unexpected {type(exc).__name__}: {_gist(exc)} (run again with --debug for the traceback)",
-                   err=True)
+        typer.echo(f"error: unexpected {type(exc).__name__}: {first_line(exc, 300)} "
+                   "(run again with --debug for the traceback)", err=True)
         raise typer.Exit(1) from None
     raise typer.Exit(code)
-
-
-def _gist(exc: Exception) -> str:
-    """The informative line of an exception (TensorFlow puts it last, after 'in user code:')."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    if not lines:
-        return ""
-    return (lines[-1] if lines[0].startswith("in user code") else lines[0])[:300]
 
 
 def _console():
@@ -94,7 +180,6 @@ def _console():
 
 
 def _check_device(device: str) -> str:
-    from fmtrain.errors import ConfigError
 
     device = device.lower()
     if device not in ("auto", "cpu", "gpu"):
@@ -102,22 +187,22 @@ def _check_device(device: str) -> str:
     return device
 
 
-@app.command()
+@app.command(cls=_Command)
 def fit(
     config: Annotated[Path | None, typer.Argument(help="The YAML config file (optional with --resume).",
                                                   show_default=False)] = None,
     overrides: Overrides = None,
     resume: Annotated[Path | None, typer.Option("--resume",
                                                 help="Continue this run directory from its latest checkpoint.")] = None,
-    allow_config_change: Annotated[bool, typer.Option(
+    allow_config_change: Annotated[bool, _flag(
         "--allow-config-change", help="With --resume: continue even though CONFIG/--set differ from the run's config.",
     )] = False,
     run_dir: Annotated[Path | None, typer.Option("--run-dir",
                                                  help="Write the run here instead of runs/<name>/<UTC time>/.")] = None,
     runs_root: Annotated[Path, typer.Option("--runs-root",
                                             help="Parent folder of default run directories.")] = Path("runs"),
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing run in --run-dir.")] = False,
-    smoke: Annotated[bool, typer.Option(
+    overwrite: Annotated[bool, _flag("--overwrite", help="Replace an existing run in --run-dir.")] = False,
+    smoke: Annotated[bool, _flag(
         "--smoke", help="Whole chain on a small subset for a couple of epochs: data → fit → save → reload → eval.",
     )] = False,
     expect: Expects = None,
@@ -130,9 +215,6 @@ def fit(
 
     def action() -> int:
         from fmtrain.config import load_config
-        from fmtrain.engine.device import quiet_tensorflow_logs
-        from fmtrain.errors import ConfigError
-        from fmtrain.expectations import parse_expectation
         from fmtrain.fit import FitOptions
         from fmtrain.fit import fit as fit_run
         from fmtrain.resume import resume_config
@@ -170,7 +252,7 @@ def fit(
     _run(action, debug)
 
 
-@app.command("eval")
+@app.command("eval", cls=_Command)
 def eval_(
     run_dir: Annotated[Path, typer.Argument(help="A run directory written by fmtrain fit.", show_default=False)],
     split: Annotated[str, typer.Option("--split", help="Which split of the run's data: test, val or train.")] = "test",
@@ -178,7 +260,7 @@ def eval_(
         "--data", help="Evaluate on this file instead (same format as the run's data.path).")] = None,
     overrides: Overrides = None,
     expect: Expects = None,
-    unsafe: Annotated[bool, typer.Option(
+    unsafe: Annotated[bool, _flag(
         "--unsafe", help="Allow loading models that contain code (Lambda layers). Only for runs you trust.")] = False,
     device: Device = "auto",
     quiet: Quiet = False,
@@ -188,10 +270,7 @@ def eval_(
     """Reload RUN_DIR's model and evaluate it: loss, metrics, per-class precision/recall/F1, confusion matrix."""
 
     def action() -> int:
-        from fmtrain.engine.device import quiet_tensorflow_logs
-        from fmtrain.errors import ConfigError
         from fmtrain.evaluate import EvalOptions, evaluate_run
-        from fmtrain.expectations import parse_expectation
 
         if split not in ("test", "val", "train"):
             raise ConfigError(f"--split {split}: expected test, val or train")
@@ -210,24 +289,23 @@ def eval_(
     _run(action, debug)
 
 
-@app.command()
+@app.command(cls=_Command)
 def validate(
     config: Annotated[Path, typer.Argument(help="The YAML config file.", show_default=False)],
     overrides: Overrides = None,
-    show: Annotated[bool, typer.Option("--show",
+    show: Annotated[bool, _flag("--show",
                                        help="Print the resolved config (every default written out).")] = False,
     debug: Debug = False,
 ) -> None:
     """Check CONFIG without importing TensorFlow: exit 0 when valid, 2 with the problems otherwise."""
 
     def action() -> int:
-        import yaml
-
         from fmtrain.config import load_config
+        from fmtrain.config.yaml_marks import dump_yaml
 
         cfg = load_config(config, overrides or [])
-        if show:
-            typer.echo(yaml.safe_dump(cfg.to_yaml_dict(), sort_keys=False), nl=False)
+        if show:  # written by the rules it is read back with (a name like '1e3' stays text)
+            typer.echo(dump_yaml(cfg.to_yaml_dict()), nl=False)
         else:
             typer.echo(f"{config}: ok ({cfg.model.type} model on {cfg.data.source}, {cfg.train.epochs} epochs)")
         return 0
@@ -235,7 +313,7 @@ def validate(
     _run(action, debug)
 
 
-@app.command()
+@app.command(cls=_Command)
 def report(
     run_dir: Annotated[Path, typer.Argument(help="A run directory written by fmtrain fit.", show_default=False)],
     debug: Debug = False,
@@ -254,7 +332,7 @@ def report(
 LISTS = ("models", "sources", "preprocess", "metrics")
 
 
-@app.command("list")
+@app.command("list", cls=_Command)
 def list_(
     what: Annotated[str, typer.Argument(help=f"One of: {', '.join(LISTS)}.")] = "models",
     debug: Debug = False,
@@ -262,9 +340,6 @@ def list_(
     """List what a config can name: model types, data sources, preprocessing steps or metrics."""
 
     def action() -> int:
-        from fmtrain.errors import ConfigError
-        from fmtrain.registry import did_you_mean
-
         registries = _registries()
         if what not in registries:
             raise ConfigError(f"list {what}: expected one of {', '.join(LISTS)}{did_you_mean(what, LISTS)}")
@@ -284,15 +359,13 @@ def list_(
 
 
 def _registries() -> dict:
-    from fmtrain.data.sources import SOURCES
-    from fmtrain.metrics import METRICS
-    from fmtrain.models import MODELS
-    from fmtrain.preprocess import STEPS
+    from fmtrain import components
 
-    return {"models": MODELS, "sources": SOURCES, "preprocess": STEPS, "metrics": METRICS}
+    return {"models": components.MODELS, "sources": components.SOURCES, "preprocess": components.STEPS,
+            "metrics": components.METRICS}
 
 
-@app.command()
+@app.command(cls=_Command)
 def schema(debug: Debug = False) -> None:
     """Print the config's JSON Schema (for editors and linters)."""
 

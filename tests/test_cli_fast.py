@@ -219,3 +219,31 @@ print(json.dumps({"codes": codes, "heavy": heavy}))
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert all(code in (0, None) for code in report["codes"].values()), report["codes"]
     assert report["heavy"] == []
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["fit", "--epochs", "3", "c.yaml"], ["fmtrain fit: no option --epochs", "--set train.epochs=3"]),
+    (["fit", "--batch-size=64", "c.yaml"], ["--set data.batch_size=64"]),
+    (["fit", "--lerning-rate", "1e-3", "c.yaml"], ["--set optimizer.learning_rate=1e-3"]),
+    (["fit", "--expct", "x"], ["no option --expct", "did you mean '--expect'"]),
+    (["evl"], ["no such command 'evl'", "eval"]),
+    (["eval"], ["missing argument", "fmtrain eval --help"]),
+    (["fit", "a.yaml", "b.yaml"], ["unexpected extra argument", "fmtrain fit --help"]),
+], ids=["config-key", "config-key-with-equals", "misspelt-config-key", "misspelt-option", "misspelt-command",
+        "missing-argument", "extra-argument"])
+def test_usage_errors_are_one_line_with_the_fix(args, fragments):
+    """Like every other error: one `error:` line, exit 2 — not a boxed panel; config keys point to --set."""
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_flags_are_shown_without_a_value():
+    """`--overwrite <bool>` read as if it took a value, then refused one."""
+    for command in ("fit", "eval", "validate"):
+        result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0 and "<bool>" not in result.output
+        assert "--quiet" in result.output or command == "validate"
