@@ -88,7 +88,8 @@ def evaluate_run(run_dir: Path, options: EvalOptions) -> EvalOutcome:
     classification = None
     if info.task == "classification":
         scores = trainer.predict(split.x)
-        predicted = (scores[:, 0] > 0.5).astype(int) if scores.shape[-1] == 1 else np.argmax(scores, axis=-1)
+        cut = 0.0 if targets.from_logits else 0.5  # one unit: a logit is positive above 0, a probability above 0.5
+        predicted = (scores[:, 0] > cut).astype(int) if scores.shape[-1] == 1 else np.argmax(scores, axis=-1)
         names = info.class_names or [str(i) for i in range(info.num_classes or int(predicted.max()) + 1)]
         classification = classification_summary(np.asarray(split.y).astype(int), predicted, names)
     result = {"split": split_name, "n_samples": len(split), "metrics": metrics, "classification": classification}

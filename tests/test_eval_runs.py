@@ -99,3 +99,16 @@ def test_each_data_file_gets_its_own_result_with_its_path_and_hash(image_run, tm
     for file in sorted(p for p in second.rglob("*") if p.is_file()):
         digest.update(str(file.relative_to(second)).encode() + b"\0" + file.read_bytes())
     assert results["eval-data-second.json"]["data"]["sha256"] == digest.hexdigest()
+
+
+def test_the_per_class_summary_of_a_logit_model_agrees_with_its_accuracy(tmp_path):
+    """One output unit with from_logits: a logit is positive above 0, not 0.5, in the summary too."""
+    config = tmp_path / "c.yaml"
+    config.write_text("name: logits\ndata: {source: breast_cancer, test_split: 0.3}\n"
+                      "preprocess: [{standardize: {}}]\nmodel: {type: mlp, hidden_units: [8]}\n"
+                      "loss: {binary_crossentropy: {from_logits: true}}\nmetrics: [accuracy]\ntrain: {epochs: 3}\n")
+    run = tmp_path / "run"
+    assert invoke("fit", config, "--run-dir", run, "--quiet").exit_code == 0
+    assert invoke("eval", run, "--quiet").exit_code == 0
+    result = json.loads((run / "eval-test.json").read_text())
+    assert result["classification"]["accuracy"] == pytest.approx(result["metrics"]["accuracy"], abs=1e-6)
