@@ -135,8 +135,9 @@ class TransferFields(StrictModel):
     """Keys every model type accepts: start from trained weights, keep some layers frozen."""
 
     init_from: str | None = None
-    """A finished run directory or a .keras file whose weights start this model; layers are
-    matched by name, and a matching name with another shape is an error."""
+    """A finished run directory or a .keras file whose weights start this model's body: layers are
+    matched by name (a matching name with another shape is an error); the head, the layer with
+    weights nearest each output, is never copied and starts at zero, so the task may differ."""
     freeze: list[str] = Field(default_factory=list)
     """Layer-name patterns (fnmatch, e.g. 'hidden_*', 'query_tower') kept frozen; see
     train.unfreeze_after_epochs."""
