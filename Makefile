@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast bench keras-names readme clean
+.PHONY: install demo test test-fast lint bench keras-names readme clean
 
 install: $(STAMP)
 
@@ -21,9 +21,14 @@ demo: $(STAMP)
 	$(BIN)/fmtrain eval runs/demo --quiet
 	@echo "report: runs/demo/report.html (and report.md)"
 
-## The whole test suite.
+## Lint (ruff: style, imports, bugbear, pyupgrade), then the whole test suite.
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+## Lint only.
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 ## Only the tests that need no TensorFlow (seconds).
 test-fast: $(STAMP)
