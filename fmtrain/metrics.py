@@ -31,6 +31,8 @@ class MetricContext:
     output_units: int
     from_logits: bool = False
     """The model outputs logits (the loss says ``from_logits: true``): one unit is positive above 0, not 0.5."""
+    task_reason: str | None = None
+    """Why the data layer chose the task (``DataInfo.task_reason``), for errors that depend on it."""
 
     @property
     def one_logit(self) -> bool:
@@ -123,12 +125,27 @@ def _on_probabilities(metric_class, activation: str):
 
 def _require_classification(name: str, ctx: MetricContext) -> None:
     if ctx.task != "classification":
-        raise ConfigError(f"metrics: '{name}' needs class labels, but the task is {ctx.task}")
+        why = f": {ctx.task_reason}" if ctx.task_reason else ""
+        if "data.task" not in why:
+            why += "; set data.task: classification if the labels are classes, or choose a regression metric"
+        raise ConfigError(f"metrics: '{name}' needs class labels, but the task is {ctx.task}{why}")
 
 
 def default_metric_names(task: str) -> list[str]:
     """The metrics ``auto`` stands for."""
     return ["accuracy"] if task == "classification" else ["mae"]
+
+
+def _build_one(name: str, args: dict, ctx: MetricContext):
+    if name in METRICS:
+        return METRICS.get(name).build(args, ctx)
+    metric_class = keras_metric_class(name)
+    if metric_class is None:
+        raise ConfigError(f"metrics.{name}: Keras has this only as a function, not as a streaming metric")
+    try:
+        return metric_class(name=name, **args)
+    except TypeError as exc:
+        raise ConfigError(f"metrics.{name}: {exc}") from exc
 
 
 def build_metrics(configured: list, ctx: MetricContext, defaults: tuple[str, ...] | None = None) -> list[Any]:
@@ -140,24 +157,22 @@ def build_metrics(configured: list, ctx: MetricContext, defaults: tuple[str, ...
         ConfigError: a metric does not fit the task, or Keras rejects its arguments.
     """
 
-    items: list[tuple[str, dict]] = []
-    for metric in configured:
+    items: list[tuple[int, str, dict]] = []
+    for index, metric in enumerate(configured):
         if metric.name == "auto":
-            items += [(name, {}) for name in (defaults or default_metric_names(ctx.task))]
+            items += [(index, name, {}) for name in (defaults or default_metric_names(ctx.task))]
         else:
-            items.append((metric.name, dict(metric.args)))
+            items.append((index, metric.name, dict(metric.args)))
     built = []
-    for name, args in items:
-        if name in METRICS:
-            built.append(METRICS.get(name).build(args, ctx))
-            continue
-        metric_class = keras_metric_class(name)
-        if metric_class is None:
-            raise ConfigError(f"metrics.{name}: Keras has this only as a function, not as a streaming metric")
+    for index, name, args in items:
         try:
-            built.append(metric_class(name=name, **args))
-        except TypeError as exc:
-            raise ConfigError(f"metrics.{name}: {exc}") from exc
+            built.append(_build_one(name, args, ctx))
+        except ConfigError as exc:  # name the list item, as validation errors do: metrics.1.f1.average
+            message = str(exc)
+            key, _, rest = message.partition(":")
+            if key == "metrics" or key.startswith("metrics."):
+                message = f"metrics.{index}{key.removeprefix('metrics')}:{rest}"
+            raise ConfigError(message) from None
     names = [m.name for m in built]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:

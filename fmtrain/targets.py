@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -11,6 +12,10 @@ from fmtrain.losses import check_loss_fits_labels, resolve_loss_name
 from fmtrain.metrics import MetricContext
 from fmtrain.models.registry import OutputSpec
 from fmtrain.preprocess import one_hot_classes
+
+if TYPE_CHECKING:
+    from fmtrain.config.schema import Config
+    from fmtrain.data import DataInfo
 
 
 @dataclass(frozen=True)
@@ -25,9 +30,11 @@ class Targets:
     output: OutputSpec
     from_logits: bool = False
     """The loss reads the model's outputs as logits, so metrics must too."""
+    task_reason: str | None = None
+    """Why the data layer chose the task, for the errors that depend on it."""
 
     @classmethod
-    def from_config(cls, cfg, info) -> Targets:
+    def from_config(cls, cfg: Config, info: DataInfo) -> Targets:
         """Resolve ``loss: auto``, the one_hot step and the output layer.
 
         Raises:
@@ -36,8 +43,8 @@ class Targets:
         one_hot = one_hot_classes(cfg.preprocess, info)
         loss_name = cfg.loss.name
         if loss_name == "auto":
-            loss_name = getattr(cfg.model, "default_loss", "auto")
-        required = getattr(cfg.model, "required_losses", None)
+            loss_name = cfg.model.default_loss
+        required = cfg.model.required_losses
         if required and loss_name not in required:
             raise ConfigError(f"loss: model type {cfg.model.type} trains with {' or '.join(required)}, not {loss_name}")
         loss_name = resolve_loss_name(loss_name, info.task, one_hot is not None)
@@ -45,7 +52,8 @@ class Targets:
         label_shape = () if info.task == "classification" else tuple(info.label_shape)
         output = OutputSpec.infer(task=info.task, num_classes=info.num_classes, loss=loss_name,
                                   from_logits=cfg.loss.from_logits, label_shape=label_shape)
-        return cls(info.task, info.num_classes, loss_name, dict(cfg.loss.args), one_hot, output, cfg.loss.from_logits)
+        return cls(info.task, info.num_classes, loss_name, dict(cfg.loss.args), one_hot, output, cfg.loss.from_logits,
+                   info.task_reason)
 
     def shape_labels(self, y: np.ndarray, output_units: int) -> np.ndarray:
         """Raw labels → what the loss and metrics see (one-hot, or float columns, one per output unit).
@@ -79,7 +87,8 @@ class Targets:
         return y
 
     def metric_context(self, output_units: int) -> MetricContext:
-        return MetricContext(self.task, self.num_classes, self.one_hot is not None, output_units, self.from_logits)
+        return MetricContext(self.task, self.num_classes, self.one_hot is not None, output_units, self.from_logits,
+                             self.task_reason)
 
 
 def output_units(model) -> int:

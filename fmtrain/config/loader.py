@@ -48,9 +48,26 @@ def validate_config(data: dict[str, Any], marks: Marks | None = None):
     from fmtrain.config.schema import Config
 
     try:
-        return Config.model_validate(data)
+        cfg = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, data, marks or Marks())) from None
+    cfg._marks = marks
+    return cfg
+
+
+_KEY_PATH = re.compile(r"^[A-Za-z_][\w]*(\.[\w]+)*$")
+
+
+def locate(cfg, message: str) -> str:
+    """``message`` prefixed with where its leading key path (``metrics.0: …``) was written in the
+    config, for errors found after validation, while the run is built; unchanged otherwise."""
+    key, sep, _ = message.partition(": ")
+    marks = getattr(cfg, "_marks", None)
+    if not sep or not marks or not _KEY_PATH.match(key):
+        return message
+    path = tuple(int(part) if part.isdigit() else part for part in key.split("."))
+    mark = marks.nearest(path)
+    return f"{mark}: {message}" if mark is not None and path[:1] in marks else message
 
 
 def load_raw(path: Path, _chain: tuple[Path, ...] = ()) -> tuple[dict[str, Any], Marks]:

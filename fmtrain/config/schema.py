@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import (
     Discriminator,
     Field,
+    PrivateAttr,
     Tag,
     TypeAdapter,
     ValidationError,
@@ -426,6 +427,10 @@ class TrainConfig(StrictModel):
 
 class Config(StrictModel):
     """A whole fmtrain run, as written in YAML."""
+
+    _marks: Any = PrivateAttr(default=None)
+    """Where each key was written (``config.yaml_marks.Marks``), so an error found while building
+    the run can name the file and line; set by ``config.loader.validate_config``."""
 
     name: str = Field("run", pattern=NAME_PATTERN, max_length=100)
     """Run name: letters, digits, '_', '-', '.'; runs go to runs/<name>/<timestamp>/ (default: the file's stem)."""
