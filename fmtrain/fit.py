@@ -7,7 +7,7 @@ import platform
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +17,7 @@ from fmtrain import __version__
 from fmtrain import data as data_layer
 from fmtrain.engine.callbacks import CheckpointCallback, EarlyStopping, ProgressCallback
 from fmtrain.engine.device import configure, set_mixed_precision
+from fmtrain.engine.mode_gap import BATCH_DEPENDENT_LOSSES, mode_gap_warning
 from fmtrain.engine.signals import stop_on_signals
 from fmtrain.errors import Interrupted, RunDirError, TrainingFailed
 from fmtrain.expectations import Expectation, check_expectation_names, check_expectations
@@ -25,6 +26,7 @@ from fmtrain.report import write_report
 from fmtrain.runs import (
     CompileInfo,
     Interruption,
+    PreciseBNInfo,
     ResumeInfo,
     RunDir,
     RunMetrics,
@@ -126,14 +128,18 @@ def fit(cfg: Config, options: FitOptions) -> FitOutcome:
             _remove_if_nothing_trained(run)
         raise
 
+    precise_bn = _recompute_bn_statistics(cfg, prepared)  # what the final numbers and the saved model use
     final = {name: trainer.evaluate(split.x, prepared.labels[name])
              for name, split in _present(prepared.splits).items()}
     _save_model(prepared.model, run)
     run.write_history(result.history)
-    metrics = _metrics_payload(cfg, prepared, result, final, trainer, started)
+    metrics = _metrics_payload(cfg, prepared, result, final, trainer, started, precise_bn)
     if transfer:
         metrics = metrics.model_copy(update={"transfer": {**transfer, **trainable_report(prepared.model)}})
     run.write_json(run.metrics, metrics.to_dict())
+    if options.quiet:  # the summary that would say it is not printed
+        for warning in metrics.warnings:
+            print(f"warning: {warning}", file=sys.stderr, flush=True)
 
     if options.smoke:
         _check_reload(prepared.model, run, prepared.splits)
@@ -276,6 +282,27 @@ def _train(cfg: Config, options: FitOptions, prepared: _Prepared, run: RunDir, r
     return trainer, result
 
 
+def _recompute_bn_statistics(cfg: Config, prepared: _Prepared):
+    """Precise batch norm after the last epoch (not in checkpoints, so resume stays exact); None without
+    BatchNormalization layers that train."""
+    from fmtrain.engine import precise_bn
+
+    return precise_bn.recompute_bn_statistics(prepared.model, prepared.splits.train.x, batch_size=cfg.data.batch_size,
+                                              seed=cfg.seed, samples=precise_bn.PRECISE_BN_SAMPLES)
+
+
+def _warnings(cfg: Config, prepared: _Prepared, result, final, precise_bn) -> list[str]:
+    history = result.history
+    if not history or not final.get("train") or prepared.targets.loss_name in BATCH_DEPENDENT_LOSSES:
+        return []
+    # The saved weights are those of the best epoch when early stopping restored them.
+    stopping = cfg.train.early_stopping
+    kept = result.best_epoch if stopping and stopping.restore_best_weights and result.best_epoch else len(history)
+    warning = mode_gap_warning(history[kept - 1], kept, final["train"], examples=len(prepared.splits.train),
+                               batch_size=cfg.data.batch_size, precise_bn=precise_bn is not None)
+    return [warning] if warning else []
+
+
 def _both_phases(frozen, fine_tuned):
     """One FitResult for a run trained frozen, then fine-tuned: where it started and all it trained."""
 
@@ -299,7 +326,8 @@ def _write_partial_report(run: RunDir, cfg: Config, prepared: _Prepared, trainer
     epoch, step = trainer.position
     if not run.metrics.exists() or run.read_metrics().interrupted:  # never replace a finished run's metrics
         where = Interruption(epoch=epoch + 1 if step else epoch, step=step, global_step=trainer.global_step)
-        run.write_json(run.metrics, RunMetrics(name=cfg.name, task=prepared.splits.info.task,
+        info = prepared.splits.info
+        run.write_json(run.metrics, RunMetrics(name=cfg.name, task=info.task, task_reason=info.task_reason,
                                                interrupted=where).to_dict())
     try:
         write_report(run.path)
@@ -342,7 +370,7 @@ def _check_reload(model, run: RunDir, splits) -> None:
         )
 
 
-def _metrics_payload(cfg: Config, prepared: _Prepared, result, final, trainer, started) -> RunMetrics:
+def _metrics_payload(cfg: Config, prepared: _Prepared, result, final, trainer, started, precise_bn) -> RunMetrics:
     import keras
 
     info, splits, model = prepared.splits.info, prepared.splits, prepared.model
@@ -351,6 +379,7 @@ def _metrics_payload(cfg: Config, prepared: _Prepared, result, final, trainer, s
     return RunMetrics(
         name=cfg.name,
         task=info.task,
+        task_reason=info.task_reason,
         final={name: final.get(name) for name in ("train", "val", "test")},
         epochs_run=len(history),
         best_epoch=result.best_epoch,
@@ -375,6 +404,8 @@ def _metrics_payload(cfg: Config, prepared: _Prepared, result, final, trainer, s
         params={"trainable": int(sum(np.prod(v.shape) for v in model.trainable_variables)),
                 "total": int(sum(np.prod(v.shape) for v in model.variables))},
         keras_version=keras.__version__,
+        precise_bn=PreciseBNInfo(**asdict(precise_bn)) if precise_bn is not None else None,
+        warnings=_warnings(cfg, prepared, result, final, precise_bn),
     )
 
 

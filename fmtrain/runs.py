@@ -62,11 +62,25 @@ class Interruption(_Section):
     global_step: int | None = None
 
 
+class PreciseBNInfo(_Section):
+    """Batch-norm statistics recomputed after training (``engine/precise_bn.py``)."""
+
+    layers: int
+    """BatchNormalization layers whose moving mean and variance were recomputed."""
+    batches: int
+    batch_size: int
+    samples: int
+    """Training rows fed (batches × batch size)."""
+    seconds: float | None = None
+
+
 class RunMetrics(_Section):
     """``metrics.json``: what `fmtrain fit` writes and the reports and console read."""
 
     name: str = "run"
     task: str | None = None
+    task_reason: str | None = None
+    """Why the task is what it is (``DataInfo.task_reason``); None in runs made before it was recorded."""
     final: dict[str, dict[str, float] | None] = Field(default_factory=dict)
     """Loss and metrics per split (train, val, test) after training, in inference mode."""
     epochs_run: int | None = None
@@ -86,6 +100,10 @@ class RunMetrics(_Section):
     params: dict[str, int] = Field(default_factory=dict)
     keras_version: str | None = None
     transfer: dict[str, Any] | None = None
+    precise_bn: PreciseBNInfo | None = None
+    """Set when batch-norm statistics were recomputed over training batches before the final evaluation."""
+    warnings: list[str] = Field(default_factory=list)
+    """Results the user must not miss, e.g. the training split scoring far worse in inference mode."""
     interrupted: Interruption | None = None
     """Set while the run is unfinished: where it stopped."""
 
@@ -97,7 +115,7 @@ class RunMetrics(_Section):
     def to_dict(self) -> dict[str, Any]:
         """The JSON form; sections that do not apply are left out rather than written empty."""
         out = self.model_dump(mode="json")
-        for key in ("transfer", "interrupted"):
+        for key in ("transfer", "precise_bn", "interrupted"):
             if out[key] is None:
                 del out[key]
         return out

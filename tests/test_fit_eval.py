@@ -168,6 +168,25 @@ train: {epochs: 15}
     assert result["classification"]["class_names"] == ["big", "small"]
 
 
+def test_fit_says_why_float_class_ids_made_a_regression(tmp_path):
+    rng = np.random.default_rng(2)
+    lines = ["a,b,class"] + [f"{rng.normal():.3f},{rng.normal():.3f},{i % 3:.1f}" for i in range(120)]
+    (tmp_path / "floats.csv").write_text("\n".join(lines) + "\n")
+    config = write_config(tmp_path, """
+name: float_classes
+data: {source: csv, path: floats.csv, label: class}
+model: {type: mlp, hidden_units: [8]}
+train: {epochs: 1}
+""")
+    result = invoke("fit", config, "--run-dir", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    reason = ("label column 'class' is float with 3 distinct values (0.0, 1.0, 2.0), so the task is regression; "
+              "set data.task: classification if they are classes")
+    assert f"task: regression — {reason}" in " ".join(result.output.split())  # rich may wrap it
+    assert f"Task: **regression** — {reason}" in (tmp_path / "run" / "report.md").read_text()
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["task_reason"] == reason
+
+
 @pytest.mark.parametrize(
     "change, fragment",
     [

@@ -296,3 +296,35 @@ def test_an_interrupted_run_report_is_named_by_its_config_and_says_how_to_contin
         assert "classification" in text and "unknown" not in text
         assert "Interrupted at epoch 2, step 17" in text and f"fmtrain fit --resume {run}" in text
     assert markdown.startswith("# digits_mlp")
+
+
+def test_task_reason_warnings_and_precise_bn_are_shown_in_summary_and_report(run_dir: Path):
+    reason = "label column 'class' is float with 3 distinct values (0.0, 1.0, 2.0), so the task is regression"
+    warning = "train accuracy 0.3333 in inference mode (what the saved model does) vs accuracy 1 in training mode"
+    payload = {**_metrics(), "task_reason": reason, "warnings": [warning],
+               "precise_bn": {"layers": 4, "batches": 2, "batch_size": 32, "samples": 64, "seconds": 0.38}}
+    (run_dir / "metrics.json").write_text(json.dumps(payload))
+    write_report(run_dir)
+    markdown, html = (run_dir / "report.md").read_text(), (run_dir / "report.html").read_text()
+    assert f"Task: **classification** — {reason}" in markdown
+    assert f"> **Warning:** {warning}" in markdown
+    assert "Task: classification — label column &#39;class&#39; is float" in html
+    assert '<p class="warning"><strong>Warning:</strong> train accuracy 0.3333' in html
+    for text in (markdown, html):
+        assert "statistics of 4 layers recomputed on 64 training rows (2 batches of 32, 0.38 s)" in text
+
+    console = Console(record=True, width=400)
+    print_fit_summary(console, RunMetrics.model_validate(payload), run_dir)
+    text = console.export_text()
+    assert f"task: classification — {reason}" in text
+    assert f"warning: {warning}" in text
+    assert text.index("task: classification") > text.index("0.9722")  # under the final table
+    assert "statistics of 4 layers recomputed" in text
+
+
+def test_runs_without_the_new_keys_report_as_before(run_dir: Path):
+    write_report(run_dir)
+    markdown = (run_dir / "report.md").read_text()
+    assert "Task: **classification**\n" in markdown and "Warning" not in markdown and "batch norm" not in markdown
+    assert RunMetrics.model_validate(_metrics()).to_dict()["warnings"] == []
+    assert "precise_bn" not in RunMetrics.model_validate(_metrics()).to_dict()

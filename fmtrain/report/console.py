@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fmtrain.report.document import final_table, format_value
+from fmtrain.report.document import final_table, format_value, precise_bn_note
 from fmtrain.runs import RunMetrics
 
 if TYPE_CHECKING:
@@ -78,6 +78,11 @@ def print_fit_summary(console: Console, metrics: RunMetrics, run_dir: Path) -> N
         for row in body:
             table.add_row(Text(row[0]), *row[1:])
         console.print(table)
+    if metrics.task:
+        reason = f" — {metrics.task_reason}" if metrics.task_reason else ""
+        console.print(Text(f"task: {metrics.task}{reason}"))
+    for warning in metrics.warnings:
+        console.print(Text.assemble(("warning: ", "bold yellow"), warning))
 
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="dim")
@@ -93,6 +98,8 @@ def print_fit_summary(console: Console, metrics: RunMetrics, run_dir: Path) -> N
     speed = metrics.throughput.train_samples_per_second
     if speed is not None:
         facts.add_row("throughput", f"{speed:,.0f} samples/s")
+    if metrics.precise_bn is not None:
+        facts.add_row("batch norm", precise_bn_note(metrics.precise_bn))
     run_dir = Path(run_dir)
     facts.add_row("run dir", Text(str(run_dir)))
     reports = [run_dir / "report.html", run_dir / "report.md"]

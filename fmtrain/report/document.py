@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from fmtrain.errors import RunDirError
 from fmtrain.fileio import atomic_write_text
 from fmtrain.report.plots import plot_confusion_matrix, plot_history
-from fmtrain.runs import RunMetrics
+from fmtrain.runs import PreciseBNInfo, RunMetrics
 
 _SPLITS = ("train", "val", "test")
 
@@ -39,8 +39,12 @@ class _Report:
 
     name: str
     task: str
+    task_reason: str | None
+    """Why the task is what it is, said next to it."""
     status: str | None
     """Said above everything else: the run was interrupted, and how to continue it."""
+    warnings: list[str]
+    """Said right after the status: results the user must not miss (metrics.json ``warnings``)."""
     headline_split: str | None
     headline: list[tuple[str, str]]
     final: _Table | None
@@ -133,6 +137,14 @@ def final_table(final: dict[str, Any]) -> tuple[list[str], list[list[str]]] | No
     names.sort(key=lambda n: n != "loss")
     rows = [[n] + [format_value(final[s].get(n)) for s in splits] for n in names]
     return ["metric", *splits], rows
+
+
+def precise_bn_note(info: PreciseBNInfo) -> str:
+    """One line on the batch-norm statistics recomputed after training."""
+    seconds = f", {info.seconds:.2g} s" if info.seconds is not None else ""
+    layers = "layer" if info.layers == 1 else "layers"
+    return (f"statistics of {info.layers} {layers} recomputed on {info.samples:,} training rows "
+            f"({info.batches} batches of {info.batch_size}{seconds})")
 
 
 def _read_metrics(path: Path) -> RunMetrics:
@@ -231,6 +243,8 @@ def _build(metrics: RunMetrics, history_plots, evals, environment, config_text, 
             if group == "transfer" and key in ("trainable", "frozen"):
                 label += " layers"
             overview.append([label, format_value(value) if value != [] else "none"])
+    if metrics.precise_bn is not None:
+        overview.append(["batch norm", precise_bn_note(metrics.precise_bn)])
     for key, value in metrics.params.items():
         overview.append([f"{key} params", format_value(value)])
 
@@ -239,7 +253,9 @@ def _build(metrics: RunMetrics, history_plots, evals, environment, config_text, 
         # An interrupted run's metrics.json did not get that far: its config names it.
         name=(metrics.interrupted and _config_name(config_text)) or metrics.name,
         task=metrics.task or (data_info or {}).get("task") or "unknown",
+        task_reason=metrics.task_reason or (data_info or {}).get("task_reason"),
         status=_status(metrics, run_dir),
+        warnings=list(metrics.warnings),
         headline_split=headline_split,
         headline=headline,
         final=_Table(*table) if table else None,
@@ -271,9 +287,12 @@ def _md_table(table: _Table) -> list[str]:
 
 
 def _markdown(r: _Report) -> str:
-    out = [f"# {_md_cell(r.name)}", "", f"Task: **{_md_cell(r.task)}**", ""]
+    reason = f" — {_md_cell(r.task_reason)}" if r.task_reason else ""
+    out = [f"# {_md_cell(r.name)}", "", f"Task: **{_md_cell(r.task)}**{reason}", ""]
     if r.status:
         out += [f"> **{_md_cell(r.status)}**", ""]
+    for warning in r.warnings:
+        out += [f"> **Warning:** {_md_cell(warning)}", ""]
     if r.headline:
         parts = ", ".join(f"{_md_cell(k)} **{v}**" for k, v in r.headline)
         out += [f"Final {r.headline_split}: {parts}", ""]
