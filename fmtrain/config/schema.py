@@ -432,6 +432,14 @@ class Config(StrictModel):
     """Where each key was written (``config.yaml_marks.Marks``), so an error found while building
     the run can name the file and line; set by ``config.loader.validate_config``."""
 
+    def __eq__(self, other: object) -> bool:
+        # Where the keys were written is not part of what the config says.
+        if not isinstance(other, Config):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
+
+    __hash__ = None  # equal configs need not hash alike (dict fields): unhashable, as before
+
     name: str = Field("run", pattern=NAME_PATTERN, max_length=100)
     """Run name: letters, digits, '_', '-', '.'; runs go to runs/<name>/<timestamp>/ (default: the file's stem)."""
     seed: int = 42
