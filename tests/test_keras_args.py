@@ -148,7 +148,7 @@ def test_every_name_validate_accepts_has_its_arguments_recorded():
 )
 def test_typed_optimizer_arguments_reach_keras_and_train(tmp_path, monkeypatch, overrides, expected):
     pytest.importorskip("tensorflow")
-    import fmtrain.optim
+    import fmtrain.fit
 
     built = []
 
@@ -156,8 +156,8 @@ def test_typed_optimizer_arguments_reach_keras_and_train(tmp_path, monkeypatch, 
         built.append(original(cfg, total_steps))
         return built[-1]
 
-    original = fmtrain.optim.build_optimizer
-    monkeypatch.setattr(fmtrain.optim, "build_optimizer", build_optimizer)
+    original = fmtrain.fit.build_optimizer  # where fit looks it up
+    monkeypatch.setattr(fmtrain.fit, "build_optimizer", build_optimizer)
     sets = [arg for override in ["train.epochs=1", *overrides] for arg in ("--set", override)]
 
     result = CliRunner().invoke(app, ["fit", str(ROOT / "configs/digits_mlp.yaml"), *sets,

@@ -153,7 +153,9 @@ def test_builders_that_ask_receive_the_vocabulary_sizes(monkeypatch):
     data = build(data_config(source="synthetic_ratings", options={"num_users": 5, "num_items": 6, "per_user": 3},
                             split="leave_last_per_user"), seed=0)
 
-    _model(_config([]), data, units=1)
+    cfg = _config([])
+    monkeypatch.setattr(type(cfg.model), "uses_vocab_sizes", True)  # the model type declares that it asks
+    _model(cfg, data, units=1)
 
     assert seen == {"user": 6, "item": 7}
 
