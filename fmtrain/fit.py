@@ -15,11 +15,12 @@ import numpy as np
 
 from fmtrain import __version__
 from fmtrain import data as data_layer
+from fmtrain.config import locate
 from fmtrain.engine.callbacks import CheckpointCallback, EarlyStopping, ProgressCallback
 from fmtrain.engine.device import configure, set_mixed_precision
 from fmtrain.engine.mode_gap import BATCH_DEPENDENT_LOSSES, mode_gap_warning
 from fmtrain.engine.signals import stop_on_signals
-from fmtrain.errors import Interrupted, RunDirError, TrainingFailed
+from fmtrain.errors import ConfigError, DataError, Interrupted, RunDirError, TrainingFailed
 from fmtrain.expectations import Expectation, check_expectation_names, check_expectations
 from fmtrain.optim import build_optimizer
 from fmtrain.report import write_report
@@ -110,9 +111,12 @@ def fit(cfg: Config, options: FitOptions) -> FitOutcome:
     devices = configure(options.device, cfg.seed, options.verbose, deterministic=cfg.train.deterministic)
     precision = set_mixed_precision(cfg.train.mixed_precision)
     encoders = _saved_encoders(RunDir(path)) if resume_from else None
-    prepared = _prepare(cfg, options, encoders, precision)
-    transfer = start_transfer(cfg, prepared.model)
-    trainer = _first_trainer(cfg, prepared, resume_from)  # optimizer, loss, metrics: checked before any write
+    try:  # a config problem found while building names the file and line of its key
+        prepared = _prepare(cfg, options, encoders, precision)
+        transfer = start_transfer(cfg, prepared.model)
+        trainer = _first_trainer(cfg, prepared, resume_from)  # optimizer, loss, metrics: checked before any write
+    except (ConfigError, DataError) as exc:
+        raise type(exc)(locate(cfg, str(exc))) from None
 
     check_expectation_names(options.expectations, metric_names=["loss", *(m.name for m in trainer.parts.metrics)],
                             splits=list(_present(prepared.splits)))
@@ -288,7 +292,7 @@ def _recompute_bn_statistics(cfg: Config, prepared: _Prepared):
     from fmtrain.engine import precise_bn
 
     return precise_bn.recompute_bn_statistics(prepared.model, prepared.splits.train.x, batch_size=cfg.data.batch_size,
-                                              seed=cfg.seed, samples=precise_bn.PRECISE_BN_SAMPLES)
+                                              seed=cfg.seed, samples=cfg.train.precise_bn_samples)
 
 
 def _warnings(cfg: Config, prepared: _Prepared, result, final, precise_bn) -> list[str]:

@@ -195,9 +195,13 @@ train: {epochs: 1}
         ("model: {type: sequential, layers: [{Dense: {unitz: 3}}]}", "model.layers.0.Dense"),
         ("optimizer: {name: sgd, momentun: 0.9}", "did you mean 'momentum'"),
         ("metrics: [mae, {f1: {average: median}}]", "metrics.1.f1.average"),
+        ("{data: {source: diabetes}, metrics: [accuracy]}",
+         "metrics.0: 'accuracy' needs class labels, but the task is regression: source 'diabetes'"),
     ],
 )
 def test_config_problems_found_at_build_time_exit_2_and_write_nothing(tmp_path, change, fragment):
+    """Found only once the data is read or the model built, yet named like a validation error:
+    the file and line of the key, then the key."""
     base = {
         "name": "bad", "data": {"source": "digits"}, "model": {"type": "mlp", "hidden_units": [8]},
         "train": {"epochs": 1},
@@ -206,6 +210,7 @@ def test_config_problems_found_at_build_time_exit_2_and_write_nothing(tmp_path, 
     result = invoke("fit", config, "--run-dir", tmp_path / "run", "--quiet")
     assert result.exit_code == 2, result.output
     assert fragment in result.output
+    assert f"error: {config}:" in result.output, "the error names the config file and line"
     assert "Traceback" not in result.output
     assert not (tmp_path / "run").exists()
 

@@ -82,9 +82,7 @@ def last_epoch(run: Path) -> dict[str, float]:
 @pytest.fixture(scope="module")
 def without_precise_bn(tmp_path_factory):
     """What fmtrain did before precise batch norm: the same run with it switched off."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(precise_bn, "PRECISE_BN_SAMPLES", 0)
-        run, result = fit_folder_cnn(tmp_path_factory.mktemp("before"))
+    run, result = fit_folder_cnn(tmp_path_factory.mktemp("before"), "--set", "train.precise_bn_samples=0")
     assert result.exit_code == 0, result.output
     return run, result
 

@@ -413,6 +413,9 @@ class TrainConfig(StrictModel):
     mixed_precision: Literal["auto", "off", "bf16", "fp16"] = "auto"
     """Compute in bfloat16/float16 with float32 weights; auto uses bf16 on GPUs that support it,
     never on CPU. fp16 adds loss scaling."""
+    precise_bn_samples: int = Field(8192, ge=0)
+    """After the last epoch, recompute batch-norm statistics as the average over this many training
+    examples ("precise BN", as pycls does), so inference matches training after short runs; 0: off."""
 
     @field_validator("steps_per_execution")
     @classmethod
