@@ -20,7 +20,7 @@ from typer.core import TyperCommand, TyperGroup
 from fmtrain import __version__
 from fmtrain.engine.device import quiet_tensorflow_logs
 from fmtrain.errors import ConfigError, FmtrainError, first_line
-from fmtrain.expectations import parse_expectation
+from fmtrain.expectations import EVAL_DATA_SPLIT, SPLITS, parse_expectation
 from fmtrain.registry import did_you_mean
 
 
@@ -274,7 +274,8 @@ def eval_(
 
         if split not in ("test", "val", "train"):
             raise ConfigError(f"--split {split}: expected test, val or train")
-        expectations = [parse_expectation(e) for e in expect or []]
+        splits = (*SPLITS, EVAL_DATA_SPLIT) if data is not None else SPLITS  # --data results are split "data"
+        expectations = [parse_expectation(e, splits) for e in expect or []]
         quiet_tensorflow_logs(verbose)
         options = EvalOptions(split=split, data_path=data, overrides=overrides or [], expectations=expectations,
                               device=_check_device(device), unsafe=unsafe, quiet=quiet, verbose=verbose,

@@ -14,7 +14,9 @@ _OPERATORS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": opera
 _PATTERN = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(>=|<=|==|>|<)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
 SPLITS = ("train", "val", "test")
 # The epoch line and history.csv print validation metrics as val_accuracy; --expect takes that form too.
-_PREFIXED = re.compile(r"^(train|val|test)_(\w+)$")
+_PREFIXED = re.compile(r"^(train|val|test|data)_(\w+)$")
+# `fmtrain eval --data FILE` reports its results as the split "data".
+EVAL_DATA_SPLIT = "data"
 
 
 @dataclass(frozen=True)
@@ -33,10 +35,11 @@ class Expectation:
         return f"{key}{self.op}{self.value:g}"
 
 
-def parse_expectation(text: str) -> Expectation:
+def parse_expectation(text: str, splits: tuple[str, ...] = SPLITS) -> Expectation:
     """Parse ``[split.]metric OP number`` or ``split_metric OP number``; OP is one of >=, <=, >, <, ==.
 
     ``val_accuracy`` (as the epoch line prints it) means ``val.accuracy``; likewise ``train_`` and ``test_``.
+    ``splits`` are the names allowed (``eval --data`` adds ``data``).
 
     Raises:
         ConfigError: the text does not have that form.
@@ -46,12 +49,13 @@ def parse_expectation(text: str) -> Expectation:
         raise ConfigError(f"--expect '{text}': expected METRIC OP NUMBER, e.g. 'test.accuracy>=0.95' or 'loss<0.5'")
     key, op, number = match.groups()
     split, _, metric = key.rpartition(".")
-    if split and split not in SPLITS:
+    if split and split not in splits:
         raise ConfigError(
-            f"--expect '{text}': unknown split '{split}'{did_you_mean(split, SPLITS)}; use train, val or test"
+            f"--expect '{text}': unknown split '{split}'{did_you_mean(split, splits)}; "
+            f"use {', '.join(splits[:-1])} or {splits[-1]}"
         )
     prefixed = _PREFIXED.match(key)
-    if not split and prefixed:
+    if not split and prefixed and prefixed.group(1) in splits:
         split, metric = prefixed.groups()
     return Expectation(split or None, metric, op, float(number), written=key)
 

@@ -112,3 +112,16 @@ def test_the_per_class_summary_of_a_logit_model_agrees_with_its_accuracy(tmp_pat
     assert invoke("eval", run, "--quiet").exit_code == 0
     result = json.loads((run / "eval-test.json").read_text())
     assert result["classification"]["accuracy"] == pytest.approx(result["metrics"]["accuracy"], abs=1e-6)
+
+
+def test_expectations_on_a_data_file_name_the_split_data(image_run, tmp_path):
+    """The failure message says data.accuracy; --expect takes that name (and data_accuracy) too."""
+    folder = _images(tmp_path / "more", (8, 8), 2)
+    passed = invoke("eval", image_run, "--data", folder, "--quiet", "--expect", "data.accuracy>=0.0",
+                    "--expect", "data_loss<1000")
+    assert passed.exit_code == 0, passed.output
+    assert "data.accuracy" in passed.output and "data.loss" in passed.output
+    missed = invoke("eval", image_run, "--data", folder, "--quiet", "--expect", "data.accuracy>1.0")
+    assert missed.exit_code == 3 and "data.accuracy" in missed.output
+    without_data = invoke("eval", image_run, "--quiet", "--expect", "data.accuracy>=0.0")
+    assert without_data.exit_code == 2 and "unknown split 'data'" in without_data.output
