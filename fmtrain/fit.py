@@ -118,7 +118,7 @@ def fit(cfg: Config, options: FitOptions) -> FitOutcome:
     except (ConfigError, DataError) as exc:
         raise type(exc)(locate(cfg, str(exc))) from None
 
-    check_expectation_names(options.expectations, metric_names=["loss", *(m.name for m in trainer.parts.metrics)],
+    check_expectation_names(options.expectations, metric_names=trainer.metric_names,
                             splits=list(_present(prepared.splits)))
     if resume_from is not None and not options.quiet:
         state = resume_from.state

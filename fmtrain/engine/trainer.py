@@ -332,6 +332,11 @@ class Trainer:
                    for start in range(0, n, batch_size)]
         return np.concatenate(outputs)[:n]
 
+    @property
+    def metric_names(self) -> list[str]:
+        """What :meth:`evaluate` reports: ``loss``, then each metric's name."""
+        return ["loss", *(metric.name for metric in self.parts.metrics)]
+
     def trace_counts(self) -> dict[str, int]:
         """How often each compiled function was traced (one per distinct call shape)."""
         counts = {}
