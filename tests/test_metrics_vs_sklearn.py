@@ -143,9 +143,9 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def test_breast_cancer_with_one_sigmoid_unit_end_to_end(tmp_path):
-    """fit on breast_cancer (binary_crossentropy → one sigmoid unit); metrics.json's test values
-    are sklearn's on the reloaded model's predictions for the 114 test rows."""
+def _fit_breast_cancer(tmp_path, name: str, loss, splits: dict):
+    """fit breast_cancer with a small MLP and ``loss``; the reloaded model, the test split and the
+    final test metrics from metrics.json."""
     import keras
     from typer.testing import CliRunner
 
@@ -154,9 +154,9 @@ def test_breast_cancer_with_one_sigmoid_unit_end_to_end(tmp_path):
     from fmtrain.config import load_config
 
     config = {
-        "name": "bc", "seed": 5, "data": {"source": "breast_cancer", "test_split": 0.2, "validation_split": 0.2},
+        "name": name, "seed": 5, "data": {"source": "breast_cancer", **splits},
         "preprocess": [{"standardize": {}}], "model": {"type": "mlp", "hidden_units": [8]},
-        "loss": "binary_crossentropy", "metrics": ["accuracy", "precision", "recall", "f1"],
+        "loss": loss, "metrics": ["accuracy", "precision", "recall", "f1"],
         "optimizer": {"name": "adam", "learning_rate": 0.001}, "train": {"epochs": 2},
     }
     path = tmp_path / "bc.yaml"
@@ -164,41 +164,27 @@ def test_breast_cancer_with_one_sigmoid_unit_end_to_end(tmp_path):
     run_dir = tmp_path / "run"
     result = CliRunner().invoke(app, ["fit", str(path), "--run-dir", str(run_dir), "--quiet"])
     assert result.exit_code == 0, result.output
-
     model = keras.saving.load_model(run_dir / "model.keras", compile=False)
-    assert model.output_shape == (None, 1)
     cfg = load_config(run_dir / "config.yaml")
     test = data_layer.build(cfg.data, seed=cfg.seed).test
+    return model, test, json.loads((run_dir / "metrics.json").read_text())["final"]["test"]
+
+
+def test_breast_cancer_with_one_sigmoid_unit_end_to_end(tmp_path):
+    """fit on breast_cancer (binary_crossentropy → one sigmoid unit); metrics.json's test values
+    are sklearn's on the reloaded model's predictions for the 114 test rows."""
+    model, test, final = _fit_breast_cancer(tmp_path, "bc", "binary_crossentropy",
+                                            {"test_split": 0.2, "validation_split": 0.2})
+    assert model.output_shape == (None, 1)
     assert len(test) % 256 != 0
     predicted = (model.predict(test.x, verbose=0)[:, 0] > 0.5).astype(int)
-    _check(json.loads((run_dir / "metrics.json").read_text())["final"]["test"], test.y, predicted, "binary")
+    _check(final, test.y, predicted, "binary")
 
 
 def test_one_logit_unit_end_to_end(tmp_path):
     """binary_crossentropy with from_logits: the output is a logit, positive above 0, not above 0.5."""
-    import keras
-    from typer.testing import CliRunner
-
-    from fmtrain import data as data_layer
-    from fmtrain.cli import app
-    from fmtrain.config import load_config
-
-    config = {
-        "name": "bc_logits", "seed": 5, "data": {"source": "breast_cancer", "test_split": 0.2},
-        "preprocess": [{"standardize": {}}], "model": {"type": "mlp", "hidden_units": [8]},
-        "loss": {"binary_crossentropy": {"from_logits": True}}, "metrics": ["accuracy", "precision", "recall", "f1"],
-        "optimizer": {"name": "adam", "learning_rate": 0.001}, "train": {"epochs": 2},
-    }
-    path = tmp_path / "bc.yaml"
-    path.write_text(yaml.safe_dump(config))
-    run_dir = tmp_path / "run"
-    result = CliRunner().invoke(app, ["fit", str(path), "--run-dir", str(run_dir), "--quiet"])
-    assert result.exit_code == 0, result.output
-
-    model = keras.saving.load_model(run_dir / "model.keras", compile=False)
-    cfg = load_config(run_dir / "config.yaml")
-    test = data_layer.build(cfg.data, seed=cfg.seed).test
+    model, test, final = _fit_breast_cancer(tmp_path, "bc_logits", {"binary_crossentropy": {"from_logits": True}},
+                                            {"test_split": 0.2})
     logits = model.predict(test.x, verbose=0)[:, 0]
     assert np.any((logits > 0) != (logits > 0.5)), "no logit between 0 and 0.5: the case is not exercised"
-    _check(json.loads((run_dir / "metrics.json").read_text())["final"]["test"], test.y, (logits > 0).astype(int),
-           "binary")
+    _check(final, test.y, (logits > 0).astype(int), "binary")
