@@ -15,13 +15,13 @@ with ``input:``; each input gets its own chain of layers. Keras is imported only
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 from pydantic import Field, model_validator
 
 from fmtrain.config.base import StrictModel
-from fmtrain.dtypes import as_fed
 from fmtrain.errors import ConfigError, first_line
 from fmtrain.registry import Registry, describe_choices, did_you_mean
 
@@ -140,6 +140,7 @@ class LookupParams(FeatureStepParams):
 def _rescale(params: RescaleParams, x_train: np.ndarray, info) -> list[Any]:
     """Scale inputs by a constant, or map the training min..max onto a range."""
     import keras
+    import numpy as np
 
     _require_numbers(x_train)
     scale, offset = params.scale, params.offset
@@ -157,6 +158,7 @@ def _rescale(params: RescaleParams, x_train: np.ndarray, info) -> list[Any]:
 def _standardize(params: StandardizeParams, x_train: np.ndarray, info) -> list[Any]:
     """Subtract the training mean and divide by the training standard deviation."""
     import keras
+    import numpy as np
 
     _require_numbers(x_train)
     x = np.asarray(x_train, dtype=np.float32)
@@ -174,6 +176,7 @@ def _standardize(params: StandardizeParams, x_train: np.ndarray, info) -> list[A
 def _reshape(params: ReshapeParams, x_train: np.ndarray, info) -> list[Any]:
     """Reshape each example, e.g. 784 → [28, 28, 1]."""
     import keras
+    import numpy as np
 
     per_example = int(np.prod(x_train.shape[1:]))
     target = list(params.shape)
@@ -241,6 +244,7 @@ def _augment(params: AugmentParams, x_train: np.ndarray, info) -> list[Any]:
 def _text_vectorize(params: TextVectorizeParams, x_train: np.ndarray, info) -> list[Any]:
     """Text → token ids or bag-of-words vectors, with a vocabulary adapted on the training split."""
     import keras
+    import numpy as np
 
     if np.asarray(x_train).dtype.kind not in "OUS" or np.asarray(x_train).ndim not in (1, 2):
         raise ValueError(f"needs one string per example, found {_describe(x_train)}")
@@ -259,6 +263,7 @@ def _text_vectorize(params: TextVectorizeParams, x_train: np.ndarray, info) -> l
 def _lookup(params: LookupParams, x_train: np.ndarray, info) -> list[Any]:
     """Strings or integer ids → indices (or one-hot vectors) from the training values; unseen → OOV."""
     import keras
+    import numpy as np
 
     kind = np.asarray(x_train).dtype.kind
     if kind in "OUS":
@@ -283,16 +288,22 @@ LABEL_STEPS = frozenset({"one_hot"})
 
 
 def _describe(x) -> str:
+    import numpy as np
+
     x = np.asarray(x)
     return f"examples of shape {list(x.shape[1:])} and dtype {x.dtype}"
 
 
 def _require_numbers(x) -> None:
+    import numpy as np
+
     if np.asarray(x).dtype.kind not in "biuf":
         raise ValueError(f"needs numbers, found {_describe(x)}; text goes through text_vectorize or lookup")
 
 
 def _require_images(x) -> None:
+    import numpy as np
+
     x = np.asarray(x)
     if x.ndim != 4 or x.dtype.kind not in "biuf":
         hint = (f"; add '- reshape: {{shape: {list(x.shape[1:]) + [1]}}}' before it"
@@ -324,6 +335,8 @@ def fit_feature_layers(steps: list, x_train, info) -> list[Any] | dict[str, list
         ConfigError: a step names no input or an unknown one (named inputs), names one on
             single-array data, or does not fit its input's data.
     """
+    from fmtrain.dtypes import as_fed
+
     named = isinstance(x_train, dict)
     current = {k: as_fed(v) for k, v in x_train.items()} if named else {SINGLE_INPUT: as_fed(x_train)}
     targets = [(index, item, _target(index, item, current, named)) for index, item in enumerate(steps)

@@ -13,13 +13,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from fmtrain.data import csv_npz, images, interactions, sources, splits, synthetic, text  # noqa: F401  (register their sources)
 from fmtrain.data.encoding import EncoderState
 from fmtrain.errors import DataError
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from fmtrain.data.sources import SourceConfig as DataConfig
 
 __all__ = ["DataInfo", "EncoderState", "Split", "Splits", "build"]

@@ -8,9 +8,10 @@ on the training rows (numbers pass, categories are one-hot); npz arrays are numb
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
+if TYPE_CHECKING:
+    pass
 from pydantic import model_validator
 
 from fmtrain.data import records, tabular
@@ -106,6 +107,8 @@ def _csv_labels(cfg: CsvSource, table: tabular.CsvRows, label: str, saved: Encod
 
 def _csv_features(cfg: CsvSource, table: tabular.CsvRows, label: str, saved: EncoderState):
     # At eval time the trained model fixes the columns and which are categorical.
+    import numpy as np
+
     if saved.columns is not None:
         columns, key = list(saved.columns), "the trained model's columns"
     else:
@@ -173,6 +176,8 @@ def load_npz(cfg: NpzSource, saved: EncoderState) -> Loaded:
 
 
 def _load_npz_keras_layout(cfg: NpzSource, path: Path, arrays: dict, saved: EncoderState) -> Loaded:
+    import numpy as np
+
     y_train, y_test = arrays["y_train"], arrays["y_test"]
     if y_train.ndim == 0 or y_test.ndim == 0 or y_train.shape[1:] != y_test.shape[1:]:
         raise DataError(
@@ -197,6 +202,8 @@ def _npz_row(path: Path, name: str, i: int) -> str:
 
 
 def _npz_features(path: Path, arrays: dict, names: list[str], n: int, label: str):
+    import numpy as np
+
     out = {}
     for name in names:
         x = arrays[name]

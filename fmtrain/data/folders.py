@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 from fmtrain.data.encoding import EncoderState
 from fmtrain.data.labels import Labels, encode_labels
@@ -38,6 +40,8 @@ def class_files(root: Path, suffixes: tuple[str, ...], what: str) -> ClassFiles:
     Raises:
         DataError: no class sub-folders, or a class sub-folder without a single accepted file.
     """
+    import numpy as np
+
     classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         loose = any(p.suffix.lower() in suffixes for p in root.iterdir())

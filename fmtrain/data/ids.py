@@ -8,8 +8,10 @@ vocabularies are saved in ``DataInfo.encoders.vocabularies`` so ``fmtrain eval``
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 from fmtrain.data.encoding import EncoderState
 
@@ -38,6 +40,8 @@ class IdEncoder:
 
     def transform(self, x: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """``x`` with each id input replaced by its int32 ids (same shape)."""
+        import numpy as np
+
         assert self.vocabularies is not None, "fit the encoder first"
         out = dict(x)
         for name in self.inputs:
@@ -68,11 +72,15 @@ class IdEncoder:
 
 
 def _columns(values: np.ndarray) -> list[np.ndarray]:
+    import numpy as np
+
     values = np.asarray(values).astype(str)
     return [values] if values.ndim == 1 else [values[:, j] for j in range(values.shape[1])]
 
 
 def _lookup(values: np.ndarray, vocab: list[str], offset: int) -> np.ndarray:
+    import numpy as np
+
     if not vocab:
         return np.full(len(values), UNSEEN, np.int32)
     sorted_vocab = np.asarray(vocab, dtype=str)

@@ -10,9 +10,10 @@ its tests stay free of TensorFlow; ``tests/test_preprocess.py`` checks the pixel
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 from pydantic import Field
 
 from fmtrain.data import folders
@@ -51,6 +52,7 @@ def read_image(path: Path, *, size: tuple[int, int] | None, color_mode: str) -> 
     Raises:
         DataError: the file is not an image Pillow can read.
     """
+    import numpy as np
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -69,6 +71,8 @@ def read_image(path: Path, *, size: tuple[int, int] | None, color_mode: str) -> 
 @SOURCES.register("image_folder", params=ImageFolderSource)
 def load_image_folder(cfg: ImageFolderSource, saved: EncoderState) -> Loaded:
     """Images in one sub-folder per class (data.path), loaded into memory as uint8; data.image_size resizes."""
+    import numpy as np
+
     root = resolve_path(cfg.path, "image_folder", "a folder with one sub-folder of images per class", folder=True)
     found = folders.class_files(root, IMAGE_SUFFIXES, "image")
     labels = folders.encode_folder_labels(found, saved)

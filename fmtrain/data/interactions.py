@@ -9,9 +9,10 @@ covers every id; the vocabularies themselves are ``DataInfo.encoders.vocabularie
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 from fmtrain.data import tabular
 from fmtrain.data.encoding import EncoderState
@@ -51,6 +52,8 @@ def interactions_loaded(users: np.ndarray, items: np.ndarray, ratings: np.ndarra
         rating: what the ratings are, for the task reason, e.g. ``"rating column 'stars'"``
             (None for implicit feedback).
     """
+    import numpy as np
+
     values = np.ones(len(users), np.float32) if ratings is None else ratings
     labels = encode_labels(values, task="regression" if task == "auto" else task, saved=saved, where=where,
                            name=rating or "the implicit 1.0 of each interaction")
@@ -70,6 +73,8 @@ def interactions_loaded(users: np.ndarray, items: np.ndarray, ratings: np.ndarra
 @SOURCES.register("interactions", params=InteractionsSource)
 def load_interactions(cfg: InteractionsSource, saved: EncoderState) -> Loaded:
     """User–item csv (data.path): user, item[, rating][, timestamp] → {user, item} ids; y = rating or 1.0."""
+    import numpy as np
+
     path = tabular.resolve_path(cfg.path, "interactions", "a .csv file with columns user,item[,rating][,timestamp]")
     table = tabular.read_csv(path)
     users = table.column(USER, "the interactions' user column")
@@ -92,6 +97,8 @@ def load_interactions(cfg: InteractionsSource, saved: EncoderState) -> Loaded:
 
 def _timestamps(table: tabular.CsvRows) -> np.ndarray:
     """Numbers as they are; otherwise ISO 8601 dates/times (2024-05-01, 2024-05-01T12:00:00) as seconds."""
+    import numpy as np
+
     cells = table.column(TIMESTAMP, "the interactions' timestamp column")
     if all(tabular.is_number(c) for c in cells):
         return np.array([float(c) for c in cells], dtype=np.float64)

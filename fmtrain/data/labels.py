@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 from fmtrain.data.encoding import EncoderState
 from fmtrain.data.tabular import is_number
@@ -60,6 +62,8 @@ def encode_labels(values: np.ndarray, *, task: str, saved: EncoderState, where: 
     Raises:
         DataError: labels that cannot be encoded for the task, naming the first bad row.
     """
+    import numpy as np
+
     if saved.task is not None:
         task, reason = saved.task, KEPT_FROM_RUN
     else:
@@ -149,6 +153,8 @@ def encode_labels(values: np.ndarray, *, task: str, saved: EncoderState, where: 
 
 def _why_regression(values: np.ndarray, name: str) -> str:
     """Why ``task: auto`` made float labels a regression, suggesting classification when they look like classes."""
+    import numpy as np
+
     if values.ndim == 2 and values.shape[1] > 1:
         return f"{name} holds {values.shape[1]} float columns, so the task is regression (one target per column)"
     column = values.reshape(-1)

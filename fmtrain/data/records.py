@@ -12,9 +12,10 @@ Each kind of input is one entry of ``x``, named by its kind:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 from fmtrain.data import tabular
 from fmtrain.data.encoding import EncoderState
@@ -76,6 +77,8 @@ def csv_inputs(inputs: Inputs, table: tabular.CsvRows, label: str, saved: Encode
         DataError: a missing column, an empty cell, a non-number in a numeric column, or the
             label used as an input.
     """
+    import numpy as np
+
     _check_label(inputs, label, table.path, "column")
     x: dict[str, np.ndarray] = {}
     for kind, spec in inputs.items():
@@ -103,6 +106,8 @@ def npz_inputs(inputs: Inputs, path: Path, arrays: dict[str, np.ndarray], n: int
         DataError: a missing array, a row count that differs from the label's, or a dtype
             that does not fit the kind of input.
     """
+    import numpy as np
+
     _check_label(inputs, label, path, "array")
     for kind, spec in inputs.items():
         tabular.require_arrays(arrays, path, _names(spec), f"data.inputs.{kind}")
@@ -127,6 +132,8 @@ def npz_inputs(inputs: Inputs, path: Path, arrays: dict[str, np.ndarray], n: int
 
 
 def _npz_part(path: Path, name: str, kind: str, array: np.ndarray) -> np.ndarray:
+    import numpy as np
+
     dtype = array.dtype
     where = f"{path}: array '{name}' (data.inputs.{kind})"
     if kind in ("numeric", "image") and dtype.kind not in "biuf":

@@ -16,9 +16,10 @@ from __future__ import annotations
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_serializer, model_validator
 from pydantic_core import PydanticCustomError, core_schema
 
@@ -214,6 +215,7 @@ class BundledSource(SourceConfig):
 
 
 def _load_sklearn(cfg: BundledSource) -> Loaded:
+    import numpy as np
     from sklearn import datasets
 
     task, reason = cfg.fixed_task(cfg.source), fixed_task_reason(cfg)
@@ -320,6 +322,8 @@ def _load_keras(cfg: KerasDatasetSource) -> Loaded:
 
 def _image_split(x: np.ndarray, y: np.ndarray, origin: str, part: str, num_classes: int):
     # cifar10 stores labels as (n, 1).
+    import numpy as np
+
     y = y.reshape(-1) if y.ndim == 2 and y.shape[1] == 1 else y
     if y.ndim != 1 or len(y) != len(x):
         raise DataError(

@@ -9,14 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from fmtrain.errors import DataError
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from fmtrain.data.sources import SourceConfig
 
-Index = np.ndarray | slice
+    Index = np.ndarray | slice  # rows, as positions or a slice (a view, not a copy)
 
 # Separate random streams, so changing validation_split never changes the test rows.
 _TEST_STREAM, _VALIDATION_STREAM = 1, 2
@@ -63,6 +63,8 @@ def plan_splits(cfg: SourceConfig, n: int, *, seed: int, labels: np.ndarray | No
     Raises:
         DataError: a split would be empty, naming the key to change.
     """
+    import numpy as np
+
     if cfg.split == "leave_last_per_user":
         if users is None:
             raise DataError(f"data.split leave_last_per_user needs user interactions, and source "
@@ -112,6 +114,8 @@ def _held_out(n: int, fraction: float, key: str, what: str, rows: str) -> int:
 def _draw(candidates: np.ndarray, count: int, rng: np.random.Generator,
           labels: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """Split ``candidates`` into (kept, drawn) with ``count`` drawn; both keep candidate order."""
+    import numpy as np
+
     if labels is None:
         chosen = rng.choice(len(candidates), size=count, replace=False)
     else:
@@ -124,6 +128,8 @@ def _draw(candidates: np.ndarray, count: int, rng: np.random.Generator,
 def _stratified_positions(labels: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
     # Each class gets its share of `count`, rounded down; the rows left over go to the classes
     # that lost the largest fractions (ties broken at random), as scikit-learn does.
+    import numpy as np
+
     classes, inverse, sizes = np.unique(labels, return_inverse=True, return_counts=True)
     quota = sizes * count / len(labels)
     take = np.floor(quota).astype(int)
@@ -152,6 +158,8 @@ def leave_last_per_user(users: np.ndarray, times: np.ndarray | None, *, test: bo
     Raises:
         DataError: no user has enough rows to give one to a wanted split.
     """
+    import numpy as np
+
     n = len(users)
     rows = np.arange(n)
     _, user_ids = np.unique(np.asarray(users), return_inverse=True)

@@ -15,9 +15,10 @@ runs with different training seeds, and sized by ``data.options`` (defaults: a C
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
+if TYPE_CHECKING:
+    pass
 from pydantic import Field, model_validator
 
 from fmtrain.config.base import StrictModel
@@ -86,6 +87,8 @@ class SentimentSource(SourceConfig):
 @SOURCES.register("synthetic_sentiment", params=SentimentSource)
 def load_synthetic_sentiment(cfg: SentimentSource, saved: EncoderState) -> Loaded:
     """Generated sentences, positive or negative by their sentiment keywords (data.options: n, vocab_size, …)."""
+    import numpy as np
+
     options = cfg.options
     rng = np.random.default_rng(options.seed)
     fillers = np.array(filler_words(options.vocab_size))
@@ -144,6 +147,8 @@ class RatingsSource(SourceConfig):
 @SOURCES.register("synthetic_ratings", params=RatingsSource)
 def load_synthetic_ratings(cfg: RatingsSource, saved: EncoderState) -> Loaded:
     """Generated ratings from a low-rank user × item matrix plus noise, as interactions (data.options)."""
+    import numpy as np
+
     options = cfg.options
     rng = np.random.default_rng(options.seed)
     # Factor entries with variance rank**-0.5 make each true rating's spread about 1.
@@ -196,6 +201,8 @@ class MultimodalSource(SourceConfig):
 @SOURCES.register("synthetic_multimodal", params=MultimodalSource)
 def load_synthetic_multimodal(cfg: MultimodalSource, saved: EncoderState) -> Loaded:
     """Generated {image, text, numeric} records; the class counts signals spread over all three (data.options)."""
+    import numpy as np
+
     options = cfg.options
     rng = np.random.default_rng(options.seed)
     n, size = options.n, options.image_size

@@ -11,8 +11,10 @@ import math
 import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 from fmtrain.data.encoding import EncoderState
 from fmtrain.errors import DataError
@@ -138,6 +140,8 @@ def parse_numeric(table: CsvRows, name: str, cells: list[str]) -> np.ndarray:
     Raises:
         DataError: a cell is not a finite number (naming its line and column).
     """
+    import numpy as np
+
     values = np.empty(len(cells), dtype=np.float64)
     for i, cell in enumerate(cells):
         number = _number(cell)
@@ -166,6 +170,8 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
     Raises:
         DataError: not an npz file, or it holds pickled (object) arrays.
     """
+    import numpy as np
+
     # np.load would read a text file as pickled data and an .npy as one bare array.
     if not zipfile.is_zipfile(path):
         raise DataError(
@@ -219,6 +225,8 @@ class ColumnEncoder:
 
     def transform(self, table: dict[str, np.ndarray]) -> np.ndarray:
         """Encode ``table`` (column name → values) as a float32 matrix, one row per example."""
+        import numpy as np
+
         assert self.categories is not None, "fit the encoder first"
         blocks = []
         for name in self.columns:
@@ -258,6 +266,8 @@ class ColumnEncoder:
 
 def typed_cells(cells: list[str]) -> np.ndarray:
     """csv label cells as int64 when all are integers, float64 when all are numbers, else str."""
+    import numpy as np
+
     try:
         return np.array([int(c) for c in cells], dtype=np.int64)
     except ValueError:

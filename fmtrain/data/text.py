@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 from fmtrain.data import folders, tabular
 from fmtrain.data.encoding import EncoderState
@@ -63,6 +64,8 @@ class TextFolderSource(SourceConfig):
 
 
 def _strings(texts: list[str]) -> np.ndarray:
+    import numpy as np
+
     out = np.empty(len(texts), dtype=object)
     out[:] = texts
     return out
