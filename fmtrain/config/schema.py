@@ -10,6 +10,7 @@ this module never imports an implementation.
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
@@ -72,7 +73,12 @@ def _data_section():
 
 
 DataSection = _data_section()
-_DATA_SECTION = TypeAdapter(DataSection)
+
+
+@functools.cache
+def _data_section_adapter() -> TypeAdapter:
+    # Built on first use: validating a whole file needs only Config's own validator.
+    return TypeAdapter(DataSection)
 
 
 def data_config(**keys: Any):
@@ -81,7 +87,7 @@ def data_config(**keys: Any):
     Raises:
         pydantic.ValidationError: as :class:`Config` would for the same keys.
     """
-    return _DATA_SECTION.validate_python(keys)
+    return _data_section_adapter().validate_python(keys)
 
 
 # --------------------------------------------------------------------------- preprocess
