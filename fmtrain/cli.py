@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -381,6 +382,10 @@ def schema(debug: Debug = False) -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    # pydantic looks for plugins on first use by reading every installed package's entry points
+    # (~60 ms, a fifth of `fmtrain validate`); fmtrain's own config models need none. A user who
+    # sets the variable keeps their choice.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     app(prog_name="fmtrain")
 
 
