@@ -19,6 +19,7 @@ from typer._click.exceptions import NoArgsIsHelpError, NoSuchOption, UsageError 
 from typer.core import TyperCommand, TyperGroup
 
 from fmtrain import __version__
+from fmtrain.config.schema_cache import json_schema_text
 from fmtrain.engine.device import quiet_tensorflow_logs
 from fmtrain.errors import ConfigError, FmtrainError, first_line
 from fmtrain.expectations import EVAL_DATA_SPLIT, SPLITS, parse_expectation
@@ -302,8 +303,7 @@ def validate(
     """Check CONFIG without importing TensorFlow: exit 0 when valid, 2 with the problems otherwise."""
 
     def action() -> int:
-        from fmtrain.config import load_config
-        from fmtrain.config.yaml_marks import dump_yaml
+        from fmtrain.config import dump_yaml, load_config
 
         cfg = load_config(config, overrides or [])
         if show:  # written by the rules it is read back with (a name like '1e3' stays text)
@@ -372,9 +372,7 @@ def schema(debug: Debug = False) -> None:
     """Print the config's JSON Schema (for editors and linters)."""
 
     def action() -> int:
-        from fmtrain.config.schema import Config
-
-        typer.echo(json.dumps(Config.model_json_schema(mode="validation"), indent=2))
+        typer.echo(json_schema_text())
         return 0
 
     _run(action, debug)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import inspect
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -44,22 +45,49 @@ print(json.dumps({"code": code, "heavy": heavy, "seconds": time.perf_counter() -
     ["schema"],
     ["--help"],
 ])
-def test_fast_commands_import_no_numpy_or_tensorflow(args):
+def test_fast_commands_import_no_numpy_or_tensorflow(args, tmp_path):
+    for attempt in ("first", "second"):  # the second `schema` reads its cache
+        report, _ = _probe(args, tmp_path)
+        print(f"fmtrain {' '.join(args)} ({attempt} run): {report['seconds']:.3f} s")
+        assert report["code"] == 0
+        assert report["heavy"] == [], f"fmtrain {' '.join(args)} imports {report['heavy']}"
+        assert report["seconds"] < 10, "a sanity bound only; the target (< 0.3 s) is in benchmarks"
+
+
+def _probe(args: list[str], cache: Path) -> tuple[dict, subprocess.CompletedProcess]:
+    env = {**os.environ, "FMTRAIN_CACHE_DIR": str(cache)}
     done = subprocess.run([sys.executable, "-c", PROBE, json.dumps(args), json.dumps(HEAVY)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
-    report = json.loads(done.stderr.strip().splitlines()[-1])
-    print(f"fmtrain {' '.join(args)}: {report['seconds']:.3f} s")
-    assert report["code"] == 0, done.stderr
-    assert report["heavy"] == [], f"fmtrain {' '.join(args)} imports {report['heavy']}"
-    assert report["seconds"] < 10, "a sanity bound only; the target (< 0.3 s) is in benchmarks"
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.stderr.strip(), done.stdout
+    return json.loads(done.stderr.strip().splitlines()[-1]), done
+
+
+def test_schema_is_built_once_then_read_from_the_cache(tmp_path):
+    from fmtrain.config.schema import Config
+
+    built = json.dumps(Config.model_json_schema(mode="validation"), indent=2) + "\n"
+    first, printed = _probe(["schema"], tmp_path)
+    assert printed.stdout == built
+    cached = list((tmp_path / "schema").glob("*.json"))
+    assert len(cached) == 1 and cached[0].read_text(encoding="utf-8") + "\n" == built
+
+    cached[0].write_text('{"from": "the cache"}', encoding="utf-8")
+    _, again = _probe(["schema"], tmp_path)
+    assert again.stdout == '{"from": "the cache"}\n'
+
+
+def test_schema_without_a_writable_cache_still_prints(tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder", encoding="utf-8")
+    report, printed = _probe(["schema"], blocked / "cache")
+    assert report["code"] == 0
+    assert json.loads(printed.stdout)["title"] == "Config"
 
 
 def test_a_bad_config_is_still_reported_without_numpy(tmp_path):
     config = tmp_path / "bad.yaml"
     config.write_text("data: {source: digits, batch_sise: 32}\nmodel: {type: mlp}\n")
-    done = subprocess.run([sys.executable, "-c", PROBE, json.dumps(["validate", str(config)]), json.dumps(HEAVY)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
-    report = json.loads(done.stderr.strip().splitlines()[-1])
+    report, done = _probe(["validate", str(config)], tmp_path)
     assert report["code"] == 2
     assert "batch_sise" in done.stderr and "batch_size" in done.stderr
     assert report["heavy"] == []
