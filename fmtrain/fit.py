@@ -27,6 +27,7 @@ from fmtrain.report import write_report
 from fmtrain.runs import (
     CompileInfo,
     Interruption,
+    PlanInfo,
     PreciseBNInfo,
     ResumeInfo,
     RunDir,
@@ -400,7 +401,7 @@ def _metrics_payload(cfg: Config, prepared: _Prepared, result, final, trainer, s
         ),
         throughput=Throughput(train_samples_per_second=round(result.samples_seen / max(result.fit_seconds, 1e-9), 1)),
         compile=CompileInfo(jit_compile=result.jit_compile, steps_per_execution=result.steps_per_execution,
-                            traces=trainer.trace_counts(), notes=result.notes),
+                            traces=trainer.trace_counts(), notes=result.notes, plan=_plan_info(result.plan)),
         deterministic=cfg.train.deterministic,
         precision=prepared.precision,
         loss_fingerprint=result.loss_fingerprint,
@@ -427,3 +428,11 @@ def _environment(devices: list[str]) -> dict[str, Any]:
         "platform": platform.platform(),
         "argv": sys.argv,
     }
+
+
+def _plan_info(plan) -> PlanInfo | None:
+    if plan is None:
+        return None
+    return PlanInfo(jit=plan.jit, why=plan.why, steps_per_execution=plan.steps_per_execution, source=plan.source,
+                    ms_per_step={"xla" if jit else "graph": round(seconds * 1e3, 4)
+                                 for jit, seconds in plan.per_step.items()})

@@ -7,7 +7,7 @@ import os
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -39,11 +39,26 @@ class Throughput(_Section):
     train_samples_per_second: float | None = None
 
 
+class PlanInfo(_Section):
+    """How the compiled calls were planned (``engine/planning.py``)."""
+
+    jit: bool
+    why: str
+    """Why this jit choice, e.g. the rule that applied or the timed ms/step of each candidate."""
+    steps_per_execution: int
+    source: Literal["config", "rule", "cache", "measured"]
+    """config: train.jit_compile; rule: known without a trial; cache: an earlier run's measurement;
+    measured: timed in this run."""
+    ms_per_step: dict[str, float] = Field(default_factory=dict)
+    """Timed milliseconds per step of each candidate ("xla", "graph"), when measured or cached."""
+
+
 class CompileInfo(_Section):
     jit_compile: bool | None = None
     steps_per_execution: int | str | None = None
     traces: dict[str, int] = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)
+    plan: PlanInfo | None = None
 
 
 class ResumeInfo(_Section):

@@ -199,3 +199,62 @@ def test_strict_compile_turns_a_retrace_into_an_error(monkeypatch):
     monkeypatch.setattr(GraphFeed, "args", drifting_args)
     with pytest.raises(TrainingFailed, match="strict_compile"):
         trainer.fit(x, y, epochs=1, batch_size=16, seed=0)
+
+
+def _convnet(seed=0):
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((8, 8, 1))
+    hidden = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+    inner = keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")])
+    model = keras.Model(inputs, inner(keras.layers.MaxPooling2D()(hidden)))
+    ctx = MetricContext("classification", 3, False, 3)
+    return Trainer(model, keras.optimizers.Adam(0.01), build_loss("sparse_categorical_crossentropy", {}),
+                   build_metrics([MetricConfig(name="accuracy")], ctx), jit_compile="auto")
+
+
+def _images(n=64, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, 8, 8, 1)).astype(np.float32), rng.integers(0, 3, n).astype(np.int32)
+
+
+def test_convolutions_on_cpu_skip_the_xla_trial_and_say_why():
+    """Under jit auto on CPU a convnet never compiles with XLA: XLA is known to lose there."""
+    import tensorflow as tf
+
+    if tf.config.get_visible_devices("GPU"):
+        pytest.skip("the convolution rule is for CPUs")
+    x, y = _images()
+    trainer = _convnet()
+    result = trainer.fit(x, y, epochs=6, batch_size=8, seed=1)  # 6 calls: long enough to have measured
+    assert all(jit is False for _, jit in trainer._train_fns)
+    assert result.jit_compile is False
+    from fmtrain.fit import _plan_info
+
+    info = _plan_info(result.plan).model_dump()
+    assert info["source"] == "rule" and info["jit"] is False and "convolutions on CPU" in info["why"]
+    assert info["steps_per_execution"] == 8
+
+
+def test_a_dense_model_still_measures_both_candidates():
+    x, y = _blobs(n=128)
+    trainer = _trainer(jit="auto")
+    result = trainer.fit(x, y, epochs=4, batch_size=16, seed=1)
+    assert {jit for _, jit in trainer._train_fns} == {True, False}
+    assert result.plan.source == "measured" and result.plan.candidates == (True, False)
+    assert set(result.plan.per_step) == {True, False}
+
+
+def test_identical_runs_make_identical_calls_whatever_the_timing(monkeypatch):
+    """Call sizes come from the config and data shape, not from how long calls took."""
+    from fmtrain.engine.planning import CallPlan
+
+    record = CallPlan.record
+    x, y = _blobs(n=4096)
+    plans = []
+    for scale in (1000.0, 0.001):  # a loaded machine, then an idle one
+        monkeypatch.setattr(CallPlan, "record", lambda self, jit, n, s, k=scale: record(self, jit, n, s * k))
+        trainer = _trainer(jit=False)
+        result = trainer.fit(x, y, epochs=3, batch_size=16, seed=1)
+        plans.append((result.steps_per_execution, trainer.trace_counts()))
+    assert plans[0] == plans[1]
+    assert result.plan.steps_per_execution == result.steps_per_execution

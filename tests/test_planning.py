@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fmtrain.engine.planning import CallPlan, pick_chunk
+from fmtrain.engine.planning import CallPlan, JitDecision, pick_chunk
 
 
 @pytest.mark.parametrize("steps, target, expected",
@@ -31,28 +31,63 @@ def test_a_short_run_does_not_pay_for_calibration():
     assert plan.candidates == [False] and plan.decided
 
 
-def test_slow_calls_are_resized_once_to_keep_progress_live():
-    plan = CallPlan(steps_per_epoch=1000, batch_size=32, total_steps=5000, steps_per_execution="auto", jit_policy=False)
-    assert plan.chunk == 250
-    plan.record(False, 250, 30.0)  # compile
-    plan.record(False, 250, 10.0)  # 40 ms per step → 10 s calls
-    assert plan.chunk * 0.04 <= 0.5 and 1000 % plan.chunk == 0
+@pytest.mark.parametrize("seconds", [(30.0, 10.0, 10.0, 10.0), (0.01, 0.001, 0.002, 0.5)], ids=["slow", "fast"])
+def test_call_size_never_depends_on_timing(seconds):
+    """The same config gives the same calls (and compiled shapes) however fast each call ran."""
+    plan = CallPlan(steps_per_epoch=1000, batch_size=32, total_steps=5000, steps_per_execution="auto",
+                    jit_policy="auto")
     chunk = plan.chunk
-    plan.record(False, chunk, 100.0)
-    assert plan.chunk == chunk
+    assert chunk == 250
+    for second in seconds:
+        n, jit = plan.next_call(0)
+        plan.record(jit, n, second)
+    assert plan.chunk == chunk and plan.record_of().steps_per_execution == 250
 
 
-def test_deterministic_plans_never_resize():
-    plan = CallPlan(steps_per_epoch=1000, batch_size=32, total_steps=5000, steps_per_execution="auto", jit_policy=False,
-                    adaptive=False)
-    for seconds in (30.0, 10.0, 10.0):
-        plan.record(False, 250, seconds)
-    assert plan.chunk == 250
+def test_a_known_decision_runs_no_trial_and_says_why():
+    rule = JitDecision(False, "rule", "convolutions on CPU: XLA is slower there (measured), no trial")
+    plan = CallPlan(steps_per_epoch=100, batch_size=32, total_steps=1000, steps_per_execution="auto",
+                    jit_policy="auto", known=rule)
+    assert plan.candidates == [False] and plan.decided and not plan.measured
+    record = plan.record_of()
+    assert (record.jit, record.source, record.why) == (False, "rule", rule.why)
+
+
+def test_a_short_run_skips_xla_even_when_a_cache_says_it_wins():
+    cached = JitDecision(True, "cache", "timed earlier", {True: 0.001, False: 0.002})
+    plan = CallPlan(steps_per_epoch=8, batch_size=32, total_steps=16, steps_per_execution="auto", jit_policy="auto",
+                    known=cached)
+    assert plan.candidates == [False] and plan.source == "rule"
+
+
+def test_a_measured_plan_reports_both_timings():
+    plan = CallPlan(steps_per_epoch=100, batch_size=256, total_steps=1000, steps_per_execution="auto",
+                    jit_policy="auto")
+    for per_step in (9.0, 0.002, 9.0, 0.001):
+        n, jit = plan.next_call(0)
+        plan.record(jit, n, per_step * n)
+    record = plan.record_of()
+    assert plan.measured and record.source == "measured" and record.jit is False
+    assert "XLA 2 ms/step" in record.why and "graph 1 ms/step" in record.why
 
 
 def test_a_failed_candidate_is_dropped():
     plan = CallPlan(steps_per_epoch=100, batch_size=32, total_steps=10000, steps_per_execution=10, jit_policy="auto")
-    plan.drop(True)
+    plan.drop(True, "XLA could not compile this model")
     assert plan.next_call(0) == (10, False)
     assert plan.next_call(95) == (5, False)  # the epoch's end
     assert plan.next_call(13) == (7, False)  # back on the grid after a resume at step 13
+
+
+def test_a_choice_handed_down_from_an_earlier_phase_is_not_measured_again():
+    earlier = JitDecision(True, "measured", "earlier phase of this run: timed", {True: 0.001, False: 0.002})
+    plan = CallPlan(steps_per_epoch=100, batch_size=256, total_steps=1000, steps_per_execution="auto",
+                    jit_policy="auto", known=earlier)
+    assert plan.candidates == [True] and not plan.measured  # nothing new to cache
+
+
+def test_a_failed_xla_compile_is_a_decision_worth_keeping():
+    plan = CallPlan(steps_per_epoch=100, batch_size=256, total_steps=1000, steps_per_execution="auto",
+                    jit_policy="auto")
+    plan.drop(True, "XLA could not compile this model (no kernel)")
+    assert plan.measured and plan.record_of().jit is False and "could not compile" in plan.why

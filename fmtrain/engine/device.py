@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import sys
 from contextlib import contextmanager
 
@@ -75,6 +76,28 @@ def configure(device: str, seed: int, verbose: bool = False, deterministic: bool
     if deterministic:
         tf.config.experimental.enable_op_determinism()
     return [d.name.replace("/physical_device:", "") for d in tf.config.get_visible_devices()]
+
+
+def device_kind() -> str:
+    """What compiled code runs on, for plan rules and the plan cache: ``gpu:<name>`` for the first
+    visible GPU, else ``cpu:<model name>``."""
+    import tensorflow as tf
+
+    gpus = tf.config.get_visible_devices("GPU")
+    if gpus:
+        return "gpu:" + str(tf.config.experimental.get_device_details(gpus[0]).get("device_name", "unknown"))
+    return "cpu:" + _cpu_model()
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def set_mixed_precision(setting: str) -> str:

@@ -15,8 +15,9 @@ import tensorflow as tf
 from fmtrain.engine import steps as compiled
 from fmtrain.engine.callbacks import Callback
 from fmtrain.engine.checkpoints import Checkpoint, Snapshot, TrainingState
+from fmtrain.engine.device import device_kind
 from fmtrain.engine.feeds import DatasetFeed, GraphFeed, padded
-from fmtrain.engine.planning import CallPlan
+from fmtrain.engine.planning import CallPlan, JitDecision, PlanRecord
 from fmtrain.errors import Interrupted, TrainingFailed, first_line
 
 EVAL_BATCH = 256
@@ -44,6 +45,8 @@ class FitResult:
     """Optimizer steps this call ran (a resumed run: only those after the checkpoint)."""
     resumed_from: Path | None = None
     """The checkpoint this call restored before training, if any."""
+    plan: PlanRecord | None = None
+    """The call size and jit choice, where they came from and why."""
 
 
 class Trainer:
@@ -54,11 +57,11 @@ class Trainer:
         optimizer: a Keras optimizer (None for a trainer that only evaluates).
         loss_fn: ``loss_fn(y_true, y_pred)`` returning per-example losses.
         metrics: Keras metric objects, updated inside the graph.
-        jit_compile: True, False or "auto" (measured on the first calls; falls back when XLA fails).
-        steps_per_execution: steps per compiled call, or "auto": calls start at about 8192 examples
-            and, when a steady call takes over 1 s, are resized once to at most about 0.5 s
-            (``planning.py``); deterministic runs never resize.
-        deterministic: no timing-based choices (auto jit means XLA; call sizes never change).
+        jit_compile: True, False or "auto": no XLA for convolutions on CPU, else measured on the
+            first calls (falls back when XLA fails); see ``planning.py``.
+        steps_per_execution: steps per compiled call, or "auto": about 8192 examples per call,
+            on a divisor of the epoch; never resized by timing, so identical runs make identical calls.
+        deterministic: no timing-based choices (auto jit means XLA).
         strict_compile: a retrace of a compiled function is an error.
     """
 
@@ -70,10 +73,12 @@ class Trainer:
         self.optimizer = optimizer
         self.parts = compiled.StepParts(model, loss_fn, list(metrics), optimizer, keras.metrics.Mean(name="loss"))
         self.notes: list[str] = []
+        self._config_why = "train.deterministic: no timing-based choice" if deterministic else "train.jit_compile"
         if jit_compile is not False and _takes_strings(model):
             # XLA has no string type: text models run the vectorizer inside the graph.
             jit_compile = False
             self.notes.append("string inputs: trained and evaluated without XLA")
+            self._config_why = "string inputs: XLA has no string type"
         self.jit_compile = jit_compile is not False
         self.jit_policy = (jit_compile is not False) if deterministic else jit_compile
         self.steps_per_execution = steps_per_execution
@@ -86,7 +91,7 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self._train_fns: dict[tuple[str, bool], Any] = {}
         self._shapes_seen: set[tuple] = set()
-        self._measured_jit: bool | None = None
+        self._measured_jit: JitDecision | None = None
         self._train_fn = None
         self._eval_fn = None
         self._eval_batch = None
@@ -131,11 +136,13 @@ class Trainer:
             self.restore(resume.state, resume.groups)
             start_epoch, start_step = resume.state.epoch, resume.state.step
         started_at_step = self.global_step
+        signature = self._plan_signature(data) if self.jit_policy == "auto" else None
         plan = CallPlan(steps_per_epoch=data.steps, batch_size=batch_size,
                         total_steps=data.steps * (epochs - start_epoch) - start_step,
                         steps_per_execution=self.steps_per_execution,
-                        jit_policy=self._measured_jit if self._measured_jit is not None else self.jit_policy,
-                        adaptive=not self.deterministic, max_chunk=every_steps)
+                        jit_policy=self.jit_policy, max_chunk=every_steps,
+                        known=self._known_jit(signature) if signature is not None else None,
+                        config_why=self._config_why)
         self.stop_training = False
         for cb in self._callbacks:
             cb.on_train_begin({"epochs": epochs, "steps": data.steps, "batch_size": batch_size,
@@ -184,8 +191,9 @@ class Trainer:
                 break
         fit_seconds = time.perf_counter() - fit_started
         self.jit_compile = plan.jit
-        if plan.decided and len(plan.candidates) > 1:
-            self._measured_jit = plan.jit  # a later fit on this trainer need not measure again
+        if plan.measured:  # a later fit on this trainer need not measure again
+            self._measured_jit = JitDecision(plan.jit, "measured", f"earlier phase of this run: {plan.why}",
+                                             plan.per_step)
         self._train_fn = self._train_fns.get((data.kind, self.jit_compile))
         for cb in self._callbacks:
             cb.on_train_end(self.history)
@@ -200,7 +208,35 @@ class Trainer:
             loss_fingerprint=hashlib.sha256(" ".join(f"{v:.8e}" for v in call_losses).encode()).hexdigest()[:16],
             started_at_step=started_at_step, steps_trained=steps_trained,
             resumed_from=resume.path if resume is not None else None,
+            plan=plan.record_of(),
         )
+
+    def _known_jit(self, signature: dict) -> JitDecision | None:
+        """The jit choice under ``jit_compile: auto`` when no trial is needed to know it."""
+        if self._measured_jit is not None:
+            return self._measured_jit
+        if signature["device"].startswith("cpu") and _has_convolutions(self.model):
+            return JitDecision(False, "rule", "convolutions on CPU: XLA is slower there (measured), no trial")
+        return None
+
+    def _plan_signature(self, data) -> dict:
+        """What decides whether XLA beats the plain graph."""
+        import keras
+
+        return {
+            "layers": [type(layer).__name__ for layer in _all_layers(self.model)],
+            "variables": [[list(v.shape), str(v.dtype)] for v in self.model.variables],
+            "inputs": [[list(t.shape), str(t.dtype)] for t in tf.nest.flatten(getattr(self.model, "inputs", []))],
+            "batch_size": data.batch_size,
+            "feed": data.kind,
+            "loss": getattr(self.parts.loss_fn, "__name__", type(self.parts.loss_fn).__name__),
+            "metrics": [type(metric).__name__ for metric in self.parts.metrics],
+            "optimizer": type(self.optimizer).__name__,
+            "dtype_policy": keras.mixed_precision.global_policy().name,
+            "device": device_kind(),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+        }
 
     def request_stop(self, reason: str) -> None:
         """Ask the loop to stop after the current compiled call (safe from a signal handler)."""
@@ -227,8 +263,9 @@ class Trainer:
             # inputs, ops without XLA kernels): XLA fails while compiling, before any update.
             if not (jit and self.jit_policy == "auto" and plan.calls.get(True, 0) == 0):
                 raise
-            self.notes.append(f"XLA could not compile this model ({first_line(exc, 160)}); trained without jit_compile")
-            plan.drop(True)
+            why = f"XLA could not compile this model ({first_line(exc, 160)}); trained without jit_compile"
+            self.notes.append(why)
+            plan.drop(True, why)
             return self._run_train(data, start, n, False, plan)
         shape = (key, n)
         if self.strict_compile and fn.experimental_get_tracing_count() > traces_before and shape in self._shapes_seen:
@@ -344,6 +381,21 @@ class Trainer:
             if fn is not None and hasattr(fn, "experimental_get_tracing_count"):
                 counts[name] = fn.experimental_get_tracing_count()
         return counts
+
+
+def _has_convolutions(model) -> bool:
+    """Whether any layer, nested models included, is a convolution (Conv1D-3D, transposed,
+    depthwise, separable, ConvLSTM)."""
+    return any(cls.__name__.startswith(_CONV_CLASS_PREFIXES) for layer in _all_layers(model)
+               for cls in type(layer).__mro__)
+
+
+def _all_layers(model) -> list:
+    """Every layer, nested models' layers included, in a stable order."""
+    return list(model._flatten_layers(include_self=False, recursive=True))
+
+
+_CONV_CLASS_PREFIXES = ("Conv", "BaseConv", "DepthwiseConv", "BaseDepthwiseConv", "SeparableConv", "BaseSeparableConv")
 
 
 def _takes_strings(model) -> bool:
