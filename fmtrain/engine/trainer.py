@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from fmtrain.engine import plan_cache
 from fmtrain.engine import steps as compiled
 from fmtrain.engine.callbacks import Callback
 from fmtrain.engine.checkpoints import Checkpoint, Snapshot, TrainingState
@@ -191,9 +192,10 @@ class Trainer:
                 break
         fit_seconds = time.perf_counter() - fit_started
         self.jit_compile = plan.jit
-        if plan.measured:  # a later fit on this trainer need not measure again
+        if plan.measured:  # a later fit on this trainer, or a later run, need not measure again
             self._measured_jit = JitDecision(plan.jit, "measured", f"earlier phase of this run: {plan.why}",
                                              plan.per_step)
+            plan_cache.store(signature, plan.record_of())
         self._train_fn = self._train_fns.get((data.kind, self.jit_compile))
         for cb in self._callbacks:
             cb.on_train_end(self.history)
@@ -215,12 +217,15 @@ class Trainer:
         """The jit choice under ``jit_compile: auto`` when no trial is needed to know it."""
         if self._measured_jit is not None:
             return self._measured_jit
+        cached = plan_cache.load(signature)
+        if cached is not None:
+            return cached
         if signature["device"].startswith("cpu") and _has_convolutions(self.model):
             return JitDecision(False, "rule", "convolutions on CPU: XLA is slower there (measured), no trial")
         return None
 
     def _plan_signature(self, data) -> dict:
-        """What decides whether XLA beats the plain graph."""
+        """What decides whether XLA beats the plain graph: the plan cache's key."""
         import keras
 
         return {

@@ -1,0 +1,91 @@
+"""A persistent cache of measured jit choices, like cuDNN's or Triton's autotuning caches.
+
+When ``jit_compile: auto`` times XLA against the plain graph, the winner and the per-step times
+are stored under the cache directory, keyed by what decides them: the model's layer classes and
+variable shapes, the batch shape, the loss, metrics and optimizer, the dtype policy, the device
+and the TensorFlow/Keras versions. A later run with the same key reuses the choice without a trial.
+
+The cache is an optimisation only: an unreadable, corrupt or stale file is ignored (and rewritten
+by the next measurement), and a failed write is not an error. Pure Python, no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from fmtrain.engine.planning import JitDecision, PlanRecord
+from fmtrain.errors import RunDirError
+from fmtrain.fileio import atomic_write_json
+
+CACHE_DIR_ENV = "FMTRAIN_CACHE_DIR"
+FORMAT_VERSION = 1
+
+
+def cache_dir() -> Path:
+    """``$FMTRAIN_CACHE_DIR``, else ``$XDG_CACHE_HOME/fmtrain``, else ``~/.cache/fmtrain``."""
+    if os.environ.get(CACHE_DIR_ENV):
+        return Path(os.environ[CACHE_DIR_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "fmtrain"
+
+
+def plans_dir() -> Path:
+    """Where the plan files live: one JSON file per key."""
+    return cache_dir() / "plans"
+
+
+def plan_key(signature: dict[str, Any]) -> str:
+    """A stable file name for ``signature`` (any JSON-serialisable dict)."""
+    text = json.dumps(signature, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def load(signature: dict[str, Any]) -> JitDecision | None:
+    """The stored jit choice for ``signature``, or None (absent, unreadable, corrupt, other key)."""
+    path = plans_dir() / f"{plan_key(signature)}.json"
+    try:
+        entry = json.loads(path.read_text(encoding="utf-8"))
+        if entry.get("version") != FORMAT_VERSION or entry.get("signature") != _jsonable(signature):
+            return None
+        jit, why, ms = entry["jit"], entry["why"], entry["ms_per_step"]
+        if not isinstance(jit, bool) or not isinstance(why, str) or not isinstance(ms, dict):
+            return None
+        per_step = {name == "xla": float(value) / 1e3 for name, value in ms.items() if name in ("xla", "graph")}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return JitDecision(jit, "cache", f"cached {path.name}: {why}", per_step)
+
+
+def store(signature: dict[str, Any], plan: PlanRecord) -> Path | None:
+    """Store a measured plan's jit choice for ``signature``; returns the file, or None when it could
+    not be written (the cache is an optimisation: the run goes on)."""
+    path = plans_dir() / f"{plan_key(signature)}.json"
+    entry = {
+        "version": FORMAT_VERSION,
+        "jit": plan.jit,
+        "why": plan.why,
+        "ms_per_step": {"xla" if jit else "graph": seconds * 1e3 for jit, seconds in plan.per_step.items()},
+        "signature": _jsonable(signature),
+    }
+    try:
+        atomic_write_json(path, entry)
+    except (RunDirError, OSError):
+        return None
+    return path
+
+
+def clear() -> int:
+    """Delete every cached plan; returns how many there were."""
+    folder = plans_dir()
+    count = len(list(folder.glob("*.json"))) if folder.is_dir() else 0
+    shutil.rmtree(folder, ignore_errors=True)
+    return count
+
+
+def _jsonable(signature: dict[str, Any]) -> Any:
+    return json.loads(json.dumps(signature, sort_keys=True))
