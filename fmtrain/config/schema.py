@@ -397,9 +397,12 @@ class TrainConfig(StrictModel):
     epochs: int = Field(10, ge=1)
     """Passes over the training data."""
     steps_per_execution: int | Literal["auto"] = "auto"
-    """Training steps run inside one compiled call; auto sizes calls to ~0.2 s each."""
+    """Training steps run inside one compiled call; auto: about 8,192 examples per call on a divisor of
+    the epoch, never resized by timing (the same config makes the same calls every run)."""
     jit_compile: bool | Literal["auto"] = "auto"
-    """Compile steps with XLA; auto uses it and falls back when a layer cannot be compiled."""
+    """Compile steps with XLA; auto: a plan cached by an earlier run, else no XLA for convolutions on a
+    CPU or runs under four calls, else XLA and the plain graph are timed and the faster is kept (and
+    cached); falls back when a layer cannot be compiled. metrics.json compile.plan says which and why."""
     feed: Literal["auto", "graph", "dataset"] = "auto"
     """graph: in-memory arrays on the device, batches gathered inside the compiled loop;
     dataset: a tf.data pipeline (shuffle, cache, prefetch); auto: graph for in-memory data."""
