@@ -6,7 +6,8 @@ variable shapes, the batch shape, the loss, metrics and optimizer, the dtype pol
 and the TensorFlow/Keras versions. A later run with the same key reuses the choice without a trial.
 
 The cache is an optimisation only: an unreadable, corrupt or stale file is ignored (and rewritten
-by the next measurement), and a failed write is not an error. Pure Python, no TensorFlow.
+by the next measurement), and a failed write is not an error. Only :func:`model_signature`
+imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from fmtrain.engine.device import device_kind
 from fmtrain.engine.planning import JitDecision, PlanRecord
 from fmtrain.errors import RunDirError
 from fmtrain.fileio import atomic_write_json
@@ -37,6 +39,33 @@ def cache_dir() -> Path:
 def plans_dir() -> Path:
     """Where the plan files live: one JSON file per key."""
     return cache_dir() / "plans"
+
+
+def model_signature(parts, *, batch_size: int, feed: str) -> dict[str, Any]:
+    """What decides whether XLA beats the plain graph for a training step: the cache key.
+
+    Args:
+        parts: the step's ``StepParts`` (model, loss, metrics, optimizer).
+        batch_size, feed: the batch shape and how batches reach the step ("graph" or "dataset").
+    """
+    import keras
+    import tensorflow as tf
+
+    model = parts.model
+    return {
+        "layers": [type(layer).__name__ for layer in model._flatten_layers(include_self=False, recursive=True)],
+        "variables": [[list(v.shape), str(v.dtype)] for v in model.variables],
+        "inputs": [[list(t.shape), str(t.dtype)] for t in tf.nest.flatten(getattr(model, "inputs", []))],
+        "batch_size": batch_size,
+        "feed": feed,
+        "loss": getattr(parts.loss_fn, "__name__", type(parts.loss_fn).__name__),
+        "metrics": [type(metric).__name__ for metric in parts.metrics],
+        "optimizer": type(parts.optimizer).__name__,
+        "dtype_policy": keras.mixed_precision.global_policy().name,
+        "device": device_kind(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    }
 
 
 def plan_key(signature: dict[str, Any]) -> str:

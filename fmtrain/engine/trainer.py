@@ -16,9 +16,8 @@ from fmtrain.engine import plan_cache
 from fmtrain.engine import steps as compiled
 from fmtrain.engine.callbacks import Callback
 from fmtrain.engine.checkpoints import Checkpoint, Snapshot, TrainingState
-from fmtrain.engine.device import device_kind
 from fmtrain.engine.feeds import DatasetFeed, GraphFeed, padded
-from fmtrain.engine.planning import CallPlan, JitDecision, PlanRecord
+from fmtrain.engine.planning import CallPlan, JitDecision, PlanRecord, has_convolutions
 from fmtrain.errors import Interrupted, TrainingFailed, first_line
 
 EVAL_BATCH = 256
@@ -137,7 +136,8 @@ class Trainer:
             self.restore(resume.state, resume.groups)
             start_epoch, start_step = resume.state.epoch, resume.state.step
         started_at_step = self.global_step
-        signature = self._plan_signature(data) if self.jit_policy == "auto" else None
+        signature = (plan_cache.model_signature(self.parts, batch_size=data.batch_size, feed=data.kind)
+                     if self.jit_policy == "auto" else None)
         plan = CallPlan(steps_per_epoch=data.steps, batch_size=batch_size,
                         total_steps=data.steps * (epochs - start_epoch) - start_step,
                         steps_per_execution=self.steps_per_execution,
@@ -220,28 +220,9 @@ class Trainer:
         cached = plan_cache.load(signature)
         if cached is not None:
             return cached
-        if signature["device"].startswith("cpu") and _has_convolutions(self.model):
+        if signature["device"].startswith("cpu") and has_convolutions(self.model):
             return JitDecision(False, "rule", "convolutions on CPU: XLA is slower there (measured), no trial")
         return None
-
-    def _plan_signature(self, data) -> dict:
-        """What decides whether XLA beats the plain graph: the plan cache's key."""
-        import keras
-
-        return {
-            "layers": [type(layer).__name__ for layer in _all_layers(self.model)],
-            "variables": [[list(v.shape), str(v.dtype)] for v in self.model.variables],
-            "inputs": [[list(t.shape), str(t.dtype)] for t in tf.nest.flatten(getattr(self.model, "inputs", []))],
-            "batch_size": data.batch_size,
-            "feed": data.kind,
-            "loss": getattr(self.parts.loss_fn, "__name__", type(self.parts.loss_fn).__name__),
-            "metrics": [type(metric).__name__ for metric in self.parts.metrics],
-            "optimizer": type(self.optimizer).__name__,
-            "dtype_policy": keras.mixed_precision.global_policy().name,
-            "device": device_kind(),
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-        }
 
     def request_stop(self, reason: str) -> None:
         """Ask the loop to stop after the current compiled call (safe from a signal handler)."""
@@ -386,21 +367,6 @@ class Trainer:
             if fn is not None and hasattr(fn, "experimental_get_tracing_count"):
                 counts[name] = fn.experimental_get_tracing_count()
         return counts
-
-
-def _has_convolutions(model) -> bool:
-    """Whether any layer, nested models included, is a convolution (Conv1D-3D, transposed,
-    depthwise, separable, ConvLSTM)."""
-    return any(cls.__name__.startswith(_CONV_CLASS_PREFIXES) for layer in _all_layers(model)
-               for cls in type(layer).__mro__)
-
-
-def _all_layers(model) -> list:
-    """Every layer, nested models' layers included, in a stable order."""
-    return list(model._flatten_layers(include_self=False, recursive=True))
-
-
-_CONV_CLASS_PREFIXES = ("Conv", "BaseConv", "DepthwiseConv", "BaseDepthwiseConv", "SeparableConv", "BaseSeparableConv")
 
 
 def _takes_strings(model) -> bool:
