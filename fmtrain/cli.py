@@ -19,6 +19,7 @@ from typer._click.exceptions import NoArgsIsHelpError, NoSuchOption, UsageError 
 from typer.core import TyperCommand, TyperGroup
 
 from fmtrain import __version__
+from fmtrain import cache as cache_store
 from fmtrain.config.schema_cache import json_schema_text
 from fmtrain.engine.device import quiet_tensorflow_logs
 from fmtrain.errors import ConfigError, FmtrainError, first_line
@@ -376,6 +377,29 @@ def schema(debug: Debug = False) -> None:
         return 0
 
     _run(action, debug)
+
+
+@app.command(cls=_Command)
+def cache(
+    action: Annotated[str, typer.Argument(help="dir: print where the cache is; clear: delete everything in it.",
+                                          show_default=False)],
+    debug: Debug = False,
+) -> None:
+    """fmtrain's cache of decided compile plans and of the JSON Schema (under ~/.cache/fmtrain or
+    $FMTRAIN_CACHE_DIR): print where it is, or clear it."""
+
+    def action_() -> int:
+        if action == "dir":
+            typer.echo(str(cache_store.cache_dir()))
+        elif action == "clear":
+            removed = cache_store.clear()
+            counts = ", ".join(f"{count} {kind} file{'' if count == 1 else 's'}" for kind, count in removed.items())
+            typer.echo(f"removed {counts} from {cache_store.cache_dir()}")
+        else:
+            raise ConfigError(f"cache {action}: expected dir or clear{did_you_mean(action, ('dir', 'clear'))}")
+        return 0
+
+    _run(action_, debug)
 
 
 def main() -> None:

@@ -247,3 +247,18 @@ def test_flags_are_shown_without_a_value():
         result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"})
         assert result.exit_code == 0 and "<bool>" not in result.output
         assert "--quiet" in result.output or command == "validate"
+
+
+def test_cache_dir_and_clear(tmp_path, monkeypatch):
+    """`fmtrain cache clear` deletes the decided compile plans and the cached JSON Schema, nothing else."""
+    monkeypatch.setenv("FMTRAIN_CACHE_DIR", str(tmp_path / "cache"))
+    for relative in ("plans/a.json", "plans/b.json", "schema/c.json"):
+        (tmp_path / "cache" / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "cache" / relative).write_text("{}")
+    (tmp_path / "cache" / "keep.txt").write_text("not ours")
+    assert CliRunner().invoke(app, ["cache", "dir"]).output.strip() == str(tmp_path / "cache")
+    cleared = CliRunner().invoke(app, ["cache", "clear"])
+    assert cleared.exit_code == 0 and "removed 2 plans files, 1 schema file" in cleared.output
+    assert sorted(p.name for p in (tmp_path / "cache").rglob("*")) == ["keep.txt"]
+    wrong = CliRunner().invoke(app, ["cache", "clr"])
+    assert wrong.exit_code == 2 and "did you mean 'clear'" in wrong.output

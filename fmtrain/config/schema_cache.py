@@ -15,16 +15,7 @@ import sys
 from pathlib import Path
 
 import fmtrain
-
-CACHE_DIR_ENV = "FMTRAIN_CACHE_DIR"
-
-
-def cache_dir() -> Path:
-    """``$FMTRAIN_CACHE_DIR``, else ``$XDG_CACHE_HOME/fmtrain``, else ``~/.cache/fmtrain``."""
-    if os.environ.get(CACHE_DIR_ENV):
-        return Path(os.environ[CACHE_DIR_ENV]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "fmtrain"
+from fmtrain.cache import cache_dir
 
 
 def json_schema_text() -> str:

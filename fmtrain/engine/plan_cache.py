@@ -14,26 +14,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
+from fmtrain.cache import cache_dir
 from fmtrain.engine.device import device_kind
 from fmtrain.engine.planning import JitDecision, PlanRecord
 from fmtrain.errors import RunDirError
 from fmtrain.fileio import atomic_write_json
 
-CACHE_DIR_ENV = "FMTRAIN_CACHE_DIR"
 FORMAT_VERSION = 1
-
-
-def cache_dir() -> Path:
-    """``$FMTRAIN_CACHE_DIR``, else ``$XDG_CACHE_HOME/fmtrain``, else ``~/.cache/fmtrain``."""
-    if os.environ.get(CACHE_DIR_ENV):
-        return Path(os.environ[CACHE_DIR_ENV]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "fmtrain"
 
 
 def plans_dir() -> Path:
