@@ -43,6 +43,7 @@ from fmtrain.transfer import fine_tune_rate, start_transfer, trainable_report, u
 
 if TYPE_CHECKING:
     from fmtrain.config.schema import Config
+    from fmtrain.data.encoding import EncoderState
     from fmtrain.engine.checkpoints import Checkpoint
 
 # --smoke trains on this many training and evaluation examples, for at most this many epochs.
@@ -158,7 +159,7 @@ def fit(cfg: Config, options: FitOptions) -> FitOutcome:
     return FitOutcome(run, metrics, lines)
 
 
-def _saved_encoders(run: RunDir) -> dict:
+def _saved_encoders(run: RunDir) -> EncoderState:
     from fmtrain.data import DataInfo
 
     return DataInfo.from_dict(run.read_json(run.data_info)).encoders
