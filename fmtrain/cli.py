@@ -36,7 +36,7 @@ app = typer.Typer(
     "[bold]fmtrain fit[/] CONFIG trains and writes a run directory; [bold]fmtrain eval[/] RUN_DIR evaluates it.",
     rich_markup_mode="rich",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 

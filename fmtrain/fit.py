@@ -66,6 +66,8 @@ class FitOptions:
     quiet: bool = False
     verbose: bool = False
     console: Any = None
+    callbacks: list = field(default_factory=list)
+    """More engine callbacks (``fmtrain.engine.callbacks.Callback``), called after fmtrain's own."""
 
 
 @dataclass
@@ -232,7 +234,7 @@ def _callbacks(cfg: Config, options: FitOptions, run: RunDir, has_validation: bo
         every_epochs=checkpointing.every_epochs, every_steps=checkpointing.every_steps, monitor=monitor,
         mode=checkpointing.mode, config_hash=config_hash(cfg),
     ))
-    return callbacks
+    return [*callbacks, *options.callbacks]
 
 
 def _first_trainer(cfg: Config, prepared: _Prepared, resume_from: Checkpoint | None):
