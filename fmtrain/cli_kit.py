@@ -22,7 +22,14 @@ from fmtrain.registry import did_you_mean
 
 
 class _FlagsTakeNoValue:
-    """``--help`` shown without a value, like the other flags (see :func:`flag`)."""
+    """``--help`` and Typer's completion flags shown without a value, like the other flags (see :func:`flag`)."""
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for param in params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+        return params
 
     def get_help_option(self, ctx):
         option = super().get_help_option(ctx)

@@ -57,6 +57,23 @@ def test_help_lists_the_commands(runner):
         assert command in result.output
 
 
+def test_shell_completion_completes_command_names():
+    """`fmtrain --install-completion` installs what `--show-completion` prints; the script asks the
+    program itself, which must answer with the commands that start with what was typed."""
+    script = subprocess.run([sys.executable, "-m", "fmtrain", "--show-completion", "bash"],
+                            capture_output=True, text=True, check=True).stdout
+    assert "_fmtrain_completion" in script and "complete " in script
+    env = {**os.environ, "COMP_WORDS": "fmtrain va", "COMP_CWORD": "1", "_FMTRAIN_COMPLETE": "complete_bash"}
+    answer = subprocess.run([sys.executable, "-m", "fmtrain"], env=env, capture_output=True, text=True).stdout
+    assert answer.split() == ["validate"]
+
+
+def test_help_shows_flags_without_a_value(runner):
+    result = runner.invoke(app, ["--help"])
+
+    assert "<bool>" not in result.output
+
+
 # --------------------------------------------------------------------------- validate
 
 
