@@ -82,16 +82,22 @@ def evaluate_run(run_dir: Path, options: EvalOptions) -> EvalOutcome:
         split = split.head(options.limit)
     model = load_run_model(run, unsafe=options.unsafe)
     targets = Targets.from_config(cfg, info)
-    y = targets.shape_labels(split.y, output_units(model))
     trainer = build_trainer(cfg, model, targets)
-    metrics = trainer.evaluate(split.x, y)
+    if hasattr(split, "train_batches"):  # streamed: read once, in order, the last batch padded
+        split = _shaped_stream(split, targets, output_units(model))
+        metrics = trainer.evaluate(split, None)
+    else:
+        metrics = trainer.evaluate(split.x, targets.shape_labels(split.y, output_units(model)))
     classification = None
     if info.task == "classification":
-        scores = trainer.predict(split.x)
+        if hasattr(split, "train_batches"):
+            scores, labels = trainer.predict_stream(split.with_labels(_raw_labels()))
+        else:
+            scores, labels = trainer.predict(split.x), split.y
         cut = 0.0 if targets.from_logits else 0.5  # one unit: a logit is positive above 0, a probability above 0.5
         predicted = (scores[:, 0] > cut).astype(int) if scores.shape[-1] == 1 else np.argmax(scores, axis=-1)
         names = info.class_names or [str(i) for i in range(info.num_classes or int(predicted.max()) + 1)]
-        classification = classification_summary(np.asarray(split.y).astype(int), predicted, names)
+        classification = classification_summary(np.asarray(labels).astype(int), predicted, names)
     result = {"split": split_name, "n_samples": len(split), "metrics": metrics, "classification": classification}
     if data_record is not None:
         result["data"] = data_record
@@ -106,6 +112,21 @@ def evaluate_run(run_dir: Path, options: EvalOptions) -> EvalOutcome:
     write_report(run.path)
     lines = check_expectations(options.expectations, {split_name: metrics}, split_name) if options.expectations else []
     return EvalOutcome(result, path, lines)
+
+
+def _shaped_stream(stream, targets, units: int):
+    """The stream with its labels shaped as :meth:`Targets.shape_labels` shapes arrays."""
+    from fmtrain.data.tfrecord import LabelShape
+
+    sample = stream.arrays(1)[1]
+    return stream.with_labels(LabelShape.like(targets.shape_labels(sample, units), sample, targets.one_hot))
+
+
+def _raw_labels():
+    """Class ids as stored (for the per-class summary)."""
+    from fmtrain.data.tfrecord import LabelShape
+
+    return LabelShape()
 
 
 def _say(note: str) -> None:

@@ -92,7 +92,7 @@ class _Prepared:
     @property
     def validation(self):
         val = self.splits.val
-        return (val.x, self.labels["val"]) if val is not None else None
+        return (_inputs(val), self.labels["val"]) if val is not None else None
 
 
 def fit(cfg: Config, options: FitOptions) -> FitOutcome:
@@ -137,7 +137,7 @@ def fit(cfg: Config, options: FitOptions) -> FitOutcome:
         raise
 
     precise_bn = _recompute_bn_statistics(cfg, prepared)  # what the final numbers and the saved model use
-    final = {name: trainer.evaluate(split.x, prepared.labels[name])
+    final = {name: trainer.evaluate(_inputs(split), prepared.labels[name])
              for name, split in _present(prepared.splits).items()}
     _save_model(prepared.model, run)
     run.write_history(result.history)
@@ -177,19 +177,43 @@ def _prepare(cfg: Config, options: FitOptions, encoders, precision: str) -> _Pre
     if options.smoke:
         splits = splits.subset(train=SMOKE_TRAIN_EXAMPLES, evaluate=SMOKE_EVAL_EXAMPLES)
     info = splits.info
+    streamed = data_layer.streams(cfg.data)
+    # A streamed source's adapting steps see its first adapt_samples training examples, never val/test.
+    x_train, y_train = splits.train.arrays(splits.adapt_samples) if streamed else (splits.train.x, None)
     targets = Targets.from_config(cfg, info)
     model = build_model(
         cfg.model, input_shape=info.input_shape, output=targets.output, name=cfg.name,
-        input_dtypes=input_dtypes(splits.train.x), vocab_sizes=info.vocab_sizes,
-        preprocessing=fit_feature_layers(cfg.preprocess, splits.train.x, info),
+        input_dtypes=input_dtypes(x_train), vocab_sizes=info.vocab_sizes,
+        preprocessing=fit_feature_layers(cfg.preprocess, x_train, info),
     )
     units = output_units(model)
+    if streamed:  # the labels are shaped inside the stream, as shape_labels shapes arrays
+        splits = _shape_stream_labels(splits, targets, units, y_train)
     return _Prepared(
         splits=splits, targets=targets, model=model,
-        labels={name: targets.shape_labels(split.y, units) for name, split in _present(splits).items()},
+        labels={name: None if streamed else targets.shape_labels(split.y, units)
+                for name, split in _present(splits).items()},
         epochs=min(cfg.train.epochs, SMOKE_EPOCHS) if options.smoke else cfg.train.epochs,
         steps_per_epoch=-(-len(splits.train) // cfg.data.batch_size), precision=precision,
     )
+
+
+def _inputs(split):
+    """What the trainer takes as x: a split's arrays, or a streamed split itself."""
+    return split if hasattr(split, "train_batches") else split.x
+
+
+def _shape_stream_labels(splits, targets, units: int, y_sample):
+    """Streams whose labels reach the loss as :meth:`Targets.shape_labels` shapes arrays (which also
+    checks the ids the shards hold, scanned while counting, against the output layer)."""
+    import numpy as np
+
+    from fmtrain.data.tfrecord import LabelShape
+
+    if splits.info.num_classes:
+        targets.shape_labels(np.arange(splits.info.num_classes), units)  # every class id the data may hold
+    shaped = targets.shape_labels(y_sample, units)
+    return splits.with_labels(LabelShape.like(shaped, np.asarray(y_sample), targets.one_hot))
 
 
 def _open_run(cfg: Config, path: Path, options: FitOptions, prepared: _Prepared, resume_from: Checkpoint | None,
@@ -264,7 +288,7 @@ def _train(cfg: Config, options: FitOptions, prepared: _Prepared, run: RunDir, r
         feed="dataset" if cfg.train.feed == "dataset" else "graph", cache=cfg.data.cache,
         prefetch=cfg.data.prefetch, every_steps=cfg.train.checkpoint.every_steps, validation=prepared.validation,
     )
-    x, y = prepared.splits.train.x, prepared.labels["train"]
+    x, y = _inputs(prepared.splits.train), prepared.labels["train"]
     try:
         with stop_on_signals(trainer):
             result = trainer.fit(x, y, epochs=unfreeze_at if two_phases else epochs, resume=resume_from, **common)
@@ -295,7 +319,14 @@ def _recompute_bn_statistics(cfg: Config, prepared: _Prepared):
     BatchNormalization layers that train."""
     from fmtrain.engine import precise_bn
 
-    return precise_bn.recompute_bn_statistics(prepared.model, prepared.splits.train.x, batch_size=cfg.data.batch_size,
+    x = prepared.splits.train
+    if hasattr(x, "train_batches"):  # streamed: its first examples, only when there is a layer to recompute
+        if not precise_bn.trainable_batch_norms(prepared.model) or cfg.train.precise_bn_samples <= 0:
+            return None
+        x = x.arrays(cfg.train.precise_bn_samples)[0]
+    else:
+        x = x.x
+    return precise_bn.recompute_bn_statistics(prepared.model, x, batch_size=cfg.data.batch_size,
                                               seed=cfg.seed, samples=cfg.train.precise_bn_samples)
 
 
@@ -367,7 +398,8 @@ def _check_reload(model, run: RunDir, splits) -> None:
 
     ensure_custom_layers()
     sample = splits.test or splits.val or splits.train
-    batch = tf.nest.map_structure(lambda a: a[:SMOKE_EVAL_EXAMPLES], sample.x)  # one batch: in-batch models too
+    x = sample.arrays(SMOKE_EVAL_EXAMPLES)[0] if hasattr(sample, "train_batches") else sample.x
+    batch = tf.nest.map_structure(lambda a: a[:SMOKE_EVAL_EXAMPLES], x)  # one batch: in-batch models too
     reloaded = keras.saving.load_model(run.model, compile=False, safe_mode=True)
     before = np.asarray(model(batch, training=False))
     after = np.asarray(reloaded(batch, training=False))

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
-from fmtrain.data import csv_npz, images, interactions, sources, splits, synthetic, text  # noqa: F401  (register their sources)
+from fmtrain.data import csv_npz, images, interactions, sources, splits, synthetic, text, tfrecord  # noqa: F401  (register their sources)
 from fmtrain.data.encoding import EncoderState
 from fmtrain.errors import DataError
 
@@ -75,6 +75,9 @@ class DataInfo:
     names"``, or for float labels that look like class ids ``"label column 'class' is float with 3 distinct
     values (0.0, 1.0, 2.0), so the task is regression; set data.task: classification if they are classes"``.
     None in runs made before it existed."""
+    streamed: dict | None = None
+    """Streamed sources (``tfrecord``): the feature spec, the label, the shards and example count of each
+    split, ``adapt_samples`` and ``shuffle_buffer``, as JSON. None for in-memory data."""
 
     def __post_init__(self):
         if isinstance(self.encoders, dict):  # the JSON form, e.g. from an older caller
@@ -87,6 +90,8 @@ class DataInfo:
         shape = self.input_shape
         out["input_shape"] = ({k: list(v) for k, v in shape.items()} if isinstance(shape, dict) else list(shape))
         out["label_shape"] = list(self.label_shape)
+        if out["streamed"] is None:  # in-memory runs' files stay as they were
+            del out["streamed"]
         return out
 
     @classmethod
@@ -109,6 +114,7 @@ class DataInfo:
             vocab_sizes=d.get("vocab_sizes"),  # absent in runs made before it existed
             label_shape=tuple(d.get("label_shape", ())),  # likewise
             task_reason=d.get("task_reason"),  # likewise
+            streamed=d.get("streamed"),  # likewise
         )
 
 
@@ -131,7 +137,12 @@ class Splits:
         )
 
 
-def build(cfg: DataConfig, *, seed: int, encoders: EncoderState | dict | None = None) -> Splits:
+def streams(cfg: DataConfig) -> bool:
+    """Whether ``cfg``'s source streams from files (:class:`fmtrain.data.tfrecord.Streams`) instead of arrays."""
+    return bool(getattr(type(cfg), "streams", False))
+
+
+def build(cfg: DataConfig, *, seed: int, encoders: EncoderState | dict | None = None) -> Splits | tfrecord.Streams:
     """Load ``cfg.source``, split it and encode it.
 
     Args:
@@ -142,7 +153,8 @@ def build(cfg: DataConfig, *, seed: int, encoders: EncoderState | dict | None = 
             eval data is encoded like the training data.
 
     Returns:
-        The splits; ``val`` is None when ``validation_split`` is 0, ``test`` is None when
+        The splits (a streamed source's :class:`~fmtrain.data.tfrecord.Streams`, see :func:`streams`);
+        ``val`` is None when ``validation_split`` is 0, ``test`` is None when
         ``test_split`` is 0 and the source has no test split of its own.
 
     Raises:
@@ -153,6 +165,8 @@ def build(cfg: DataConfig, *, seed: int, encoders: EncoderState | dict | None = 
         encoders = EncoderState()
     elif isinstance(encoders, dict):
         encoders = EncoderState.from_dict(encoders)
+    if streams(cfg):
+        return tfrecord.build(cfg, seed=seed, encoders=encoders)
     loaded = sources.load(cfg, encoders)
     if len(loaded.y) == 0:
         raise DataError(f"{loaded.source}: no training examples; data.path must hold at least one row")

@@ -6,11 +6,16 @@ pipeline on the host and prefetches them. Both follow :func:`epoch_order`, so fo
 seed and epoch they train on the same batches in the same order, and a resumed run continues
 mid-epoch exactly. Every batch has the same shape: the last batch of an epoch is filled from
 the start of the epoch's order, so nothing retraces and XLA compiles once.
+
+``StreamFeed`` trains from a :class:`BatchStream` (a streamed source's training split): data
+larger than memory. Its order also depends only on (seed, epoch), and a resume mid-epoch skips
+the batches already trained, so it continues exactly.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Protocol
 
 import numpy as np
 import tensorflow as tf
@@ -90,6 +95,52 @@ class DatasetFeed:
             batches = tf.data.Dataset.from_tensor_slices(self._order[start:])
             batches = batches.map(self._batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
             self._iterator = iter(batches.prefetch(self.buffer))
+        self._next_step = start + n
+        return (self._iterator, tf.constant(n, tf.int32))
+
+
+class BatchStream(Protocol):
+    """What :class:`StreamFeed` trains from (``fmtrain.data.tfrecord.Stream``): examples in files."""
+
+    def __len__(self) -> int: ...
+
+    def train_batches(self, batch_size: int, *, seed: int, epoch: int, shuffle: bool, start: int,
+                      steps: int) -> tf.data.Dataset:
+        """Batches ``start..steps`` of epoch ``epoch``, ``(x, y)`` of ``batch_size`` rows, in an
+        order that depends only on (seed, epoch)."""
+        ...
+
+    def eval_batches(self, batch_size: int) -> tf.data.Dataset:
+        """Every example once: ``(x, y, weights)`` batches of ``batch_size`` rows, padding at weight 0."""
+        ...
+
+
+class StreamFeed:
+    """Batches streamed from files through tf.data (data larger than memory), prefetched.
+
+    The epoch is ``ceil(n / batch_size)`` full batches of the stream's seeded order; a call that
+    does not continue where the last one ended (the first, or a resume mid-epoch) opens the epoch's
+    stream again and skips the batches before it, so the batches trained are the same.
+    """
+
+    kind = "dataset"
+
+    def __init__(self, stream: BatchStream, batch_size: int, seed: int, shuffle: bool):
+        self.stream, self.n = stream, len(stream)
+        self.batch_size, self.seed, self.shuffle = batch_size, seed, shuffle
+        self.steps = steps_per_epoch(self.n, batch_size)
+        self._epoch = 0
+        self._iterator = None
+        self._next_step = -1
+
+    def begin_epoch(self, epoch: int) -> None:
+        self._epoch, self._iterator, self._next_step = epoch, None, -1
+
+    def args(self, start: int, n: int) -> tuple:
+        if self._iterator is None or start != self._next_step:
+            batches = self.stream.train_batches(self.batch_size, seed=self.seed, epoch=self._epoch,
+                                                shuffle=self.shuffle, start=start, steps=self.steps)
+            self._iterator = iter(batches)
         self._next_step = start + n
         return (self._iterator, tf.constant(n, tf.int32))
 

@@ -16,7 +16,7 @@ from fmtrain.engine import plan_cache
 from fmtrain.engine import steps as compiled
 from fmtrain.engine.callbacks import Callback
 from fmtrain.engine.checkpoints import Checkpoint, Snapshot, TrainingState
-from fmtrain.engine.feeds import DatasetFeed, GraphFeed, padded
+from fmtrain.engine.feeds import BatchStream, DatasetFeed, GraphFeed, StreamFeed, padded
 from fmtrain.engine.planning import CallPlan, JitDecision, PlanRecord, has_convolutions
 from fmtrain.errors import Interrupted, TrainingFailed, first_line
 
@@ -95,6 +95,8 @@ class Trainer:
         self._train_fn = None
         self._eval_fn = None
         self._eval_batch = None
+        self._stream_eval_fn = None
+        self._stream_eval_batch = None
         self._callbacks: list[Callback] = []
         self._call_losses: list[float] = []
 
@@ -106,6 +108,9 @@ class Trainer:
             initial_epoch: int = 0, history: list[dict[str, float]] | None = None,
             global_step: int = 0) -> FitResult:
         """Train until ``epochs`` epochs are done; validate on ``validation=(x, y)`` after each.
+
+        ``x`` may be a :class:`~fmtrain.engine.feeds.BatchStream` (streamed data, ``y`` None, its
+        labels already shaped); ``validation`` then may be ``(stream, None)`` too.
 
         Args:
             resume: a checkpoint to continue from exactly (its variables, epoch, step and history).
@@ -120,7 +125,9 @@ class Trainer:
                 checkpoint of that state is written).
             Interrupted: :meth:`request_stop` was called (SIGINT/SIGTERM); callbacks saw ``on_interrupt``.
         """
-        if feed == "dataset":
+        if _is_stream(x):
+            data = StreamFeed(x, batch_size, seed, shuffle)
+        elif feed == "dataset":
             data = DatasetFeed(x, y, batch_size, seed, shuffle, cache, prefetch)
         else:
             data = GraphFeed(x, y, batch_size, seed, shuffle)
@@ -337,7 +344,11 @@ class Trainer:
     # ----------------------------------------------------------------- evaluation
 
     def evaluate(self, x, y, batch_size: int = EVAL_BATCH) -> dict[str, float]:
-        """Loss and metrics over all of (x, y), exactly (padding rows carry zero weight)."""
+        """Loss and metrics over all of (x, y), exactly (padding rows carry zero weight).
+
+        ``x`` may be a :class:`~fmtrain.engine.feeds.BatchStream` (``y`` None): read once, in order."""
+        if _is_stream(x):
+            return self._evaluate_stream(x, batch_size)
         if self._eval_fn is None or self._eval_batch != batch_size:
             self._eval_fn = compiled.make_eval_function(self.parts, batch_size, self.jit_compile)
             self._eval_batch = batch_size
@@ -345,6 +356,25 @@ class Trainer:
             metric.reset_state()
         result = self._eval_fn(*padded(x, y, batch_size))
         return {k: float(v) for k, v in result.items()}
+
+    def _evaluate_stream(self, stream: BatchStream, batch_size: int) -> dict[str, float]:
+        if self._stream_eval_fn is None or self._stream_eval_batch != batch_size:
+            self._stream_eval_fn = _make_stream_eval_function(self.parts, self.jit_compile)
+            self._stream_eval_batch = batch_size
+        for metric in self.parts.metrics:
+            metric.reset_state()
+        result = self._stream_eval_fn(stream.eval_batches(batch_size))
+        return {k: float(v) for k, v in result.items()}
+
+    def predict_stream(self, stream: BatchStream, batch_size: int = EVAL_BATCH) -> tuple[np.ndarray, np.ndarray]:
+        """Model outputs and labels of every example of a stream, in order."""
+        fn = compiled.make_predict_function(self.model, self.jit_compile)
+        outputs, labels = [], []
+        for x, y, weights in stream.eval_batches(batch_size):
+            keep = int(tf.reduce_sum(weights))
+            outputs.append(np.asarray(fn(x))[:keep])
+            labels.append(np.asarray(y)[:keep])
+        return np.concatenate(outputs), np.concatenate(labels)
 
     def predict(self, x, batch_size: int = EVAL_BATCH) -> np.ndarray:
         """Model outputs for every example of x."""
@@ -367,6 +397,31 @@ class Trainer:
             if fn is not None and hasattr(fn, "experimental_get_tracing_count"):
                 counts[name] = fn.experimental_get_tracing_count()
         return counts
+
+
+def _is_stream(x) -> bool:
+    return hasattr(x, "train_batches") and hasattr(x, "eval_batches")
+
+
+def _make_stream_eval_function(parts, jit_compile: bool):
+    """One pass over a dataset of padded ``(x, y, weights)`` batches: loss and metrics, exactly."""
+
+    def one_batch(x, y, weights):
+        return compiled.eval_step(parts, compiled.as_float_inputs(x), y, weights)
+
+    batch = tf.function(one_batch, jit_compile=True) if jit_compile else one_batch
+
+    @tf.function
+    def evaluate(dataset):
+        total = tf.constant(0.0)
+        count = tf.constant(0.0)
+        for x, y, weights in dataset:
+            loss_sum, weight_sum = batch(x, y, weights)
+            total += loss_sum
+            count += weight_sum
+        return {"loss": tf.math.divide_no_nan(total, count), **compiled.metric_results(parts)}
+
+    return evaluate
 
 
 def _takes_strings(model) -> bool:

@@ -1,0 +1,478 @@
+"""The ``tfrecord`` source: sharded TFRecord files streamed through tf.data, never held in memory.
+
+``files`` names the shards of each split (a glob or a list; paths go through ``tf.io.gfile``, so
+object stores TensorFlow supports work unchanged), ``features`` says how to parse each record
+(``tf.train.Example``: name → dtype and shape, ``image: png|jpeg`` for encoded images, ``string``
+or ``text`` for strings) and ``label`` which feature is the label.
+
+:func:`build` checks every split before training starts (globs match, the first record of each
+shard holds every feature with the right kind and length, every shard reads to its end) while it
+counts the examples and the label range; it returns :class:`Streams`, whose :class:`Stream` splits
+build the tf.data pipelines the engine trains and evaluates from:
+
+- training order depends only on (seed, epoch): the shard order is a permutation seeded by
+  (seed, epoch), shards are interleaved in parallel (deterministically), then shuffled in a buffer
+  of ``shuffle_buffer`` examples seeded by (seed, epoch); an epoch is ``ceil(n / batch)`` full
+  batches (the last one filled from the next pass over the same stream), so a resume skips the
+  batches already trained and continues exactly;
+- records are parsed in batches (``tf.io.parse_example`` on a batch of serialized records),
+  images decoded inside the pipeline, batches prefetched;
+- evaluation reads the shards in order, once, padding the last batch with zero-weight rows.
+
+TensorFlow is imported inside the functions that need it; importing this module imports pydantic.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from fmtrain.config.base import StrictModel
+from fmtrain.data.encoding import EncoderState
+from fmtrain.data.sources import SOURCES, Loaded, SourceConfig
+from fmtrain.errors import DataError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from fmtrain.data import DataInfo
+
+SCAN_BATCH = 8192
+"""Records read per batch while counting a shard (labels only are parsed)."""
+DEFAULT_ADAPT_SAMPLES = 10_000
+
+DType = Literal["float32", "int64", "int32", "uint8", "string"]
+
+
+class FeatureSpec(StrictModel):
+    """How one feature of a record is parsed: its dtype and the shape of one example's value."""
+
+    dtype: DType = "float32"
+    """float32 (a float_list), int64/int32/uint8 (an int64_list), string (a bytes_list; `text` is the same)."""
+    shape: list[int] = Field(default_factory=list)
+    """Shape of one example's value, [] for a scalar; an encoded image: [height, width, channels]."""
+    image: Literal["png", "jpeg"] | None = None
+    """The value is one encoded image (a bytes_list), decoded to uint8 pixels of `shape` inside tf.data."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        # `pixels: float32` or `review: text` for a scalar of that dtype.
+        if isinstance(value, str):
+            value = {"dtype": value}
+        if isinstance(value, dict) and value.get("dtype") == "text":
+            value = {**value, "dtype": "string"}
+        return value
+
+    @model_validator(mode="after")
+    def _image_has_a_shape(self) -> FeatureSpec:
+        if self.image is not None:
+            if len(self.shape) != 3 or self.shape[2] not in (1, 3, 4):
+                raise ValueError(f"an encoded {self.image} image needs shape [height, width, channels] "
+                                 f"with 1, 3 or 4 channels, found {self.shape}")
+            if self.dtype not in ("uint8", "float32"):
+                raise ValueError(f"an encoded image decodes to uint8 pixels; remove dtype {self.dtype}")
+        if any(d < 1 for d in self.shape):
+            raise ValueError(f"every dimension of shape must be ≥ 1, found {self.shape}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """The ``tf.train.Feature`` list the value is stored in."""
+        if self.image is not None or self.dtype == "string":
+            return "bytes_list"
+        return "float_list" if self.dtype == "float32" else "int64_list"
+
+    @property
+    def values(self) -> int:
+        """How many values one example stores (1 for an encoded image or a string)."""
+        return 1 if self.image is not None else math.prod(self.shape)
+
+    @property
+    def example_shape(self) -> tuple[int, ...]:
+        return tuple(self.shape)
+
+
+class SplitFiles(StrictModel):
+    """The shards of each split."""
+
+    train: str | list[str]
+    """Training shards: a glob (`data/train-*.tfrecord`) or a list of files/globs."""
+    val: str | list[str] | None = None
+    """Validation shards (none: no validation split)."""
+    test: str | list[str] | None = None
+    """Test shards (none: no test split)."""
+
+
+class TfrecordSource(SourceConfig):
+    """Sharded TFRecord files of tf.train.Example records, streamed through tf.data (data larger than memory)."""
+
+    source: Literal["tfrecord"] = "tfrecord"
+    """tfrecord: shards of tf.train.Example records, streamed."""
+    files: SplitFiles
+    """Shards per split: {train: GLOB or [FILES], val: ..., test: ...}; validation_split/test_split are not used."""
+    features: dict[str, FeatureSpec]
+    """Feature name → {dtype, shape, image}; the label's entry too. One input feature gives one array input,
+    several give named inputs."""
+    label: str
+    """The feature that is the label (int64: class ids → classification; float32 → regression)."""
+    classes: list[str] | None = None
+    """Class names, index i naming class i (default: the ids 0..max seen in training)."""
+    shuffle_buffer: int = Field(10_000, ge=1)
+    """Training examples shuffled together after the seeded shard order (memory grows with it)."""
+    adapt_samples: int | Literal["all"] = DEFAULT_ADAPT_SAMPLES
+    """Training examples (the first, in shard order) that adapting preprocessing steps (standardize,
+    text_vectorize, lookup, rescale with range) are fitted on; `all` reads every training example into memory."""
+
+    streams: ClassVar[bool] = True
+
+    @field_validator("adapt_samples")
+    @classmethod
+    def _positive(cls, value):
+        if isinstance(value, int) and value < 1:
+            raise ValueError("adapt_samples must be ≥ 1, or all")
+        return value
+
+    @model_validator(mode="after")
+    def _label_is_a_feature(self) -> TfrecordSource:
+        if self.label not in self.features:
+            raise ValueError(f"label '{self.label}' is not in features ({', '.join(self.features)}); "
+                             f"add it, e.g. {self.label}: int64")
+        label = self.features[self.label]
+        if label.image is not None or label.dtype == "string":
+            raise ValueError(f"label '{self.label}' must be numbers (int64 class ids or float32 targets)")
+        if len(self.features) < 2:
+            raise ValueError("features lists only the label; add the input features")
+        return self
+
+
+@SOURCES.register("tfrecord", params=TfrecordSource)
+def load_tfrecord(cfg: TfrecordSource, saved: EncoderState) -> Loaded:
+    """Shards of tf.train.Example records (data.files per split, data.features, data.label), streamed by tf.data."""
+    raise DataError("source 'tfrecord' streams; fmtrain.data.build returns its Streams")  # build() dispatches
+
+
+# --------------------------------------------------------------------------- labels
+
+
+@dataclass(frozen=True)
+class LabelShape:
+    """How the label reaches the loss: what :meth:`fmtrain.targets.Targets.shape_labels` does to arrays."""
+
+    dtype: str = "int32"
+    one_hot: int | None = None
+    column: bool = False
+    """Reshape (n,) labels to (n, 1)."""
+
+    @classmethod
+    def like(cls, shaped, raw, one_hot: int | None) -> LabelShape:
+        """The shaping that turned ``raw`` into ``shaped`` (both numpy arrays)."""
+        return cls(dtype=str(shaped.dtype), one_hot=one_hot, column=shaped.ndim == raw.ndim + 1 and not one_hot)
+
+
+# --------------------------------------------------------------------------- streams
+
+
+@dataclass(frozen=True)
+class Stream:
+    """One split's shards and how to turn them into batches."""
+
+    files: tuple[str, ...]
+    count: int
+    features: dict[str, FeatureSpec]
+    """The input features (not the label)."""
+    label: str
+    label_spec: FeatureSpec
+    shuffle_buffer: int
+    limit: int | None = None
+    """Only the first ``limit`` records in shard order (``--smoke``)."""
+    labels: LabelShape | None = None
+
+    def __len__(self) -> int:
+        return self.count
+
+    def head(self, n: int) -> Stream:
+        return replace(self, count=min(n, self.count), limit=min(n, self.count))
+
+    def with_labels(self, labels: LabelShape) -> Stream:
+        return replace(self, labels=labels)
+
+    # ------------------------------------------------------------- pipelines
+
+    def _records(self, files: list[str]):
+        import tensorflow as tf
+
+        names = tf.data.Dataset.from_tensor_slices(files)
+        records = names.interleave(tf.data.TFRecordDataset, cycle_length=max(1, min(len(files), 8)), block_length=1,
+                                   num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return records.take(self.limit) if self.limit is not None else records
+
+    def train_batches(self, batch_size: int, *, seed: int, epoch: int, shuffle: bool, start: int, steps: int):
+        """Batches ``start..steps`` of epoch ``epoch``: a ``tf.data.Dataset`` of ``(x, y)``.
+
+        The order depends only on (seed, epoch); batches before ``start`` are skipped unparsed.
+        """
+        import numpy as np
+        import tensorflow as tf
+
+        files = list(self.files)
+        if shuffle and self.limit is None:
+            files = [files[i] for i in np.random.default_rng([seed, epoch]).permutation(len(files))]
+        records = self._records(files)
+        if shuffle:
+            buffer_seed = int(np.random.default_rng([seed, epoch, 1]).integers(2**31 - 1))
+            records = records.shuffle(self.shuffle_buffer, seed=buffer_seed, reshuffle_each_iteration=True)
+        batches = records.repeat().batch(batch_size, drop_remainder=True).take(steps).skip(start)
+        batches = batches.map(self._parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return batches.prefetch(tf.data.AUTOTUNE)
+
+    def eval_batches(self, batch_size: int):
+        """Every example once, in shard order: ``(x, y, weights)`` batches of exactly ``batch_size``,
+        the last one padded with copies of its first row at weight 0."""
+        import tensorflow as tf
+
+        def pad(x, y):
+            n = tf.shape(y)[0]
+            extra = batch_size - n
+
+            def fill(t):
+                return tf.concat([t, tf.repeat(t[:1], extra, axis=0)], axis=0)
+
+            weights = tf.concat([tf.ones([n]), tf.zeros([extra])], axis=0)
+            return tf.nest.map_structure(fill, x), fill(y), weights
+
+        batches = self._records(list(self.files)).batch(batch_size)
+        batches = batches.map(self._parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return batches.map(pad).prefetch(tf.data.AUTOTUNE)
+
+    def arrays(self, n: int | None) -> tuple[Any, np.ndarray]:
+        """The first ``n`` examples (all with None) in shard order, as numpy ``(x, y)``."""
+        import numpy as np
+        import tensorflow as tf
+
+        records = self._records(list(self.files))
+        if n is not None:
+            records = records.take(n)
+        parts_x, parts_y = [], []
+        for x, y in records.batch(SCAN_BATCH).map(self._parse_raw):
+            parts_x.append(tf.nest.map_structure(lambda t: t.numpy(), x))
+            parts_y.append(y.numpy())
+        if not parts_y:
+            raise DataError(f"{self.files[0]}: no records to read")
+        x = tf.nest.map_structure(lambda *a: np.concatenate(a), *parts_x) if len(parts_x) > 1 else parts_x[0]
+        return x, np.concatenate(parts_y)
+
+    def _parse_raw(self, serialized):
+        """A batch of serialized records → (x, y) with the features' own dtypes; y as stored."""
+        import tensorflow as tf
+
+        spec = {name: _parse_spec(feature) for name, feature in {**self.features, self.label: self.label_spec}.items()}
+        parsed = tf.io.parse_example(serialized, spec)
+        x = {name: _decode(parsed[name], feature) for name, feature in self.features.items()}
+        y = parsed[self.label]
+        if y.dtype == tf.int64:
+            y = tf.cast(y, tf.int32)
+        return (next(iter(x.values())) if len(x) == 1 else x), y
+
+    def _parse(self, serialized):
+        import tensorflow as tf
+
+        x, y = self._parse_raw(serialized)
+        shaping = self.labels
+        if shaping is not None:
+            if shaping.one_hot:
+                y = tf.one_hot(tf.cast(y, tf.int32), shaping.one_hot, dtype=tf.float32)
+            else:
+                y = tf.cast(y, shaping.dtype)
+                if shaping.column:
+                    y = tf.reshape(y, [-1, 1])
+        return x, y
+
+
+def _parse_spec(feature: FeatureSpec):
+    import tensorflow as tf
+
+    if feature.image is not None:
+        return tf.io.FixedLenFeature([], tf.string)
+    dtype = {"float_list": tf.float32, "int64_list": tf.int64, "bytes_list": tf.string}[feature.kind]
+    return tf.io.FixedLenFeature(feature.shape, dtype)
+
+
+def _decode(values, feature: FeatureSpec):
+    """Parsed values of one feature (a batch) → what the model is fed: images decoded, ints narrowed."""
+    import tensorflow as tf
+
+    if feature.image is not None:
+        height, width, channels = feature.shape
+        decode = tf.io.decode_png if feature.image == "png" else tf.io.decode_jpeg
+
+        def one(encoded):
+            return tf.ensure_shape(decode(encoded, channels=channels), [height, width, channels])
+
+        return tf.map_fn(one, values, fn_output_signature=tf.TensorSpec([height, width, channels], tf.uint8))
+    if feature.dtype in ("int32", "uint8"):
+        return tf.cast(values, feature.dtype)
+    return values
+
+
+@dataclass(frozen=True)
+class Streams:
+    """The streamed train, validation and test splits of a ``tfrecord`` config (like :class:`Splits`)."""
+
+    train: Stream
+    val: Stream | None
+    test: Stream | None
+    info: DataInfo
+    adapt_samples: int | None
+    """Training examples the adapting preprocessing steps see (None: all)."""
+
+    def subset(self, train: int, evaluate: int) -> Streams:
+        return replace(self, train=self.train.head(train),
+                       val=self.val.head(evaluate) if self.val is not None else None,
+                       test=self.test.head(evaluate) if self.test is not None else None)
+
+    def with_labels(self, labels: LabelShape) -> Streams:
+        return replace(self, train=self.train.with_labels(labels),
+                       val=self.val.with_labels(labels) if self.val is not None else None,
+                       test=self.test.with_labels(labels) if self.test is not None else None)
+
+
+# --------------------------------------------------------------------------- build
+
+
+def build(cfg: TfrecordSource, *, seed: int, encoders: EncoderState) -> Streams:
+    """Check and count every split's shards; the streams and what they hold.
+
+    Raises:
+        DataError: a glob matches nothing, a shard is unreadable or corrupt, a record lacks a
+            feature or stores it with another kind or length, a label is out of range — each
+            naming the file.
+    """
+    from fmtrain.data import DataInfo
+
+    inputs = {name: spec for name, spec in cfg.features.items() if name != cfg.label}
+    label_spec = cfg.features[cfg.label]
+    scanned = {}
+    for split in ("train", "val", "test"):
+        patterns = getattr(cfg.files, split)
+        if patterns is None:
+            continue
+        files = _expand(patterns, f"data.files.{split}")
+        scanned[split] = (files, *_scan(files, cfg.features, cfg.label, split))
+    files, count, low, high = scanned["train"]
+    if count == 0:
+        raise DataError(f"data.files.train: the shards ({files[0]}, …) hold no records")
+    classification = label_spec.dtype != "float32" if cfg.task == "auto" else cfg.task == "classification"
+    task = "classification" if classification else "regression"
+    reason = (f"set in the config (data.task: {cfg.task})" if cfg.task != "auto" else
+              f"label feature '{cfg.label}' is {label_spec.dtype}")
+    class_names = None
+    if classification:
+        class_names = list(encoders.label_classes or cfg.classes or
+                           [str(i) for i in range(encoders.num_classes or int(high) + 1)])
+        for split, (split_files, _, lo, hi) in scanned.items():
+            if lo is not None and (lo < 0 or hi >= len(class_names)):
+                raise DataError(f"{split_files[0]}: data.files.{split} has label ids {int(lo)}..{int(hi)}, but there "
+                                f"are {len(class_names)} classes (data.classes); ids must be 0..{len(class_names) - 1}")
+    state = EncoderState(task=task, num_classes=len(class_names),
+                         label_classes=class_names if cfg.classes or encoders.label_classes else None
+                         ) if classification else EncoderState(task=task)
+
+    def stream(split: str) -> Stream | None:
+        if split not in scanned:
+            return None
+        split_files, split_count, *_ = scanned[split]
+        return Stream(tuple(split_files), split_count, inputs, cfg.label, label_spec, cfg.shuffle_buffer)
+
+    shapes = {name: spec.example_shape for name, spec in inputs.items()}
+    info = DataInfo(
+        source=f"tfrecord {len(files)} shard(s) {files[0]}{' …' if len(files) > 1 else ''}",
+        task=task, num_classes=len(class_names) if class_names else None, class_names=class_names,
+        feature_names=None, input_shape=next(iter(shapes.values())) if len(shapes) == 1 else shapes,
+        encoders=state, label_shape=tuple(label_spec.shape), task_reason=reason,
+        streamed={"features": {name: spec.model_dump() for name, spec in cfg.features.items()}, "label": cfg.label,
+                  "files": {split: list(found[0]) for split, found in scanned.items()},
+                  "counts": {split: found[1] for split, found in scanned.items()},
+                  "adapt_samples": cfg.adapt_samples, "shuffle_buffer": cfg.shuffle_buffer},
+    )
+    return Streams(stream("train"), stream("val"), stream("test"), info,
+                   adapt_samples=None if cfg.adapt_samples == "all" else cfg.adapt_samples)
+
+
+def _expand(patterns: str | list[str], key: str) -> list[str]:
+    import tensorflow as tf
+
+    found: list[str] = []
+    for pattern in [patterns] if isinstance(patterns, str) else patterns:
+        try:
+            matched = sorted(tf.io.gfile.glob(pattern))
+        except tf.errors.OpError as exc:
+            raise DataError(f"{key}: cannot list '{pattern}': {exc.message.splitlines()[0]}") from None
+        if not matched:
+            raise DataError(f"{key}: '{pattern}' matches no file; give a glob or list of TFRecord shards")
+        found += [path for path in matched if path not in found]
+    return found
+
+
+def _scan(files: list[str], features: dict[str, FeatureSpec], label: str, split: str):
+    """Check the first record of each shard and read each to its end: (records, lowest label, highest label)."""
+    import numpy as np
+    import tensorflow as tf
+
+    count, low, high = 0, None, None
+    label_spec = {label: _parse_spec(features[label])}
+    for path in files:
+        first = True
+        try:
+            for serialized in tf.data.TFRecordDataset(path).batch(SCAN_BATCH):
+                if first:
+                    _check_record(path, serialized[0].numpy(), features, split)
+                    first = False
+                values = tf.io.parse_example(serialized, label_spec)[label].numpy()
+                count += len(values)
+                low = np.min(values) if low is None else min(low, np.min(values))
+                high = np.max(values) if high is None else max(high, np.max(values))
+        except tf.errors.DataLossError as exc:
+            raise DataError(f"{path}: corrupt TFRecord shard ({exc.message.splitlines()[0]}); "
+                            "rewrite it, or remove it from data.files") from None
+        except tf.errors.OpError as exc:
+            raise DataError(f"{path}: cannot read the shard: {exc.message.splitlines()[0]}") from None
+        if first:
+            raise DataError(f"{path}: the shard holds no records; remove it from data.files.{split}")
+    return count, low, high
+
+
+def _check_record(path: str, raw: bytes, features: dict[str, FeatureSpec], split: str) -> None:
+    """The first record of a shard holds every feature, in the list its dtype reads, with its length."""
+    import tensorflow as tf
+
+    try:
+        example = tf.train.Example.FromString(raw)
+    except Exception:  # protobuf's DecodeError
+        raise DataError(f"{path}: the first record is not a tf.train.Example; "
+                        "write records with tf.train.Example(...).SerializeToString()") from None
+    stored = example.features.feature
+    for name, spec in features.items():
+        if name not in stored:
+            raise DataError(f"{path}: record 1 has no feature '{name}' (data.features.{name}); "
+                            f"it has {', '.join(sorted(stored)) or 'none'}")
+        kind = stored[name].WhichOneof("kind")
+        if kind != spec.kind:
+            what = f"image: {spec.image}" if spec.image else f"dtype {spec.dtype}"
+            raise DataError(f"{path}: feature '{name}' is stored as a {kind} but data.features.{name} says {what}, "
+                            f"which reads a {spec.kind}; {_dtype_hint(kind)}")
+        length = len(getattr(stored[name], kind).value)
+        if length != spec.values:
+            raise DataError(f"{path}: feature '{name}' holds {length} value(s) per record but "
+                            f"data.features.{name} shape {spec.shape} needs {spec.values}")
+
+
+def _dtype_hint(kind: str | None) -> str:
+    return {"float_list": "set dtype: float32", "int64_list": "set dtype: int64 (or int32, uint8)",
+            "bytes_list": "set dtype: string, or image: png|jpeg"}.get(kind or "", "the feature is empty")
+
+
+__all__ = ["FeatureSpec", "LabelShape", "SplitFiles", "Stream", "Streams", "TfrecordSource", "build"]
