@@ -424,6 +424,9 @@ class TrainConfig(StrictModel):
     precise_bn_samples: int = Field(8192, ge=0)
     """After the last epoch, recompute batch-norm statistics as the average over this many training
     examples ("precise BN", as pycls does), so inference matches training after short runs; 0: off."""
+    profile: tuple[int, int] | None = None
+    """[start, stop]: run TensorFlow's profiler from global step start to step stop (rounded out to
+    whole compiled calls); the trace lands in <run>/tensorboard/ (TensorBoard's Profile tab)."""
 
     @field_validator("steps_per_execution")
     @classmethod
@@ -431,6 +434,35 @@ class TrainConfig(StrictModel):
         if isinstance(value, int) and value < 1:
             raise ValueError(f"steps_per_execution must be at least 1 or 'auto', found {value}")
         return value
+
+    @field_validator("profile")
+    @classmethod
+    def _profile_range(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is not None and not 0 <= value[0] < value[1]:
+            raise ValueError(f"profile must be [start, stop] steps with 0 <= start < stop, found {list(value)}")
+        return value
+
+
+# --------------------------------------------------------------------------- report
+
+
+class MlflowConfig(StrictModel):
+    """Log the run to MLflow (the optional extra: pip install 'fmtrain[mlflow]')."""
+
+    tracking_uri: str
+    """Where runs are stored: a tracking server (http://…), a folder (file:/path) or a database
+    (sqlite:///path/mlflow.db)."""
+    experiment: str | None = None
+    """The MLflow experiment (created when missing); default: the config's name."""
+    log_model: bool = True
+    """Also log the trained Keras model as an MLflow model."""
+
+
+class ReportConfig(StrictModel):
+    """Where a finished run is reported besides its run directory."""
+
+    mlflow: MlflowConfig | None = None
+    """Log params (the flattened config), per-epoch metrics, the report, metrics.json and the model."""
 
 
 # --------------------------------------------------------------------------- the whole file
@@ -469,6 +501,8 @@ class Config(StrictModel):
     metrics: list[MetricConfig] = Field(default_factory=lambda: [MetricConfig(name="auto")])
     """auto: accuracy for classification, mae for regression."""
     train: TrainConfig = Field(default_factory=TrainConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
+    """Integrations a finished run reports to (MLflow)."""
 
     @model_validator(mode="after")
     def _early_stopping_needs_validation(self) -> Config:
@@ -502,7 +536,12 @@ class Config(StrictModel):
         return as_users_write_it(super().model_json_schema(*args, **kwargs))
 
     def to_yaml_dict(self) -> dict[str, Any]:
-        """The resolved config as plain data, in the YAML spelling (round-trips through validation)."""
+        """The resolved config as plain data, in the YAML spelling (round-trips through validation).
+
+        ``report`` is left out while it reports nowhere, so runs made before it existed keep their
+        config (and its hash)."""
         out = self.model_dump(mode="json")
         ordered = ["name", "seed", "data", "preprocess", "model", "optimizer", "loss", "metrics", "train"]
+        if self.report != ReportConfig():
+            ordered.append("report")
         return {key: out[key] for key in ordered}
