@@ -244,6 +244,7 @@ def _make_trainer(cfg: Config, prepared: _Prepared, learning_rate: float | None 
 
 def _callbacks(cfg: Config, options: FitOptions, run: RunDir, has_validation: bool) -> list:
     from fmtrain.engine.checkpoints import CheckpointManager
+    from fmtrain.integrations import TensorBoardCallback
     from fmtrain.resume import config_hash
 
     checkpointing = cfg.train.checkpoint
@@ -258,6 +259,7 @@ def _callbacks(cfg: Config, options: FitOptions, run: RunDir, has_validation: bo
         every_epochs=checkpointing.every_epochs, every_steps=checkpointing.every_steps, monitor=monitor,
         mode=checkpointing.mode, config_hash=config_hash(cfg),
     ))
+    callbacks.append(TensorBoardCallback(run.path / "tensorboard", cfg.train.profile))
     return [*callbacks, *options.callbacks]
 
 
