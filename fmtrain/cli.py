@@ -182,15 +182,26 @@ def validate(
 
 @app.command(cls=_Command)
 def report(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory written by fmtrain fit.", show_default=False)],
+    run_dirs: Annotated[list[Path], typer.Argument(
+        metavar="RUN_DIR...", help="Run directories written by fmtrain fit; two or more are compared.",
+        show_default=False)],
+    output: Annotated[Path | None, typer.Option(
+        "--output", help="With several runs: the comparison page to write (.html or .md).")] = None,
     debug: Debug = False,
 ) -> None:
-    """(Re)write RUN_DIR's report.md, report.html and plots from its files."""
+    """(Re)write RUN_DIR's report.md, report.html and plots from its files; with several runs, write one
+    page comparing them (config differences, final metrics, overlaid learning curves)."""
 
     def action() -> int:
-        from fmtrain.report import write_report
+        from fmtrain.report import write_comparison, write_report
 
-        typer.echo(str(write_report(run_dir)))
+        if len(run_dirs) == 1:
+            if output is not None:
+                raise ConfigError(f"--output {output}: compares several runs; "
+                                  f"one run's report is written into {run_dirs[0]} (leave out --output)")
+            typer.echo(str(write_report(run_dirs[0])))
+        else:
+            typer.echo(str(write_comparison(run_dirs, output or Path("compare.html"))))
         return 0
 
     _run(action, debug)

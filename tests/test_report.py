@@ -135,7 +135,7 @@ def test_report_files_mention_results_and_reference_valid_pngs(run_dir: Path):
         for name in CLASSES:
             assert name in text
     refs = _referenced_images(run_dir)
-    assert refs == {"plots/history_loss.png", "plots/history_accuracy.png",
+    assert refs == {"plots/history_loss.png", "plots/history_accuracy.png", "plots/history_lr.png",
                     "plots/confusion_test.png"}
     for ref in refs:
         assert (run_dir / ref).read_bytes().startswith(PNG_SIGNATURE)
@@ -191,7 +191,8 @@ def test_regression_run_without_optional_files_still_reports(tmp_path: Path):
     md = (tmp_path / "report.md").read_text()
     assert "regression" in md and "3.5" in md
     assert "Per class" not in md and "Environment" not in md and "Resolved config" not in md
-    assert _referenced_images(tmp_path) == {"plots/history_loss.png", "plots/history_mae.png"}
+    assert _referenced_images(tmp_path) == {"plots/history_loss.png", "plots/history_mae.png",
+                                            "plots/history_lr.png"}
     assert not (tmp_path / "plots" / "confusion_test.png").exists()
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from fmtrain.report.classification import classification_summary as classification_summary
+    from fmtrain.report.compare import write_comparison as write_comparison
     from fmtrain.report.console import print_eval as print_eval
     from fmtrain.report.console import print_fit_summary as print_fit_summary
     from fmtrain.report.document import write_report as write_report
@@ -19,6 +20,7 @@ _EXPORTS = {
     "classification_summary": "fmtrain.report.classification",
     "print_eval": "fmtrain.report.console",
     "print_fit_summary": "fmtrain.report.console",
+    "write_comparison": "fmtrain.report.compare",
     "write_report": "fmtrain.report.document",
 }
 

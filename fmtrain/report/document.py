@@ -20,7 +20,7 @@ _SPLITS = ("train", "val", "test")
 
 
 @dataclass
-class _Table:
+class Table:
     header: list[str]
     rows: list[list[str]]
 
@@ -28,8 +28,8 @@ class _Table:
 @dataclass
 class _Eval:
     title: str
-    metrics: _Table
-    per_class: _Table | None = None
+    metrics: Table
+    per_class: Table | None = None
     confusion_src: str | None = None
 
 
@@ -47,12 +47,12 @@ class _Report:
     """Said right after the status: results the user must not miss (metrics.json ``warnings``)."""
     headline_split: str | None
     headline: list[tuple[str, str]]
-    final: _Table | None
-    overview: _Table
-    data: _Table | None
+    final: Table | None
+    overview: Table
+    data: Table | None
     history_plots: list[tuple[str, str]]
     evals: list[_Eval] = field(default_factory=list)
-    environment: _Table | None = None
+    environment: Table | None = None
     config_text: str | None = None
 
 
@@ -75,7 +75,7 @@ def write_report(run_dir: Path) -> Path:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunDirError(f"{run_dir}: run directory not found")
-    metrics = _read_metrics(run_dir / "metrics.json")
+    metrics = read_metrics(run_dir / "metrics.json")
     environment = _read_json(run_dir / "environment.json", required=False)
     config_path = run_dir / "config.yaml"
     config_text = config_path.read_text(encoding="utf-8") if config_path.is_file() else None
@@ -147,7 +147,7 @@ def precise_bn_note(info: PreciseBNInfo) -> str:
             f"({info.batches} batches of {info.batch_size}{seconds})")
 
 
-def _read_metrics(path: Path) -> RunMetrics:
+def read_metrics(path: Path) -> RunMetrics:
     try:
         return RunMetrics.model_validate(_read_json(path, required=True))
     except ValidationError as err:
@@ -186,7 +186,7 @@ def _eval_section(split: str, result: dict[str, Any], confusion_src: str | None)
     n = result.get("n_samples")
     title = f"Evaluation on {split}" + (f" ({format_value(n)} samples)" if n is not None else "")
     metrics = [[k, format_value(v)] for k, v in (result.get("metrics") or {}).items()]
-    section = _Eval(title, _Table(["metric", "value"], metrics))
+    section = _Eval(title, Table(["metric", "value"], metrics))
     summary = result.get("classification")
     if summary:
         per_class = summary["per_class"]
@@ -194,7 +194,7 @@ def _eval_section(split: str, result: dict[str, Any], confusion_src: str | None)
         total = sum(c["support"] for c in per_class)
         rows += [_score_row(f"{avg} avg", summary.get(avg) or {}, total)
                  for avg in ("macro", "weighted")]
-        section.per_class = _Table(["class", "precision", "recall", "f1", "support"], rows)
+        section.per_class = Table(["class", "precision", "recall", "f1", "support"], rows)
         section.confusion_src = confusion_src
     return section
 
@@ -258,61 +258,61 @@ def _build(metrics: RunMetrics, history_plots, evals, environment, config_text, 
         warnings=list(metrics.warnings),
         headline_split=headline_split,
         headline=headline,
-        final=_Table(*table) if table else None,
-        overview=_Table(["", "value"], overview),
+        final=Table(*table) if table else None,
+        overview=Table(["", "value"], overview),
         data=(
-            _Table(["split", "samples"], [[k, format_value(v)] for k, v in data.items()])
+            Table(["split", "samples"], [[k, format_value(v)] for k, v in data.items()])
             if data else None
         ),
         history_plots=history_plots,
         evals=evals,
         environment=(
-            _Table(["", "value"], [[k, format_value(v)] for k, v in environment.items()])
+            Table(["", "value"], [[k, format_value(v)] for k, v in environment.items()])
             if environment else None
         ),
         config_text=config_text,
     )
 
 
-def _md_cell(text: str) -> str:
+def md_cell(text: str) -> str:
     # Pipes would split the cell and raw "<" could be taken as HTML by a Markdown renderer.
     return text.replace("|", "\\|").replace("<", "&lt;").replace("\n", " ")
 
 
-def _md_table(table: _Table) -> list[str]:
-    lines = ["| " + " | ".join(_md_cell(h) for h in table.header) + " |",
+def md_table(table: Table) -> list[str]:
+    lines = ["| " + " | ".join(md_cell(h) for h in table.header) + " |",
              "|" + "|".join(["---"] + ["---:"] * (len(table.header) - 1)) + "|"]
-    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in table.rows]
+    lines += ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in table.rows]
     return lines + [""]
 
 
 def _markdown(r: _Report) -> str:
-    reason = f" — {_md_cell(r.task_reason)}" if r.task_reason else ""
-    out = [f"# {_md_cell(r.name)}", "", f"Task: **{_md_cell(r.task)}**{reason}", ""]
+    reason = f" — {md_cell(r.task_reason)}" if r.task_reason else ""
+    out = [f"# {md_cell(r.name)}", "", f"Task: **{md_cell(r.task)}**{reason}", ""]
     if r.status:
-        out += [f"> **{_md_cell(r.status)}**", ""]
+        out += [f"> **{md_cell(r.status)}**", ""]
     for warning in r.warnings:
-        out += [f"> **Warning:** {_md_cell(warning)}", ""]
+        out += [f"> **Warning:** {md_cell(warning)}", ""]
     if r.headline:
-        parts = ", ".join(f"{_md_cell(k)} **{v}**" for k, v in r.headline)
+        parts = ", ".join(f"{md_cell(k)} **{v}**" for k, v in r.headline)
         out += [f"Final {r.headline_split}: {parts}", ""]
     if r.final:
-        out += ["## Final metrics", "", *_md_table(r.final)]
+        out += ["## Final metrics", "", *md_table(r.final)]
     if r.overview.rows:
-        out += ["## Training", "", *_md_table(r.overview)]
+        out += ["## Training", "", *md_table(r.overview)]
     if r.data:
-        out += ["## Data", "", *_md_table(r.data)]
+        out += ["## Data", "", *md_table(r.data)]
     if r.history_plots:
         out += ["## History", ""]
-        out += [f"![{_md_cell(name)} per epoch]({src})" for name, src in r.history_plots] + [""]
+        out += [f"![{md_cell(name)} per epoch]({src})" for name, src in r.history_plots] + [""]
     for ev in r.evals:
-        out += [f"## {_md_cell(ev.title)}", "", *_md_table(ev.metrics)]
+        out += [f"## {md_cell(ev.title)}", "", *md_table(ev.metrics)]
         if ev.per_class:
-            out += ["### Per class", "", *_md_table(ev.per_class)]
+            out += ["### Per class", "", *md_table(ev.per_class)]
         if ev.confusion_src:
             out += [f"![confusion matrix]({ev.confusion_src})", ""]
     if r.environment:
-        out += ["## Environment", "", *_md_table(r.environment)]
+        out += ["## Environment", "", *md_table(r.environment)]
     if r.config_text is not None:
         fence = "````" if "```" in r.config_text else "```"
         out += ["## Resolved config", "", f"{fence}yaml", r.config_text.rstrip("\n"), fence, ""]
@@ -320,6 +320,11 @@ def _markdown(r: _Report) -> str:
 
 
 def _html(r: _Report) -> str:
+    return render_html("report.html.j2", r=r)
+
+
+def render_html(template: str, **context: Any) -> str:
+    """Render one of ``fmtrain/report/templates`` with autoescaping on."""
     import jinja2
 
     env = jinja2.Environment(
@@ -329,4 +334,4 @@ def _html(r: _Report) -> str:
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
     )
-    return env.get_template("report.html.j2").render(r=r)
+    return env.get_template(template).render(**context)

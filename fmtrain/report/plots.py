@@ -43,14 +43,16 @@ def read_history(history_csv: Path) -> dict[str, list[float]]:
 
 
 def plot_history(history_csv: Path, out_dir: Path) -> list[Path]:
-    """Plot one PNG per metric in ``history.csv``: train and (if present) val curves vs epoch.
+    """Plot one PNG per metric in ``history.csv`` (train and, if present, val curves vs epoch), and the
+    learning rate when the history has an ``lr`` column.
 
     Args:
         history_csv: the run's ``history.csv``.
         out_dir: folder for ``history_<metric>.png`` files (created if missing).
 
     Returns:
-        The written paths in column order (``loss`` first); none if no epoch finished.
+        The written paths in column order (``loss`` first, ``history_lr.png`` last); none if no
+        epoch finished.
     """
     from matplotlib.ticker import MaxNLocator
 
@@ -58,9 +60,7 @@ def plot_history(history_csv: Path, out_dir: Path) -> list[Path]:
     epochs = columns["epoch"]
     if not epochs:
         return []
-    metrics = [
-        name for name in columns if name not in _NOT_METRICS and not name.startswith("val_")
-    ]
+    metrics = history_metrics(columns)
     written = []
     for metric in metrics:
         fig = _figure((6.0, 3.6))
@@ -76,8 +76,75 @@ def plot_history(history_csv: Path, out_dir: Path) -> list[Path]:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend()
         fig.tight_layout()
-        written.append(_save(fig, Path(out_dir) / f"history_{_slug(metric)}.png"))
+        written.append(_save(fig, Path(out_dir) / f"history_{slug(metric)}.png"))
+    if "lr" in columns:
+        written.append(_plot_learning_rate(epochs, columns["lr"], Path(out_dir) / "history_lr.png"))
     return written
+
+
+def history_metrics(columns: dict[str, list[float]]) -> list[str]:
+    """The metrics of a history (``loss`` first, as in the file), without their ``val_`` twins."""
+    return [name for name in columns if name not in _NOT_METRICS and not name.startswith("val_")]
+
+
+def plot_overlay(curves: list[tuple[str, dict[str, list[float]]]], metric: str, out_path: Path) -> Path:
+    """One plot of ``metric`` per epoch for several runs: a colour per run, train solid, val dashed.
+
+    Args:
+        curves: ``(run label, read_history columns)`` per run; runs without the metric are skipped.
+        metric: a history column (``lr`` too); its ``val_`` twin is drawn where present.
+        out_path: the PNG to write.
+
+    Returns:
+        ``out_path``.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    fig = _figure((7.0, 4.0))
+    ax = fig.subplots()
+    for index, (label, columns) in enumerate(curves):
+        colour = f"C{index % 10}"
+        if metric in columns:
+            ax.plot(columns["epoch"], columns[metric], marker="o", markersize=3, color=colour,
+                    label=label if metric == "lr" else f"{label} train")
+        if f"val_{metric}" in columns:
+            ax.plot(columns["epoch"], columns[f"val_{metric}"], marker="o", markersize=3, color=colour,
+                    linestyle="--", label=f"{label} val")
+    title = "learning rate" if metric == "lr" else metric
+    ax.set_title(f"{title} per epoch")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(title)
+    if metric == "lr":
+        _log_scale_if_wide(ax, [v for _, columns in curves for v in columns.get("lr", [])])
+    ax.grid(True, alpha=0.3)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, Path(out_path))
+
+
+def _plot_learning_rate(epochs: list[float], lr: list[float], out_path: Path) -> Path:
+    from matplotlib.ticker import MaxNLocator
+
+    fig = _figure((6.0, 3.6))
+    ax = fig.subplots()
+    ax.plot(epochs, lr, marker="o", markersize=3, color="C2")
+    ax.set_title("learning rate per epoch (at the epoch's end)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("learning rate")
+    _log_scale_if_wide(ax, lr)
+    ax.grid(True, alpha=0.3)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.tight_layout()
+    return _save(fig, out_path)
+
+
+def _log_scale_if_wide(ax, values: list[float]) -> None:
+    # A decay over orders of magnitude is a flat line at zero on a linear axis.
+    positive = [v for v in values if math.isfinite(v) and v > 0]
+    if positive and len(positive) == len([v for v in values if math.isfinite(v)]) \
+            and max(positive) / min(positive) > 20:
+        ax.set_yscale("log")
 
 
 def plot_confusion_matrix(summary: dict[str, Any], out_path: Path) -> Path:
@@ -138,5 +205,6 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def _slug(name: str) -> str:
+def slug(name: str) -> str:
+    """``name`` made safe for a file name."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name) or "metric"
