@@ -1,0 +1,460 @@
+"""``fmtrain predict``: a finished run's model applied to new examples, written batch by batch.
+
+The input is read by the run's own data source with the encoders the run learned (csv columns
+and their categories, label names, id vocabularies), so an example reaches the model exactly as
+a training example did; then the model runs one fixed-size batch at a time and each batch's rows
+go straight to the output file (csv, jsonl or npz), so predictions are never all held at once.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fmtrain.engine.device import configure, set_mixed_precision
+from fmtrain.errors import ConfigError, DataError
+from fmtrain.trainers import build_trainer
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from fmtrain.config.schema import Config
+    from fmtrain.data import DataInfo
+
+OUTPUT_SUFFIXES = (".csv", ".jsonl", ".npz")
+PREVIEW_ROWS = 10
+
+
+@dataclass
+class PredictOptions:
+    output: Path | None = None
+    """Where the predictions go (.csv, .jsonl or .npz); None: only a summary is printed."""
+    batch_size: int = 256
+    """Examples per model call (and per write)."""
+    device: str = "auto"
+    unsafe: bool = False
+    verbose: bool = False
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """The predictions of one batch of rows, read from the model's outputs."""
+
+    rows: np.ndarray
+    """The 0-based position of each example in the input."""
+    class_ids: np.ndarray | None = None
+    """Classification: the predicted class of each row."""
+    probabilities: np.ndarray | None = None
+    """Classification: (rows, classes), one probability per class (a sigmoid output gives [1 - p, p])."""
+    values: np.ndarray | None = None
+    """Regression: (rows, outputs)."""
+
+
+@dataclass(frozen=True)
+class OutputReading:
+    """How the model's raw outputs become :class:`Predictions` (the task, its classes, logits or not)."""
+
+    task: str
+    class_names: list[str] | None
+    from_logits: bool
+
+    @classmethod
+    def of(cls, info: DataInfo, from_logits: bool, output_units: int) -> OutputReading:
+        names = info.class_names
+        if info.task == "classification" and not names:
+            names = [str(i) for i in range(info.num_classes or max(output_units, 2))]
+        return cls(info.task, names, from_logits)
+
+    def read(self, rows: np.ndarray, scores: np.ndarray) -> Predictions:
+        import numpy as np
+
+        scores = np.asarray(scores, dtype=np.float32).reshape(len(rows), -1)
+        if self.task != "classification":
+            return Predictions(rows, values=scores)
+        if scores.shape[1] == 1:  # one sigmoid unit: the probability of class 1
+            p = 1.0 / (1.0 + np.exp(-scores[:, 0])) if self.from_logits else scores[:, 0]
+            probabilities = np.stack([1.0 - p, p], axis=1).astype(np.float32)
+            class_ids = (p > 0.5).astype(np.int32)  # eval's cut: a logit above 0, a probability above 0.5
+        else:
+            probabilities = _softmax(scores) if self.from_logits else scores
+            class_ids = np.argmax(scores, axis=1).astype(np.int32)
+        return Predictions(rows, class_ids=class_ids, probabilities=probabilities)
+
+
+@dataclass
+class PredictOutcome:
+    """What ``fmtrain predict`` did: rows predicted, where they went, a preview and a summary."""
+
+    input: Path
+    n_rows: int
+    batches: int
+    reading: OutputReading
+    output: Path | None
+    preview: list[Predictions] = field(default_factory=list)
+    """The first rows (at most :data:`PREVIEW_ROWS`), for the console."""
+    class_counts: list[int] | None = None
+    """Classification: how many rows were predicted as each class."""
+    value_range: tuple[float, float] | None = None
+    """Regression: the smallest and largest predicted value."""
+
+    def preview_table(self, max_classes: int = 5) -> tuple[list[str], list[list[str]]]:
+        """The header and cells of the first rows, for the console; the per-class probabilities
+        only with at most ``max_classes`` classes."""
+        batches = [p for p in self.preview if len(p.rows)]
+        width = batches[0].values.shape[1] if batches and batches[0].values is not None else 1
+        header = columns(self.reading, width)
+        names = self.reading.class_names or []
+        keep = len(header) if len(names) <= max_classes else 4
+        cells = []
+        for batch in batches:
+            for i, row in enumerate(batch.rows.tolist()):
+                if batch.class_ids is not None:
+                    k = int(batch.class_ids[i])
+                    probs = [f"{p:.4f}" for p in batch.probabilities[i]]
+                    cells.append([str(row), names[k], str(k), probs[k], *probs][:keep])
+                else:
+                    cells.append([str(row), *(f"{v:.6g}" for v in batch.values[i])])
+        return header[:keep], cells
+
+
+def check_output(output: Path | None) -> None:
+    """Refuse an output file fmtrain cannot write before anything is loaded.
+
+    Raises:
+        ConfigError: a suffix other than .csv, .jsonl or .npz, or a missing parent folder.
+    """
+    if output is None:
+        return
+    if output.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise ConfigError(f"--output {output}: expected a .csv, .jsonl or .npz file")
+    if not output.parent.is_dir():
+        raise ConfigError(f"--output {output}: folder {output.parent} does not exist; create it first")
+
+
+def predict_run(run_dir: Path, input_path: Path, options: PredictOptions) -> PredictOutcome:
+    """Predict every example of ``input_path`` with the model of ``run_dir``.
+
+    Args:
+        run_dir: a finished run (or a folder of runs: its newest finished one).
+        input_path: what the run's data source reads (csv, npz, image or text folder, text file);
+            for a run on a bundled or generated set, an .npz with the examples in array ``x``.
+        options: the output file, batch size, device.
+
+    Returns:
+        What was predicted; the predictions themselves are in ``options.output``.
+
+    Raises:
+        RunDirError: the run is missing, unfinished or its model unreadable.
+        DataError: the input is missing a column, or its examples have another shape than the training data's.
+        ConfigError: an output file of an unknown kind, or a batch size below 1.
+    """
+    import numpy as np
+
+    from fmtrain import data as data_layer
+    from fmtrain.config import load_config
+    from fmtrain.data.splits import take
+    from fmtrain.evaluate import _check_input_shape, load_run_model
+    from fmtrain.runs import find_run
+
+    check_output(options.output)
+    if options.batch_size < 1:
+        raise ConfigError(f"--batch-size {options.batch_size}: expected at least 1")
+    run, note = find_run(run_dir)
+    if note:
+        _say(note)
+    cfg = load_config(run.config)
+    info = data_layer.DataInfo.from_dict(run.read_json(run.data_info))
+    input_path = Path(input_path).expanduser().resolve()
+    if not input_path.exists():
+        raise DataError(f"{input_path}: not found; give a file (or folder) the run's source '{cfg.data.source}' reads")
+    x = read_inputs(cfg, info, input_path)
+    _check_input_shape(_example_shape(x), info.input_shape, str(input_path), cfg.data.source)
+
+    configure(options.device, cfg.seed, options.verbose)
+    set_mixed_precision("off")  # the saved layers carry their own dtype policies
+    model = load_run_model(run, unsafe=options.unsafe)
+    predict_batch = _batch_predictor(cfg, info, model, options.batch_size)
+    reading = _reading(cfg, info, model)
+
+    n = len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
+    outcome = PredictOutcome(input_path, n, 0, reading, options.output)
+    writer = open_writer(options.output, n, reading) if options.output is not None else None
+    try:
+        for start in range(0, n, options.batch_size):
+            rows = np.arange(start, min(start + options.batch_size, n), dtype=np.int64)
+            batch = reading.read(rows, predict_batch(take(x, slice(start, start + len(rows)))))
+            if writer is not None:
+                writer.write(batch)
+            _summarize(outcome, batch)
+        if writer is not None:
+            writer.close()
+    except BaseException:
+        if writer is not None:
+            writer.discard()
+        raise
+    return outcome
+
+
+def read_inputs(cfg: Config, info: DataInfo, path: Path):
+    """The examples of ``path`` encoded as the run's training examples were, in file order (no labels needed).
+
+    csv and npz features are read without the label column (extra columns are ignored); other
+    sources are read by their loader, which needs the labelled layout (e.g. class sub-folders).
+
+    Raises:
+        DataError: a trained column or array is missing, or a value cannot be encoded.
+    """
+    from fmtrain.data import sources, tabular
+
+    data = cfg.data
+    saved = info.encoders
+    if "path" not in type(data).model_fields:  # bundled and generated sets read no file
+        arrays = tabular.read_npz(path) if path.suffix.lower() == ".npz" and path.is_file() else None
+        if arrays is None or "x" not in arrays:
+            raise DataError(
+                f"{path}: the run's source '{data.source}' reads no file, so INPUT must be an .npz with the "
+                f"examples in an array 'x' of shape (n, {', '.join(map(str, info.input_shape))})"
+            )
+        return arrays["x"]
+    data = data.model_copy(update={"path": str(path)})
+    if data.source == "csv" and data.inputs is None:
+        from fmtrain.data import csv_npz
+
+        table = tabular.read_csv(tabular.resolve_path(str(path), "csv", "a .csv file with a header row"))
+        raw, encoder = csv_npz._csv_features(data, table, data.label, saved)
+        return encoder.fitted(raw).transform(raw)
+    if data.source == "npz" and data.inputs is None and (data.features is not None or "x" in _npz_names(path)):
+        from fmtrain.data import csv_npz
+
+        arrays = tabular.read_npz(path)
+        features = data.features if data.features is not None else ["x"]
+        tabular.require_arrays(arrays, path, features, "the trained model's features (data.features)")
+        return csv_npz._npz_features(path, arrays, features, len(arrays[features[0]]), features[0])
+    loaded = sources.load(data, saved)
+    x = loaded.test[0] if loaded.test is not None else loaded.x  # as `fmtrain eval --data`
+    encoder = loaded.feature_encoder
+    return encoder.fitted(x).transform(x) if encoder is not None else x
+
+
+def _npz_names(path: Path) -> list[str]:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return [name.removesuffix(".npy") for name in archive.namelist()]
+    except (OSError, zipfile.BadZipFile):
+        return []  # the loader says what is wrong with the file
+
+
+def _example_shape(x):
+    if isinstance(x, dict):
+        return {name: tuple(values.shape[1:]) for name, values in x.items()}
+    return tuple(x.shape[1:])
+
+
+def _batch_predictor(cfg: Config, info: DataInfo, model, batch_size: int):
+    """A function from up to ``batch_size`` examples to the model's outputs, compiled once for that
+    batch size (the last batch is padded), with eval's jit choice so the numbers match eval's."""
+    import numpy as np
+
+    from fmtrain.engine.feeds import padded
+    from fmtrain.engine.steps import make_predict_function
+    from fmtrain.targets import Targets
+
+    trainer = build_trainer(cfg, model, Targets.from_config(cfg, info))
+    fn = make_predict_function(model, trainer.jit_compile)
+
+    def predict(x):
+        n = len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
+        x_padded, _, _ = padded(x, np.zeros(n, np.float32), batch_size)
+        return np.asarray(fn(x_padded))[:n]
+
+    return predict
+
+
+def _reading(cfg: Config, info: DataInfo, model) -> OutputReading:
+    from fmtrain.targets import Targets, output_units
+
+    return OutputReading.of(info, Targets.from_config(cfg, info).from_logits, output_units(model))
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def _summarize(outcome: PredictOutcome, batch: Predictions) -> None:
+    import numpy as np
+
+    outcome.batches += 1
+    room = PREVIEW_ROWS - sum(len(p.rows) for p in outcome.preview)
+    if room > 0:
+        outcome.preview.append(_head(batch, room))
+    if batch.class_ids is not None:
+        counts = np.bincount(batch.class_ids, minlength=len(outcome.reading.class_names or []))
+        outcome.class_counts = (counts if outcome.class_counts is None
+                                else counts + np.asarray(outcome.class_counts)).tolist()
+    elif batch.values is not None and batch.values.size:
+        low, high = float(batch.values.min()), float(batch.values.max())
+        if outcome.value_range is not None:
+            low, high = min(low, outcome.value_range[0]), max(high, outcome.value_range[1])
+        outcome.value_range = (low, high)
+
+
+def _head(batch: Predictions, n: int) -> Predictions:
+    def cut(a):
+        return None if a is None else a[:n]
+
+    return Predictions(batch.rows[:n], cut(batch.class_ids), cut(batch.probabilities), cut(batch.values))
+
+
+# --------------------------------------------------------------------------- writers
+
+
+def columns(reading: OutputReading, values: int = 1) -> list[str]:
+    """The csv header: ``row``, then ``class``, ``class_id``, ``probability`` and ``p_<class>`` per class,
+    or ``value`` (``value_<i>`` for several regression outputs)."""
+    if reading.task == "classification":
+        return ["row", "class", "class_id", "probability", *(f"p_{name}" for name in reading.class_names or [])]
+    return ["row", "value"] if values == 1 else ["row", *(f"value_{i}" for i in range(values))]
+
+
+def _number(value) -> float:
+    return float(f"{float(value):.9g}")  # float32 round-trips in 9 significant digits
+
+
+class _Writer:
+    """Writes batches to ``<output>.partial`` and renames it to ``output`` on close, so a failed
+    prediction never leaves half a file (nor replaces an earlier one)."""
+
+    def __init__(self, output: Path, reading: OutputReading):
+        self.output = output
+        self.partial = output.with_name(output.name + ".partial")
+        self.reading = reading
+
+    def write(self, batch: Predictions) -> None:
+        raise NotImplementedError
+
+    def _finish(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self._finish()
+        os.replace(self.partial, self.output)
+
+    def discard(self) -> None:
+        self._finish()
+        self.partial.unlink(missing_ok=True)
+
+
+class _CsvWriter(_Writer):
+    def __init__(self, output: Path, reading: OutputReading):
+        super().__init__(output, reading)
+        self.file = self.partial.open("w", newline="", encoding="utf-8")
+        self.csv = csv.writer(self.file)
+        self.header_written = False
+
+    def write(self, batch: Predictions) -> None:
+        if not self.header_written:
+            width = batch.values.shape[1] if batch.values is not None else 1
+            self.csv.writerow(columns(self.reading, width))
+            self.header_written = True
+        names = self.reading.class_names
+        for i, row in enumerate(batch.rows.tolist()):
+            if batch.class_ids is not None:
+                k = int(batch.class_ids[i])
+                probs = [_number(p) for p in batch.probabilities[i]]
+                self.csv.writerow([row, names[k], k, probs[k], *probs])
+            else:
+                self.csv.writerow([row, *(_number(v) for v in batch.values[i])])
+
+    def _finish(self) -> None:
+        self.file.close()
+
+
+class _JsonlWriter(_Writer):
+    def __init__(self, output: Path, reading: OutputReading):
+        super().__init__(output, reading)
+        self.file = self.partial.open("w", encoding="utf-8")
+
+    def write(self, batch: Predictions) -> None:
+        names = self.reading.class_names
+        lines = []
+        for i, row in enumerate(batch.rows.tolist()):
+            if batch.class_ids is not None:
+                k = int(batch.class_ids[i])
+                probabilities = {n: _number(p) for n, p in zip(names, batch.probabilities[i], strict=True)}
+                record: dict[str, Any] = {"row": row, "class": names[k], "class_id": k, "probabilities": probabilities}
+            else:
+                values = [_number(v) for v in batch.values[i]]
+                record = {"row": row, "value": values[0]} if len(values) == 1 else {"row": row, "values": values}
+            lines.append(json.dumps(record))
+        self.file.write("\n".join(lines) + "\n")
+
+    def _finish(self) -> None:
+        self.file.close()
+
+
+class _NpzWriter(_Writer):
+    """Each array goes to a memory-mapped .npy beside the output, filled batch by batch; close
+    zips them into the .npz (``row``, ``class_id``, ``probabilities``, ``class_names`` or ``values``)."""
+
+    def __init__(self, output: Path, reading: OutputReading, n: int):
+        super().__init__(output, reading)
+        self.n = n
+        self.arrays: dict[str, Any] = {}
+        self.parts: list[Path] = []
+
+    def _array(self, name: str, like: np.ndarray):
+        import numpy as np
+
+        if name not in self.arrays:
+            part = self.output.with_name(f"{self.output.name}.{name}.partial.npy")
+            self.parts.append(part)
+            self.arrays[name] = np.lib.format.open_memmap(part, mode="w+", dtype=like.dtype,
+                                                          shape=(self.n, *like.shape[1:]))
+        return self.arrays[name]
+
+    def write(self, batch: Predictions) -> None:
+        start, stop = int(batch.rows[0]), int(batch.rows[-1]) + 1
+        for name in ("rows", "class_ids", "probabilities", "values"):
+            values = getattr(batch, name)
+            if values is not None:
+                self._array({"rows": "row", "class_ids": "class_id"}.get(name, name), values)[start:stop] = values
+
+    def close(self) -> None:
+        import numpy as np
+
+        with zipfile.ZipFile(self.partial, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+            for (name, array), part in zip(self.arrays.items(), self.parts, strict=True):
+                array.flush()
+                archive.write(part, f"{name}.npy")
+            if self.reading.class_names is not None:
+                with archive.open("class_names.npy", "w") as handle:
+                    np.lib.format.write_array(handle, np.asarray(self.reading.class_names, dtype=str))
+        super().close()
+
+    def _finish(self) -> None:
+        self.arrays.clear()  # drops the memory maps
+        for part in self.parts:
+            part.unlink(missing_ok=True)
+
+
+def open_writer(output: Path, n: int, reading: OutputReading) -> _Writer:
+    """A writer for ``output`` by its suffix (checked by :func:`check_output`)."""
+    suffix = output.suffix.lower()
+    if suffix == ".csv":
+        return _CsvWriter(output, reading)
+    if suffix == ".jsonl":
+        return _JsonlWriter(output, reading)
+    return _NpzWriter(output, reading, n)
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
