@@ -74,13 +74,13 @@ def evaluate_run(run_dir: Path, options: EvalOptions) -> EvalOutcome:
     from fmtrain.targets import Targets, output_units
 
     info = data_layer.DataInfo.from_dict(run.read_json(run.data_info))
-    splits = data_layer.build(cfg.data, seed=cfg.seed, encoders=info.encoders)
+    model = load_run_model(run, unsafe=options.unsafe)  # a hub text model carries the tokenizer its data needs
+    splits = cfg.model.encode_splits(data_layer.build(cfg.data, seed=cfg.seed, encoders=info.encoders), model)
     if data_record is not None:
         _check_input_shape(splits.info.input_shape, info.input_shape, data_record["path"], cfg.data.source)
     split = _pick_split(splits, split_name, run)
     if options.limit is not None:
         split = split.head(options.limit)
-    model = load_run_model(run, unsafe=options.unsafe)
     targets = Targets.from_config(cfg, info)
     trainer = build_trainer(cfg, model, targets)
     if hasattr(split, "train_batches"):  # streamed: read once, in order, the last batch padded

@@ -173,7 +173,8 @@ def _prepare(cfg: Config, options: FitOptions, encoders, precision: str) -> _Pre
     from fmtrain.preprocess import fit_feature_layers
     from fmtrain.targets import Targets, output_units
 
-    splits = data_layer.build(cfg.data, seed=cfg.seed, encoders=encoders)
+    # hub text classifiers tokenize here, once (HubParams.encode_splits); other types read the data as it is
+    splits = cfg.model.encode_splits(data_layer.build(cfg.data, seed=cfg.seed, encoders=encoders))
     if options.smoke:
         splits = splits.subset(train=SMOKE_TRAIN_EXAMPLES, evaluate=SMOKE_EVAL_EXAMPLES)
     info = splits.info

@@ -22,3 +22,26 @@ def _plan_cache_in_tmp(tmp_path_factory):
         os.environ.pop("FMTRAIN_CACHE_DIR", None)
     else:
         os.environ["FMTRAIN_CACHE_DIR"] = saved
+
+
+# --------------------------------------------------------------------------- KerasHub presets (tests/hub_presets.py)
+
+
+@pytest.fixture(scope="session")
+def hub_sentiment(tmp_path_factory):
+    """A generated two-class text task as text_csv (400 rows) and a tiny BERT classifier preset whose
+    vocabulary holds its words: ``(csv_path, preset_dir)``."""
+    from hub_presets import bert_classifier_preset, sentiment_rows, write_text_csv
+
+    tmp = tmp_path_factory.mktemp("hub-sentiment")
+    rows = sentiment_rows(400)
+    csv_path = write_text_csv(tmp / "sentiment.csv", rows)
+    return csv_path, bert_classifier_preset(tmp / "bert_tiny", [text for text, _ in rows])
+
+
+@pytest.fixture(scope="session")
+def hub_resnet_preset(tmp_path_factory):
+    """A tiny ResNet image classifier preset for 8×8 grey images (digits)."""
+    from hub_presets import resnet_classifier_preset
+
+    return resnet_classifier_preset(tmp_path_factory.mktemp("hub-resnet") / "resnet_tiny")

@@ -12,6 +12,7 @@ from fmtrain.models import (  # noqa: F401
     applications,
     builders,  # noqa: F401  (registers the builders)
     functional,
+    hub,
     multimodal,
     recommenders,
     text,

@@ -31,6 +31,12 @@ class ModelParams(StrictModel):
     uses_vocab_sizes: ClassVar[bool] = False
     """The builder takes ``vocab_sizes`` (ids per id input), so ``build_model`` passes them on."""
 
+    def encode_splits(self, splits, model=None):
+        """The splits as this model type reads them (default: unchanged). ``hub`` text classifiers
+        tokenize here, once, with the preset's preprocessor — or, given a run's loaded ``model``, with
+        the one saved inside it; fit, resume and eval call it right after ``data.build``."""
+        return splits
+
 
 @dataclass(frozen=True)
 class OutputSpec:
