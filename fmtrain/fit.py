@@ -23,7 +23,7 @@ from fmtrain.engine.signals import stop_on_signals
 from fmtrain.errors import ConfigError, DataError, Interrupted, RunDirError, TrainingFailed
 from fmtrain.expectations import Expectation, check_expectation_names, check_expectations
 from fmtrain.optim import build_optimizer
-from fmtrain.report import write_report
+from fmtrain.report import write_fit_details, write_report
 from fmtrain.runs import (
     CompileInfo,
     Interruption,
@@ -141,6 +141,8 @@ def fit(cfg: Config, options: FitOptions) -> FitOutcome:
              for name, split in _present(prepared.splits).items()}
     _save_model(prepared.model, run)
     run.write_history(result.history)
+    if not data_layer.streams(cfg.data):  # class counts and overlaps need the arrays; streams are not in memory
+        write_fit_details(run.path, prepared.splits, prepared.model)  # data_stats.json, model_summary.json
     metrics = _metrics_payload(cfg, prepared, result, final, trainer, started, precise_bn)
     if transfer:
         metrics = metrics.model_copy(update={"transfer": {**transfer, **trainable_report(prepared.model)}})

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from fmtrain.report.compare import write_comparison as write_comparison
     from fmtrain.report.console import print_eval as print_eval
     from fmtrain.report.console import print_fit_summary as print_fit_summary
+    from fmtrain.report.details import write_fit_details as write_fit_details
     from fmtrain.report.document import write_report as write_report
 
 _EXPORTS = {
@@ -21,6 +22,7 @@ _EXPORTS = {
     "print_eval": "fmtrain.report.console",
     "print_fit_summary": "fmtrain.report.console",
     "write_comparison": "fmtrain.report.compare",
+    "write_fit_details": "fmtrain.report.details",
     "write_report": "fmtrain.report.document",
 }
 

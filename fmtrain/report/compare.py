@@ -12,8 +12,9 @@ from typing import Any
 from fmtrain.config.yaml_marks import read_yaml
 from fmtrain.errors import ConfigError, RunDirError
 from fmtrain.fileio import atomic_write_text
-from fmtrain.report.document import Table, format_value, md_cell, md_table, read_metrics, render_html
+from fmtrain.report.document import read_metrics
 from fmtrain.report.plots import history_metrics, plot_overlay, read_history, slug
+from fmtrain.report.render import Table, format_value, md_cell, md_table, render_html
 from fmtrain.runs import RunMetrics
 
 _SPLITS = ("train", "val", "test")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fmtrain.report.document import final_table, format_value, precise_bn_note
+from fmtrain.report.document import final_table, precise_bn_note
+from fmtrain.report.render import format_value
 from fmtrain.runs import RunMetrics
 
 if TYPE_CHECKING:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,16 +12,13 @@ from pydantic import ValidationError
 
 from fmtrain.errors import RunDirError
 from fmtrain.fileio import atomic_write_text
+from fmtrain.report.details import read_data_stats, read_model_summary
 from fmtrain.report.plots import plot_confusion_matrix, plot_history
+from fmtrain.report.render import Table, format_value, md_cell, md_table, render_html
+from fmtrain.report.sections import DataSection, ModelSection, data_section, environment_table, model_section
 from fmtrain.runs import PreciseBNInfo, RunMetrics
 
 _SPLITS = ("train", "val", "test")
-
-
-@dataclass
-class Table:
-    header: list[str]
-    rows: list[list[str]]
 
 
 @dataclass
@@ -49,7 +45,8 @@ class _Report:
     headline: list[tuple[str, str]]
     final: Table | None
     overview: Table
-    data: Table | None
+    data: DataSection | None
+    model: ModelSection | None
     history_plots: list[tuple[str, str]]
     evals: list[_Eval] = field(default_factory=list)
     environment: Table | None = None
@@ -100,29 +97,14 @@ def write_report(run_dir: Path) -> Path:
 
     data_info = _read_json(run_dir / "data_info.json", required=False)
     report = _build(metrics, history_plots, evals, environment, config_text, data_info, run_dir)
+    report.data = data_section(read_data_stats(run_dir), metrics.data)
+    report.model = model_section(read_model_summary(run_dir))
+    if report.data:
+        report.warnings += report.data.warnings
     md_path = run_dir / "report.md"
     atomic_write_text(md_path, _markdown(report))
     atomic_write_text(run_dir / "report.html", _html(report))
     return md_path
-
-
-def format_value(value: Any) -> str:
-    """Format a metric or a setting for a human: 4 significant digits, thousands separators."""
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        if math.isfinite(value) and abs(value) >= 1000:
-            return f"{value:,.0f}"
-        return f"{value:.4g}"
-    if isinstance(value, dict):
-        return ", ".join(f"{k}: {format_value(v)}" for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return ", ".join(format_value(v) for v in value)
-    return str(value)
 
 
 def final_table(final: dict[str, Any]) -> tuple[list[str], list[list[str]]] | None:
@@ -248,7 +230,6 @@ def _build(metrics: RunMetrics, history_plots, evals, environment, config_text, 
     for key, value in metrics.params.items():
         overview.append([f"{key} params", format_value(value)])
 
-    data = metrics.data
     return _Report(
         # An interrupted run's metrics.json did not get that far: its config names it.
         name=(metrics.interrupted and _config_name(config_text)) or metrics.name,
@@ -260,30 +241,13 @@ def _build(metrics: RunMetrics, history_plots, evals, environment, config_text, 
         headline=headline,
         final=Table(*table) if table else None,
         overview=Table(["", "value"], overview),
-        data=(
-            Table(["split", "samples"], [[k, format_value(v)] for k, v in data.items()])
-            if data else None
-        ),
+        data=None,
+        model=None,
         history_plots=history_plots,
         evals=evals,
-        environment=(
-            Table(["", "value"], [[k, format_value(v)] for k, v in environment.items()])
-            if environment else None
-        ),
+        environment=environment_table(environment),
         config_text=config_text,
     )
-
-
-def md_cell(text: str) -> str:
-    # Pipes would split the cell and raw "<" could be taken as HTML by a Markdown renderer.
-    return text.replace("|", "\\|").replace("<", "&lt;").replace("\n", " ")
-
-
-def md_table(table: Table) -> list[str]:
-    lines = ["| " + " | ".join(md_cell(h) for h in table.header) + " |",
-             "|" + "|".join(["---"] + ["---:"] * (len(table.header) - 1)) + "|"]
-    lines += ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in table.rows]
-    return lines + [""]
 
 
 def _markdown(r: _Report) -> str:
@@ -301,7 +265,12 @@ def _markdown(r: _Report) -> str:
     if r.overview.rows:
         out += ["## Training", "", *md_table(r.overview)]
     if r.data:
-        out += ["## Data", "", *md_table(r.data)]
+        out += ["## Data", "", *md_table(r.data.splits)]
+        out += [f"_{md_cell(note)}_" for note in r.data.notes] + ([""] if r.data.notes else [])
+        if r.data.classes:
+            out += ["### Class balance", "", *md_table(r.data.classes)]
+    if r.model:
+        out += ["## Model", "", md_cell(r.model.summary), "", *md_table(r.model.layers)]
     if r.history_plots:
         out += ["## History", ""]
         out += [f"![{md_cell(name)} per epoch]({src})" for name, src in r.history_plots] + [""]
@@ -321,17 +290,3 @@ def _markdown(r: _Report) -> str:
 
 def _html(r: _Report) -> str:
     return render_html("report.html.j2", r=r)
-
-
-def render_html(template: str, **context: Any) -> str:
-    """Render one of ``fmtrain/report/templates`` with autoescaping on."""
-    import jinja2
-
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("fmtrain.report", "templates"),
-        # The template's ".j2" suffix defeats select_autoescape, so switch it on outright.
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-    )
-    return env.get_template(template).render(**context)

@@ -115,7 +115,7 @@ def plot_overlay(curves: list[tuple[str, dict[str, list[float]]]], metric: str, 
     ax.set_xlabel("epoch")
     ax.set_ylabel(title)
     if metric == "lr":
-        _log_scale_if_wide(ax, [v for _, columns in curves for v in columns.get("lr", [])])
+        _scale_learning_rate(ax, [v for _, columns in curves for v in columns.get("lr", [])])
     ax.grid(True, alpha=0.3)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=8)
@@ -132,19 +132,21 @@ def _plot_learning_rate(epochs: list[float], lr: list[float], out_path: Path) ->
     ax.set_title("learning rate per epoch (at the epoch's end)")
     ax.set_xlabel("epoch")
     ax.set_ylabel("learning rate")
-    _log_scale_if_wide(ax, lr)
+    _scale_learning_rate(ax, lr)
     ax.grid(True, alpha=0.3)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     return _save(fig, out_path)
 
 
-def _log_scale_if_wide(ax, values: list[float]) -> None:
+def _scale_learning_rate(ax, values: list[float]) -> None:
     # A decay over orders of magnitude is a flat line at zero on a linear axis.
     positive = [v for v in values if math.isfinite(v) and v > 0]
     if positive and len(positive) == len([v for v in values if math.isfinite(v)]) \
             and max(positive) / min(positive) > 20:
         ax.set_yscale("log")
+    elif positive and max(positive) == min(positive):  # a constant rate: a flat line, not ±1e-7 of noise
+        ax.set_ylim(0, 2 * positive[0])
 
 
 def plot_confusion_matrix(summary: dict[str, Any], out_path: Path) -> Path:
