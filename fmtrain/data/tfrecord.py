@@ -11,8 +11,9 @@ counts the examples and the label range; it returns :class:`Streams`, whose :cla
 build the tf.data pipelines the engine trains and evaluates from:
 
 - training order depends only on (seed, epoch): the shard order is a permutation seeded by
-  (seed, epoch), shards are interleaved in parallel (deterministically), then shuffled in a buffer
-  of ``shuffle_buffer`` examples seeded by (seed, epoch); an epoch is ``ceil(n / batch)`` full
+  (seed, epoch), shards are interleaved in parallel (deterministically), then each block of
+  ``shuffle_buffer`` consecutive examples is permuted by stateless random keys drawn from
+  (seed, epoch, block) — TensorFlow's global seed plays no part; an epoch is ``ceil(n / batch)`` full
   batches (the last one filled from the next pass over the same stream), so a resume skips the
   batches already trained and continues exactly;
 - records are parsed in batches (``tf.io.parse_example`` on a batch of serialized records),
@@ -122,7 +123,7 @@ class TfrecordSource(SourceConfig):
     classes: list[str] | None = None
     """Class names, index i naming class i (default: the ids 0..max seen in training)."""
     shuffle_buffer: int = Field(10_000, ge=1)
-    """Training examples shuffled together after the seeded shard order (memory grows with it)."""
+    """Training examples permuted together (in blocks, after the seeded shard order; memory grows with it)."""
     adapt_samples: int | Literal["all"] = DEFAULT_ADAPT_SAMPLES
     """Training examples (the first, in shard order) that adapting preprocessing steps (standardize,
     text_vectorize, lookup, rescale with range) are fitted on; `all` reads every training example into memory."""
@@ -223,8 +224,8 @@ class Stream:
             files = [files[i] for i in np.random.default_rng([seed, epoch]).permutation(len(files))]
         records = self._records(files)
         if shuffle:
-            buffer_seed = int(np.random.default_rng([seed, epoch, 1]).integers(2**31 - 1))
-            records = records.shuffle(self.shuffle_buffer, seed=buffer_seed, reshuffle_each_iteration=True)
+            records = _block_shuffle(records, self.shuffle_buffer,
+                                     int(np.random.default_rng([seed, epoch, 1]).integers(2**31 - 1)))
         batches = records.repeat().batch(batch_size, drop_remainder=True).take(steps).skip(start)
         batches = batches.map(self._parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         return batches.prefetch(tf.data.AUTOTUNE)
@@ -290,6 +291,22 @@ class Stream:
                 if shaping.column:
                     y = tf.reshape(y, [-1, 1])
         return x, y
+
+
+def _block_shuffle(records, size: int, seed: int):
+    """Each block of ``size`` consecutive records in an order drawn from (seed, block number) alone.
+
+    Stateless, unlike ``Dataset.shuffle``, whose order also depends on TensorFlow's global seed;
+    holds one block of serialized records.
+    """
+    import tensorflow as tf
+
+    def permute(block_number, block):
+        keys = tf.random.stateless_uniform(tf.shape(block)[:1], seed=tf.stack([tf.constant(seed, tf.int64),
+                                                                                 block_number]))
+        return tf.gather(block, tf.argsort(keys))
+
+    return records.batch(size).enumerate().map(permute).unbatch()
 
 
 def _parse_spec(feature: FeatureSpec):

@@ -1,0 +1,216 @@
+"""Data larger than memory: ``fmtrain data pack`` shards, the streamed ``tfrecord`` source, exact order and resume,
+bad shards refused before training, adapting steps fitted on the training stream only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+pytestmark = pytest.mark.tf
+
+tf = pytest.importorskip("tensorflow")
+
+from fmtrain.cli import app  # noqa: E402
+from fmtrain.config import load_config  # noqa: E402
+from fmtrain.engine.callbacks import Callback  # noqa: E402
+from fmtrain.errors import Interrupted  # noqa: E402
+from fmtrain.fit import FitOptions, fit  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN = "train: {epochs: 3, early_stopping: null, jit_compile: false, deterministic: true, checkpoint: {keep_last: 50}}"
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory) -> Path:
+    """digits (the in-memory config's splits) packed into 3 training shards by the CLI."""
+    out = tmp_path_factory.mktemp("shards")
+    result = CliRunner().invoke(app, ["data", "pack", str(ROOT / "configs/digits_mlp.yaml"), str(out), "--shards", "3",
+                                      "--quiet"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def _block(shards: Path) -> dict:
+    return yaml.safe_load((shards / "data.yaml").read_text())["data"]
+
+
+def _config(tmp: Path, data: dict, name: str = "stream", extra: str = TRAIN) -> Path:
+    path = tmp / f"{name}.yaml"
+    path.write_text(f"extends: {ROOT / 'configs/digits_mlp.yaml'}\nname: {name}\n{extra}\n"
+                    + yaml.safe_dump({"data": {**data, "batch_size": 64}}))
+    return path
+
+
+def test_pack_writes_every_split_and_a_block_that_names_them(shards):
+    block = _block(shards)
+    assert sorted(p.name for p in shards.glob("train-*.tfrecord")) == [f"train-0000{i}-of-00003.tfrecord"
+                                                                          for i in range(3)]
+    assert block["source"] == "tfrecord" and set(block["files"]) == {"train", "val", "test"}
+    assert block["features"]["x"] == {"dtype": "float32", "shape": [8, 8]} and block["label"] == "label"
+    counted = {split: sum(1 for _ in tf.data.TFRecordDataset(sorted(map(str, shards.glob(f"{split}-*")))))
+               for split in ("train", "val", "test")}
+    assert counted == {"train": 1149, "val": 288, "test": 360}  # digits_mlp.yaml's splits of 1,797 images
+
+
+def test_training_from_the_shards_reaches_the_in_memory_accuracy_and_eval_streams_exactly(shards, tmp_path):
+    streamed = fit(load_config(_config(tmp_path, _block(shards))), FitOptions(run_dir=tmp_path / "s", quiet=True))
+    memory = fit(load_config(_config(tmp_path, {"source": "digits"}, "memory")),
+                 FitOptions(run_dir=tmp_path / "m", quiet=True))
+    # The same examples (pack wrote fit's splits), in another order: the same accuracy within run noise.
+    assert streamed.metrics.data == memory.metrics.data == {"train": 1149, "val": 288, "test": 360}
+    assert streamed.metrics.final["test"]["accuracy"] > 0.85
+    assert abs(streamed.metrics.final["test"]["accuracy"] - memory.metrics.final["test"]["accuracy"]) < 0.04
+
+    # eval streams the 360 test records (batches of 256: the last one partial) and gets fit's numbers exactly.
+    result = CliRunner().invoke(app, ["eval", str(tmp_path / "s"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    evaluated = yaml.safe_load((tmp_path / "s" / "eval-test.json").read_text())
+    assert evaluated["n_samples"] == 360
+    assert evaluated["metrics"]["accuracy"] == pytest.approx(streamed.metrics.final["test"]["accuracy"], abs=1e-6)
+    assert evaluated["classification"]["confusion_matrix"] is not None
+    info = yaml.safe_load((tmp_path / "s" / "data_info.json").read_text())
+    assert info["streamed"]["counts"] == {"train": 1149, "val": 288, "test": 360}
+    assert info["streamed"]["features"]["x"]["shape"] == [8, 8]
+
+
+def _stream(shards: Path, **overrides):
+    from fmtrain.data import build
+
+    cfg = load_config(_config(shards.parent, {**_block(shards), **overrides}))
+    return build(cfg.data, seed=cfg.seed).train
+
+
+def _labels(dataset) -> np.ndarray:
+    return np.concatenate([y.numpy() for _, y in dataset])
+
+
+def test_the_order_depends_only_on_seed_and_epoch_and_a_start_skips_exactly(shards):
+    stream = _stream(shards)
+    steps = -(-len(stream) // 64)
+
+    def order(seed, epoch, start=0):
+        return _labels(stream.train_batches(64, seed=seed, epoch=epoch, shuffle=True, start=start, steps=steps))
+
+    first = order(1, 0)
+    assert len(first) == steps * 64
+    tf.random.set_seed(12345)  # the global seed plays no part
+    np.testing.assert_array_equal(order(1, 0), first)
+    assert not np.array_equal(order(1, 1), first) and not np.array_equal(order(2, 0), first)
+    np.testing.assert_array_equal(order(1, 0, start=7), first[7 * 64:])
+
+
+class _StopAt(Callback):
+    def __init__(self, global_step):
+        self.global_step = global_step
+
+    def on_steps_end(self, epoch, step, logs):
+        if self.trainer.global_step >= self.global_step:
+            self.trainer.request_stop("test")
+
+
+def test_a_streamed_run_stopped_mid_epoch_and_resumed_ends_equal_to_the_uninterrupted_one(shards, tmp_path):
+    from fmtrain.engine.callbacks import CheckpointCallback
+    from fmtrain.engine.checkpoints import CheckpointManager
+    from fmtrain.engine.device import configure
+    from fmtrain.fit import _make_trainer, _prepare
+
+    cfg = load_config(_config(tmp_path, _block(shards)))
+
+    def trainer(seed: int):
+        configure("cpu", seed, False, deterministic=True)  # another seed: other initial weights
+        prepared = _prepare(cfg, FitOptions(), None, "float32")
+        return _make_trainer(cfg, prepared), prepared.splits.train
+
+    run = dict(epochs=3, batch_size=64, seed=cfg.seed, every_steps=4)
+    whole, stream = trainer(cfg.seed)
+    whole.fit(stream, None, **run)
+    manager = CheckpointManager(tmp_path / "checkpoints")
+    saver = CheckpointCallback(manager, every_epochs=None, every_steps=None, monitor="loss", mode="min", config_hash="")
+    cut, stream = trainer(cfg.seed)
+    with pytest.raises(Interrupted):
+        cut.fit(stream, None, callbacks=[_StopAt(26), saver], **run)
+    checkpoint = manager.latest()
+    assert checkpoint.state.epoch == 1 and 0 < checkpoint.state.step < 18  # mid-epoch 2 (of 18 steps)
+
+    resumed, stream = trainer(99)
+    result = resumed.fit(stream, None, resume=checkpoint, **run)
+    assert result.started_at_step == checkpoint.state.global_step
+    assert result.steps_trained == 54 - result.started_at_step
+    for a, b in zip(whole.model.get_weights(), resumed.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+# --------------------------------------------------------------------------- bad shards
+
+
+def _fit_error(tmp_path, data: dict) -> str:
+    result = CliRunner().invoke(app, ["fit", str(_config(tmp_path, data)), "--runs-root", str(tmp_path / "runs")])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and not (tmp_path / "runs").exists()
+    return result.output
+
+
+def _write(path: Path, records: list[dict]) -> str:
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for record in records:
+            features = {}
+            for name, value in record.items():
+                if isinstance(value, str):
+                    features[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode()]))
+                elif isinstance(value, int):
+                    features[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+                else:
+                    features[name] = tf.train.Feature(float_list=tf.train.FloatList(value=list(value)))
+            writer.write(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
+    return str(path)
+
+
+def test_a_corrupt_shard_is_refused_before_training_naming_the_file(shards, tmp_path):
+    bad = tmp_path / "bad.tfrecord"
+    raw = (shards / "train-00001-of-00003.tfrecord").read_bytes()
+    bad.write_bytes(raw[:5000] + bytes(b ^ 0xFF for b in raw[5000:5100]) + raw[5100:])
+    block = _block(shards)
+    block["files"] = {**block["files"], "train": [block["files"]["train"], str(bad)]}
+    assert f"error: {bad}: corrupt TFRecord shard" in _fit_error(tmp_path, block)
+
+
+def test_a_missing_feature_a_wrong_dtype_and_an_empty_glob_name_the_file(tmp_path):
+    shard = _write(tmp_path / "t.tfrecord", [{"x": [1.0, 2.0], "label": 1}, {"x": [0.0, 1.0], "label": 0}])
+    good = {"source": "tfrecord", "files": {"train": shard}, "label": "label",
+            "features": {"x": {"dtype": "float32", "shape": [2]}, "label": "int64"}}
+    missing = {**good, "features": {**good["features"], "z": "float32"}}
+    assert f"error: {shard}: record 1 has no feature 'z' (data.features.z); it has label, x" in _fit_error(
+        tmp_path, missing)
+    wrong = {**good, "features": {**good["features"], "x": {"dtype": "int64", "shape": [2]}}}
+    assert (f"error: {shard}: feature 'x' is stored as a float_list but data.features.x says dtype int64"
+            in _fit_error(tmp_path, wrong))
+    empty = {**good, "files": {"train": str(tmp_path / "none-*.tfrecord")}}
+    assert f"data.files.train: '{tmp_path / 'none-*.tfrecord'}' matches no file" in _fit_error(tmp_path, empty)
+
+
+# --------------------------------------------------------------------------- adapting steps
+
+
+def test_adapting_steps_see_the_training_stream_only(tmp_path):
+    from fmtrain.fit import _prepare
+
+    train = _write(tmp_path / "train.tfrecord", [{"city": c, "label": i % 2} for i, c in enumerate(["a", "b"] * 20)])
+    val = _write(tmp_path / "val.tfrecord", [{"city": "only_in_val", "label": 0}, {"city": "a", "label": 1}])
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({
+        "name": "lookup", "seed": 1,
+        "data": {"source": "tfrecord", "files": {"train": train, "val": val}, "label": "label",
+                 "features": {"city": "text", "label": "int64"}, "adapt_samples": 30},
+        "preprocess": [{"lookup": {"output_mode": "one_hot"}}],
+        "model": {"type": "mlp", "hidden_units": [4]}, "train": {"epochs": 1},
+    }))
+    prepared = _prepare(load_config(config), FitOptions(), None, "float32")
+    lookups = [layer for layer in prepared.model.layers if "lookup" in type(layer).__name__.lower()]
+    assert len(lookups) == 1
+    vocabulary = lookups[0].get_vocabulary()
+    assert "only_in_val" not in vocabulary and {"a", "b"} <= set(vocabulary)
+    assert len(prepared.splits.val) == 2 and len(prepared.splits.train) == 40
