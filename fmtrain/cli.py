@@ -25,8 +25,8 @@ from fmtrain.cli_kit import flag as _flag
 from fmtrain.cli_kit import run_action as _run
 from fmtrain.config.schema_cache import json_schema_text
 from fmtrain.engine.device import quiet_tensorflow_logs
-from fmtrain.errors import ConfigError
-from fmtrain.expectations import EVAL_DATA_SPLIT, SPLITS, parse_expectation
+from fmtrain.errors import ConfigError, ExpectationFailed, first_line
+from fmtrain.expectations import EVAL_DATA_SPLIT, SPLITS, check_expectations, parse_expectation
 from fmtrain.registry import did_you_mean
 
 app = typer.Typer(
@@ -39,6 +39,12 @@ app = typer.Typer(
     add_completion=True,
     pretty_exceptions_enable=False,
 )
+
+JunitXml = Annotated[Path | None, typer.Option(
+    "--junit-xml", metavar="PATH",
+    help="Write the checks (each --expect, each --smoke stage) as JUnit XML; inside GitHub Actions also append "
+    "a summary to $GITHUB_STEP_SUMMARY.")]
+
 
 def _version(value: bool) -> None:
     if value:
@@ -73,6 +79,7 @@ def fit(
         "--smoke", help="Whole chain on a small subset for a couple of epochs: data → fit → save → reload → eval.",
     )] = False,
     expect: Expects = None,
+    junit_xml: JunitXml = None,
     device: Device = "auto",
     quiet: Quiet = False,
     verbose: Verbose = False,
@@ -84,7 +91,16 @@ def fit(
         from fmtrain.config import load_config
         from fmtrain.fit import FitOptions
         from fmtrain.fit import fit as fit_run
+        from fmtrain.integrations import (
+            CheckResult,
+            SmokeStages,
+            expectation_results,
+            log_finished_run,
+            require_mlflow,
+            write_ci_reports,
+        )
         from fmtrain.resume import resume_config
+        from fmtrain.runs import RunDir, default_run_path
 
         expectations = [parse_expectation(e) for e in expect or []]
         if resume is not None:
@@ -100,12 +116,36 @@ def fit(
             raise ConfigError("fit needs a CONFIG file (or --resume RUN_DIR)")
         else:
             cfg = load_config(config, overrides or [])
+        require_mlflow(cfg)
         quiet_tensorflow_logs(verbose)
         console = _console()
-        options = FitOptions(run_dir=run_dir, runs_root=runs_root, overwrite=overwrite, smoke=smoke, resume=resume,
-                             expectations=expectations, device=_check_device(device), quiet=quiet,
-                             verbose=verbose, console=console)
-        outcome = fit_run(cfg, options)
+        # Fixed here, so the reports below find the run even when fit raises.
+        path = resume or run_dir or default_run_path(runs_root, cfg.name)
+        stages = SmokeStages() if smoke and junit_xml is not None else None
+        options = FitOptions(run_dir=None if resume else path, runs_root=runs_root, overwrite=overwrite, smoke=smoke,
+                             resume=resume, expectations=expectations, device=_check_device(device), quiet=quiet,
+                             verbose=verbose, console=console, callbacks=[stages] if stages else [])
+
+        def report(error: BaseException | None) -> None:
+            finished = error is None or isinstance(error, ExpectationFailed)
+            if cfg.report.mlflow is not None and finished:
+                logged = log_finished_run(path, cfg.report.mlflow, cfg.name)
+                if not quiet:
+                    typer.echo(f"mlflow: run {logged.run_id} in {logged.tracking_uri}", err=True)
+            if junit_xml is not None:
+                final = RunDir(path).read_metrics().final if finished else None
+                results = stages.results(path, error) if stages else []
+                if not finished and not stages:
+                    results.append(CheckResult("run", "fit", "error", first_line(error, 1000)))
+                results += expectation_results(expectations, final, why_unchecked="not checked: fit did not finish")
+                write_ci_reports(junit_xml, f"fmtrain fit {cfg.name}", final, results)
+
+        try:
+            outcome = fit_run(cfg, options)
+        except Exception as exc:
+            report(exc)
+            raise
+        report(None)
         if quiet:
             typer.echo(str(outcome.run.path))
         else:
@@ -129,6 +169,7 @@ def eval_(
     expect: Expects = None,
     unsafe: Annotated[bool, _flag(
         "--unsafe", help="Allow loading models that contain code (Lambda layers). Only for runs you trust.")] = False,
+    junit_xml: JunitXml = None,
     device: Device = "auto",
     quiet: Quiet = False,
     verbose: Verbose = False,
@@ -138,19 +179,35 @@ def eval_(
 
     def action() -> int:
         from fmtrain.evaluate import EvalOptions, evaluate_run
+        from fmtrain.integrations import CheckResult, expectation_results, write_ci_reports
 
         if split not in ("test", "val", "train"):
             raise ConfigError(f"--split {split}: expected test, val or train")
         splits = (*SPLITS, EVAL_DATA_SPLIT) if data is not None else SPLITS  # --data results are split "data"
         expectations = [parse_expectation(e, splits) for e in expect or []]
         quiet_tensorflow_logs(verbose)
-        options = EvalOptions(split=split, data_path=data, overrides=overrides or [], expectations=expectations,
-                              device=_check_device(device), unsafe=unsafe, quiet=quiet, verbose=verbose,
-                              console=_console())
-        outcome = evaluate_run(run_dir, options)
+        # With --junit-xml the thresholds are checked here, after the report, by the same rule.
+        options = EvalOptions(split=split, data_path=data, overrides=overrides or [],
+                              expectations=[] if junit_xml else expectations, device=_check_device(device),
+                              unsafe=unsafe, quiet=quiet, verbose=verbose, console=_console())
+        suite = f"fmtrain eval {run_dir}"
+        try:
+            outcome = evaluate_run(run_dir, options)
+        except Exception as exc:
+            if junit_xml is not None:
+                write_ci_reports(junit_xml, suite, None, [
+                    CheckResult("run", "eval", "error", first_line(exc, 1000)),
+                    *expectation_results(expectations, None, why_unchecked="not checked: eval did not finish")])
+            raise
+        lines = outcome.expectation_lines
+        if junit_xml is not None:
+            results = {outcome.result["split"]: outcome.result["metrics"]}
+            write_ci_reports(junit_xml, suite, results,
+                             expectation_results(expectations, results, default=outcome.result["split"]))
+            lines = check_expectations(expectations, results, outcome.result["split"]) if expectations else []
         if quiet:
             typer.echo(json.dumps(outcome.result["metrics"]))
-        for line in outcome.expectation_lines:
+        for line in lines:
             typer.echo(line)
         return 0
 

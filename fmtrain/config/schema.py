@@ -454,6 +454,9 @@ class MlflowConfig(StrictModel):
     (sqlite:///path/mlflow.db)."""
     experiment: str | None = None
     """The MLflow experiment (created when missing); default: the config's name."""
+    artifact_location: str | None = None
+    """Where a new experiment keeps its artifacts (a folder or URI); default: MLflow's, which for a
+    database store is ./mlruns under the working directory."""
     log_model: bool = True
     """Also log the trained Keras model as an MLflow model."""
 
