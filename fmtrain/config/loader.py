@@ -33,6 +33,16 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()):
     Raises:
         ConfigError: naming the file, line and column (or the override) and the key path.
     """
+    return validate_config(*load_data(path, overrides))
+
+
+def load_data(path: str | Path, overrides: Iterable[str] = ()) -> tuple[dict[str, Any], Marks]:
+    """What :func:`load_config` validates: the merged ``extends:`` chain with ``overrides`` applied and
+    paths resolved, as plain data, and the mark of every key written (file:line:col or ``--set …``).
+
+    Raises:
+        ConfigError: as :func:`load_config`, for problems found before validation.
+    """
     path = Path(path)
     data, marks = load_raw(path)
     for override in overrides:
@@ -40,7 +50,7 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()):
     data.setdefault("name", path.stem)
     marks.setdefault(("name",), Mark(f"{path} (from the file name)"))
     _resolve_paths(data, marks)
-    return validate_config(data, marks)
+    return data, marks
 
 
 def validate_config(data: dict[str, Any], marks: Marks | None = None):

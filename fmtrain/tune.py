@@ -1,0 +1,445 @@
+"""``fmtrain tune``: an Optuna search over config keys; every trial is a normal run directory.
+
+The study lives in ``STUDY_DIR/study.db`` (SQLite), so a search that was stopped or killed
+continues where it was: finished trials are never run again, and a trial the stopped process left
+unfinished is retried with the same values. Each trial's config is the base config plus ``--set``
+style overrides, validated by :mod:`fmtrain.config`'s loader; every key of the search space is
+checked against the schema at its lowest and highest value (every choice) before the first trial.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import math
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fmtrain.config.yaml_marks import Mark, Marks, dump_yaml, read_yaml
+from fmtrain.engine.callbacks import Callback, monitor_sign
+from fmtrain.engine.device import quiet_tensorflow_logs
+from fmtrain.errors import ConfigError, Interrupted, TrainingFailed
+from fmtrain.expectations import Expectation
+from fmtrain.fileio import atomic_write_text
+from fmtrain.registry import did_you_mean
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+
+if TYPE_CHECKING:
+    from fmtrain.config.schema import Config
+
+PARAM_TYPES = ("log_uniform", "uniform", "int", "categorical")
+STUDY_NAME = "fmtrain"
+STUDY_DB = "study.db"
+BEST_CONFIG = "best.yaml"
+# Trial states stored as user attributes: why a FAIL happened, and which trial a retry repeats.
+_DIVERGED, _INTERRUPTED, _RETRY_OF, _RUN_DIR = "diverged", "interrupted", "retry_of", "run_dir"
+_VALUES, _OVERRIDES = "values", "overrides"
+_SPLIT_PREFIX = re.compile(r"^(train|val|test)_(\w+)$")
+
+
+@dataclass(frozen=True)
+class SearchParam:
+    """One key of ``space.yaml``: the config key it sets and the range Optuna draws from."""
+
+    key: str
+    type: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[Any, ...] = ()
+    where: Mark | None = None
+    """Where the key was written in the space file (for error messages)."""
+
+    def suggest(self, trial) -> Any:
+        """The value of this key for ``trial`` (an ``optuna.Trial``)."""
+        if self.type == "log_uniform":
+            return trial.suggest_float(self.key, self.low, self.high, log=True)
+        if self.type == "uniform":
+            return trial.suggest_float(self.key, self.low, self.high)
+        if self.type == "int":
+            return trial.suggest_int(self.key, int(self.low), int(self.high))
+        # Optuna stores plain scalars only; a choice such as [128, 64] travels as its JSON text.
+        if all(_scalar(choice) for choice in self.choices):
+            return trial.suggest_categorical(self.key, list(self.choices))
+        return json.loads(trial.suggest_categorical(self.key, [json.dumps(c) for c in self.choices]))
+
+    def extremes(self) -> list[Any]:
+        """The values checked against the schema before the search starts."""
+        if self.type == "categorical":
+            return list(self.choices)
+        if self.type == "int":
+            return [int(self.low), int(self.high)]
+        return [self.low, self.high]
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What a trial is scored by: an epoch-line name (``val_loss``, ``val_accuracy``, ``loss``)."""
+
+    metric: str
+    direction: str
+    split: str
+    name: str
+    """The metric within the split, as ``metrics.json`` → ``final`` names it."""
+
+    @classmethod
+    def parse(cls, metric: str, direction: str | None) -> Objective:
+        """``val_accuracy`` → the val split's accuracy; a name without a prefix is the training split's,
+        as on the epoch line. ``direction`` None: maximize accuracy-like names, minimize the rest.
+
+        Raises:
+            ConfigError: a test-split metric (tuning on it leaks the test set) or a bad direction.
+        """
+        match = _SPLIT_PREFIX.match(metric)
+        split, name = match.groups() if match else ("train", metric)
+        if split == "test":
+            raise ConfigError(f"--metric {metric}: tuning on the test split leaks it into the choice; "
+                              f"use val_{name} (and data.validation_split > 0)")
+        if direction is None:
+            direction = "minimize" if monitor_sign(metric, "auto") > 0 else "maximize"
+        if direction not in ("minimize", "maximize"):
+            raise ConfigError(f"--direction {direction}: expected minimize or maximize"
+                              f"{did_you_mean(direction, ('minimize', 'maximize'))}")
+        return cls(metric, direction, split, name)
+
+    def expectation(self) -> Expectation:
+        """An expectation that always holds, so ``fit`` checks the metric's name before training
+        (``expectations.check_expectation_names``) and nothing is written for a misspelt one."""
+        return Expectation(self.split, self.name, ">=", -math.inf, written=self.metric)
+
+
+@dataclass
+class TuneOptions:
+    """Command-line choices of ``fmtrain tune``."""
+
+    study_dir: Path
+    trials: int
+    """The study's total of finished trials (complete, pruned or diverged) to reach."""
+    objective: Objective
+    overrides: list[str] = field(default_factory=list)
+    """``--set`` values applied to every trial, before the searched keys."""
+    device: str = "auto"
+    verbose: bool = False
+    pruner: Any = None
+    """An ``optuna.pruners.BasePruner``; None: Optuna's median pruner."""
+    prune: bool = True
+    report: Callable[[str], None] = print
+    """Receives one line per trial."""
+
+
+@dataclass(frozen=True)
+class TrialRow:
+    """One trial of the study, for the summary table."""
+
+    number: int
+    state: str
+    value: float | None
+    params: dict[str, Any]
+    run_dir: str | None
+    epochs: int | None
+
+
+@dataclass(frozen=True)
+class TuneOutcome:
+    study_dir: Path
+    trials: list[TrialRow]
+    best: TrialRow | None
+    best_config: Path | None
+    ran: int
+    """Trials this process ran."""
+
+
+def read_space(path: Path) -> list[SearchParam]:
+    """Read ``space.yaml``: ``config.key: {type: log_uniform|uniform|int|categorical, low, high, choices}``.
+
+    Raises:
+        ConfigError: naming the file:line of the entry and what would be right.
+    """
+    data, marks = read_yaml(Path(path))
+    if not isinstance(data, dict) or not data:
+        raise ConfigError(f"{marks.nearest(()) or path}: a search space maps config keys to ranges, e.g. "
+                          "optimizer.learning_rate: {type: log_uniform, low: 1e-4, high: 1e-2}")
+    params = []
+    for key, spec in data.items():
+        where = marks.get((key,))
+        prefix = f"{where}: {key}"
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{prefix}: expected a mapping such as {{type: uniform, low: 0.0, high: 0.5}}")
+        kind = spec.get("type")
+        if kind not in PARAM_TYPES:
+            raise ConfigError(f"{marks.nearest((key, 'type'))}: {key}.type: expected one of "
+                              f"{', '.join(PARAM_TYPES)}, found {kind!r}{did_you_mean(str(kind), PARAM_TYPES)}")
+        allowed = {"type", "choices"} if kind == "categorical" else {"type", "low", "high"}
+        extra = sorted(set(spec) - allowed, key=str)
+        if extra:
+            raise ConfigError(f"{marks.nearest((key, extra[0]))}: {key}.{extra[0]}: not used by type {kind}; "
+                              f"it takes {', '.join(sorted(allowed - {'type'}))}")
+        if kind == "categorical":
+            choices = spec.get("choices")
+            if not isinstance(choices, list) or not choices:
+                raise ConfigError(f"{marks.nearest((key, 'choices'))}: {key}.choices: expected a non-empty list")
+            params.append(SearchParam(str(key), kind, choices=tuple(choices), where=where))
+            continue
+        low, high = spec.get("low"), spec.get("high")
+        number = int if kind == "int" else (int, float)
+        for name, value in (("low", low), ("high", high)):
+            if not isinstance(value, number) or isinstance(value, bool):
+                raise ConfigError(f"{marks.nearest((key, name))}: {key}.{name}: expected "
+                                  f"{'an integer' if kind == 'int' else 'a number'}, found {value!r}")
+        if low > high:
+            raise ConfigError(f"{marks.nearest((key, 'low'))}: {key}: low ({low}) is above high ({high})")
+        if kind == "log_uniform" and low <= 0:
+            raise ConfigError(f"{marks.nearest((key, 'low'))}: {key}.low: log_uniform needs low > 0, found {low}")
+        params.append(SearchParam(str(key), kind, float(low) if kind != "int" else low,
+                                  float(high) if kind != "int" else high, where=where))
+    return params
+
+
+def as_overrides(values: dict[str, Any]) -> list[str]:
+    """``--set`` strings for ``values``; JSON is YAML 1.2, so the loader reads back exactly these values."""
+    return [f"{key}={json.dumps(value)}" for key, value in values.items()]
+
+
+def check_space(params: list[SearchParam], config: Path, overrides: list[str]) -> Config:
+    """Validate the base config, then each key at each of its extremes, as the trials will set it.
+
+    Returns:
+        The base config (``config`` with ``overrides``).
+
+    Raises:
+        ConfigError: the base config is invalid, or a key is not in the schema or a value out of its range
+            (naming the space file's line and the key).
+    """
+    from fmtrain.config.loader import apply_override, load_data, validate_config
+
+    data, marks = load_data(config, overrides)
+    base = validate_config(data, marks)
+    for param in params:
+        # The base config is valid, so any problem is this key's: every error points at its line.
+        here = Marks({(): param.where})
+        for value in param.extremes():
+            trial_data = copy.deepcopy(data)
+            try:
+                apply_override(trial_data, Marks(), as_overrides({param.key: value})[0])
+            except ConfigError as exc:
+                raise ConfigError(f"{param.where}: {param.key}: {exc}") from None
+            try:
+                validate_config(trial_data, here)
+            except ConfigError as exc:
+                raise ConfigError(f"{exc} (with {param.key}: {_short(value)} in {config})") from None
+    return base
+
+
+class PruningCallback(Callback):
+    """Reports the objective's metric to Optuna after each epoch; stops the run when the pruner says so.
+
+    The run then ends as an early-stopped one does (model saved, report written), and the trial is
+    recorded as pruned.
+    """
+
+    def __init__(self, trial, metric: str):
+        self.trial, self.metric = trial, metric
+        self.pruned_at: int | None = None
+        """The 1-based epoch after which the pruner stopped the run."""
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        if self.pruned_at is not None:  # a later training phase: stop it too
+            self.trainer.stop_training = True
+            return
+        if self.metric not in logs:  # checked before training; a test-split metric is refused earlier
+            return
+        self.trial.report(float(logs[self.metric]), step=epoch)
+        if self.trial.should_prune():
+            self.pruned_at = epoch + 1
+            self.trainer.stop_training = True
+
+
+def tune(config: Path, space: list[SearchParam], options: TuneOptions) -> TuneOutcome:
+    """Run (or continue) the study in ``options.study_dir`` until it has ``options.trials`` finished trials.
+
+    Raises:
+        ConfigError, DataError: a bad config, space or data (before the first trial, where it can be found then).
+        Interrupted: SIGINT/SIGTERM during a trial; that trial is retried when the study continues.
+    """
+    import optuna
+
+    base = check_space(space, config, options.overrides)
+    study_dir = Path(options.study_dir)
+    study_dir.mkdir(parents=True, exist_ok=True)
+    quiet_tensorflow_logs(options.verbose)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with _only_process(study_dir):
+        storage = optuna.storages.RDBStorage(f"sqlite:///{(study_dir / STUDY_DB).resolve()}")
+        study = _open_study(storage, base, options)
+        _check_same_space(study, space, study_dir)
+        _retry_unfinished(study, storage)
+        before = len(_finished(study))
+        if options.trials > before:  # each trial ends finished (diverged ones too) or stops the search
+            study.optimize(functools.partial(_run_trial, config=config, space=space, options=options),
+                           n_trials=options.trials - before, catch=(TrainingFailed,))
+        ran = len(_finished(study)) - before
+        rows = [_row(trial) for trial in study.trials]
+        best_trial = _best(study)
+        best_config = None
+        if best_trial is not None:
+            best_config = _write_best(study_dir, config, best_trial)
+        best = next((row for row in rows if best_trial is not None and row.number == best_trial.number), None)
+    return TuneOutcome(study_dir, rows, best, best_config, ran)
+
+
+def _open_study(storage, base: Config, options: TuneOptions):
+    import optuna
+
+    objective = options.objective
+    pruner = options.pruner if options.pruner is not None else (
+        optuna.pruners.MedianPruner() if options.prune else optuna.pruners.NopPruner())
+    study = optuna.create_study(storage=storage, pruner=pruner, study_name=STUDY_NAME,
+                                direction=objective.direction, load_if_exists=True)
+    where = options.study_dir / STUDY_DB
+    stored = study.direction.name.lower()
+    if stored != objective.direction:
+        raise ConfigError(f"{where}: this study's direction is {stored}; --direction {objective.direction} "
+                          "needs a new --study-dir")
+    metric = study.user_attrs.get("metric", objective.metric)
+    if metric != objective.metric:
+        raise ConfigError(f"{where}: this study's metric is {metric}; --metric {objective.metric} needs a new "
+                          "--study-dir")
+    study.set_user_attr("metric", objective.metric)
+    # Seeded from the config and the trials so far: a continued study does not redraw its first values.
+    study.sampler = optuna.samplers.TPESampler(seed=base.seed + len(study.get_trials(deepcopy=False)))
+    return study
+
+
+def _check_same_space(study, space: list[SearchParam], study_dir: Path) -> None:
+    keys = sorted(p.key for p in space)
+    stored = study.user_attrs.get("keys")
+    if stored is not None and stored != keys:
+        raise ConfigError(f"{study_dir / STUDY_DB}: this study searches {', '.join(stored)}; the space file has "
+                          f"{', '.join(keys)}; use a new --study-dir for a different search")
+    study.set_user_attr("keys", keys)
+
+
+def _finished(study) -> list:
+    """Trials that need not run again: complete, pruned, or failed by diverging."""
+    from optuna.trial import TrialState
+
+    return [t for t in study.get_trials(deepcopy=False)
+            if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+            or (t.state == TrialState.FAIL and t.user_attrs.get(_DIVERGED))]
+
+
+def _retry_unfinished(study, storage) -> None:
+    """Mark trials a killed process left running as failed, and queue each unfinished trial's values once more."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get(_RETRY_OF) for t in trials}
+    study_id = storage.get_study_id_from_name(STUDY_NAME)
+    for trial in trials:
+        if trial.state == TrialState.RUNNING:  # only one process works on a study (_only_process)
+            storage.set_trial_state_values(storage.get_trial_id_from_study_id_trial_number(study_id, trial.number),
+                                           TrialState.FAIL)
+        elif not (trial.state == TrialState.FAIL and trial.user_attrs.get(_INTERRUPTED)):
+            continue
+        if trial.number not in retried and trial.params:
+            study.enqueue_trial(trial.params, user_attrs={_RETRY_OF: trial.number})
+
+
+def _run_trial(trial, *, config: Path, space: list[SearchParam], options: TuneOptions) -> float:
+    import optuna
+
+    from fmtrain.config import load_config
+    from fmtrain.fit import FitOptions, fit
+
+    values = {param.key: param.suggest(trial) for param in space}
+    overrides = [*options.overrides, *as_overrides(values)]
+    trial.set_user_attr(_VALUES, values)
+    trial.set_user_attr(_OVERRIDES, overrides)
+    run_dir = Path(options.study_dir) / f"trial-{trial.number:04d}"
+    trial.set_user_attr(_RUN_DIR, run_dir.name)
+    cfg = load_config(config, overrides)
+    objective = options.objective
+    pruning = PruningCallback(trial, objective.metric)
+    fit_options = FitOptions(run_dir=run_dir, device=options.device, quiet=True, verbose=options.verbose,
+                             expectations=[objective.expectation()], callbacks=[pruning])
+    shown = ", ".join(f"{key}={_short(value)}" for key, value in values.items())
+    try:
+        outcome = fit(cfg, fit_options)
+    except TrainingFailed as exc:
+        trial.set_user_attr(_DIVERGED, True)
+        options.report(f"trial {trial.number}: failed ({exc}); {shown}")
+        raise
+    except (Interrupted, KeyboardInterrupt):
+        trial.set_user_attr(_INTERRUPTED, True)
+        raise
+    epochs = outcome.metrics.epochs_run
+    trial.set_user_attr("epochs", epochs)
+    if pruning.pruned_at is not None:
+        options.report(f"trial {trial.number}: pruned after epoch {pruning.pruned_at}; {shown}")
+        raise optuna.TrialPruned(f"pruned after epoch {pruning.pruned_at}")
+    value = float((outcome.metrics.final.get(objective.split) or {})[objective.name])
+    options.report(f"trial {trial.number}: {objective.metric} {value:.4f}; {shown}")
+    return value
+
+
+def _row(trial) -> TrialRow:
+    values = trial.user_attrs.get(_VALUES) or trial.params
+    state = trial.state.name.lower()
+    if trial.user_attrs.get(_DIVERGED):
+        state = "diverged"
+    elif trial.user_attrs.get(_INTERRUPTED) or (state == "fail" and not trial.user_attrs.get("epochs")):
+        state = "unfinished"
+    return TrialRow(trial.number, state, trial.value, values, trial.user_attrs.get(_RUN_DIR),
+                    trial.user_attrs.get("epochs"))
+
+
+def _best(study):
+    from optuna.trial import TrialState
+
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return study.best_trial if complete else None
+
+
+def _write_best(study_dir: Path, config: Path, trial) -> Path:
+    """``best.yaml``: the whole resolved config the best trial ran with (every default written out)."""
+    from fmtrain.config import load_config
+
+    ran_with = study_dir / trial.user_attrs[_RUN_DIR] / "config.yaml"
+    cfg = load_config(ran_with) if ran_with.is_file() else load_config(config, trial.user_attrs[_OVERRIDES])
+    path = study_dir / BEST_CONFIG
+    atomic_write_text(path, dump_yaml(cfg.to_yaml_dict()))
+    return path
+
+
+@contextmanager
+def _only_process(study_dir: Path) -> Iterator[None]:
+    """Hold ``study_dir/.lock`` while tuning: trials left running are then known to be a killed process's."""
+    if fcntl is None:  # Windows: one process per study is up to the user
+        yield
+        return
+    with open(study_dir / ".lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"{study_dir}: another fmtrain tune is working on this study; wait for it or "
+                              "use another --study-dir") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else json.dumps(value)

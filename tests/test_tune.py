@@ -1,0 +1,141 @@
+"""``fmtrain tune``: the space is checked before anything runs, pruning stops a run, and a continued
+study neither repeats a finished trial nor loses an unfinished one."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from typer.testing import CliRunner
+
+from fmtrain.cli import app
+from fmtrain.config import load_config
+from fmtrain.errors import ConfigError
+from fmtrain.tune import STUDY_DB, STUDY_NAME, Objective, PruningCallback, TuneOptions, read_space, tune
+
+ROOT = Path(__file__).resolve().parents[1]
+DIGITS = ROOT / "configs" / "digits_mlp.yaml"
+SPACE = """\
+optimizer.learning_rate: {type: log_uniform, low: 1.0e-3, high: 1.0e-2}
+model.hidden_units: {type: categorical, choices: [[8], [16]]}
+model.dropout: {type: uniform, low: 0.0, high: 0.2}
+"""
+TINY = ["--set", "train.epochs=1", "--set", "train.early_stopping=null", "--device", "cpu"]
+
+
+def _space(tmp_path: Path, text: str = SPACE) -> Path:
+    path = tmp_path / "space.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_a_misspelt_key_exits_2_naming_the_space_file_line_before_anything_is_written(tmp_path):
+    space = _space(tmp_path, SPACE + "optimizer.learnin_rate: {type: uniform, low: 0.001, high: 0.01}\n")
+    study = tmp_path / "study"
+    result = CliRunner().invoke(app, ["tune", str(DIGITS), "--space", str(space), "--trials", "2",
+                                      "--study-dir", str(study)])
+    assert result.exit_code == 2, result.output
+    assert f"{space}:4:1:" in result.stderr and "learnin_rate" in result.stderr
+    assert "did you mean 'learning_rate'" in result.stderr
+    assert "Traceback" not in result.output
+    assert not study.exists()
+
+
+def test_a_value_out_of_the_schemas_range_is_refused_at_its_line(tmp_path):
+    space = _space(tmp_path, "model.dropout: {type: uniform, low: 0.0, high: 1.5}\n")
+    result = CliRunner().invoke(app, ["tune", str(DIGITS), "--space", str(space), "--trials", "1",
+                                      "--study-dir", str(tmp_path / "s")])
+    assert result.exit_code == 2
+    assert f"{space}:1:1: model.dropout" in result.stderr and "1.5" in result.stderr
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("a.b: {type: loguniform, low: 1, high: 2}\n", "space.yaml:1:7: a.b.type: expected one of log_uniform"),
+    ("a.b: {type: uniform, low: 2, high: 1}\n", "low (2) is above high (1)"),
+    ("a.b: {type: log_uniform, low: 0, high: 1}\n", "log_uniform needs low > 0"),
+    ("a.b: {type: int, low: 1.5, high: 3}\n", "a.b.low: expected an integer"),
+    ("a.b: {type: categorical, choices: []}\n", "a.b.choices: expected a non-empty list"),
+    ("a.b: {type: uniform, low: 0, high: 1, choices: [1]}\n", "a.b.choices: not used by type uniform"),
+    ("[1, 2]\n", "a search space maps config keys to ranges"),
+])
+def test_bad_space_entries_are_one_located_line(tmp_path, text, expected):
+    with pytest.raises(ConfigError) as caught:
+        read_space(_space(tmp_path, text))
+    assert expected in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_the_objective_reads_the_epoch_line_name_and_infers_its_direction():
+    assert Objective.parse("val_loss", None) == Objective("val_loss", "minimize", "val", "loss")
+    assert Objective.parse("val_accuracy", None).direction == "maximize"
+    assert Objective.parse("loss", None).split == "train"
+    assert Objective.parse("val_accuracy", "minimize").direction == "minimize"
+    with pytest.raises(ConfigError, match="leaks"):
+        Objective.parse("test_accuracy", None)
+    with pytest.raises(ConfigError, match="did you mean 'maximize'"):
+        Objective.parse("val_accuracy", "maximise")
+
+
+def test_the_pruning_callback_reports_each_epoch_and_stops_the_run_when_pruned():
+    import optuna
+
+    study = optuna.create_study(pruner=optuna.pruners.ThresholdPruner(upper=0.5))
+    trial = study.ask()
+    callback = PruningCallback(trial, "val_loss")
+    callback.trainer = SimpleNamespace(stop_training=False)
+    callback.on_epoch_end(0, {"loss": 0.3, "val_loss": 0.4})
+    assert callback.trainer.stop_training is False and callback.pruned_at is None
+    callback.on_epoch_end(1, {"loss": 0.3, "val_loss": 0.9})
+    assert callback.trainer.stop_training is True and callback.pruned_at == 2
+    assert study.trials[0].intermediate_values == {0: 0.4, 1: 0.9}
+    callback.trainer = SimpleNamespace(stop_training=False)  # a fine-tuning phase after the pruned one
+    callback.on_epoch_end(2, {"val_loss": 0.1})
+    assert callback.trainer.stop_training is True
+
+
+def _finished_runs(study: Path) -> list[str]:
+    return sorted(p.parent.name for p in study.glob("trial-*/model.keras"))
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+def test_three_trials_continue_after_a_kill_without_repeating_one_and_best_yaml_validates(tmp_path):
+    import optuna
+    from optuna.trial import TrialState
+
+    space, study_dir = _space(tmp_path), tmp_path / "study"
+    args = ["tune", str(DIGITS), "--space", str(space), "--study-dir", str(study_dir), *TINY]
+    first = CliRunner().invoke(app, [*args, "--trials", "2"])
+    assert first.exit_code == 0, first.output
+    assert _finished_runs(study_dir) == ["trial-0000", "trial-0001"]
+
+    # What a process killed during its third trial leaves: a RUNNING trial with its values drawn.
+    storage = f"sqlite:///{study_dir / STUDY_DB}"
+    study = optuna.load_study(study_name=STUDY_NAME, storage=storage)
+    killed = study.ask()
+    for param in read_space(space):
+        param.suggest(killed)
+    killed_params = dict(killed.params)
+
+    # Continued with a pruner that stops every trial after its first epoch: the killed trial's values
+    # are retried (and pruned), the finished ones are not run again.
+    options = TuneOptions(study_dir=study_dir, trials=3, objective=Objective.parse("val_loss", None),
+                          overrides=["train.epochs=3", "train.early_stopping=null"], device="cpu",
+                          pruner=optuna.pruners.ThresholdPruner(upper=0.0), report=lambda line: None)
+    outcome = tune(DIGITS, read_space(space), options)
+    assert outcome.ran == 1
+    trials = optuna.load_study(study_name=STUDY_NAME, storage=storage).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.FAIL,
+                                         TrialState.PRUNED]
+    assert trials[3].params == killed_params and trials[3].user_attrs["retry_of"] == 2
+    assert _finished_runs(study_dir) == ["trial-0000", "trial-0001", "trial-0003"]  # 0 and 1 not run again
+    with open(study_dir / "trial-0003" / "history.csv") as handle:  # stopped after 1 of 3 epochs, run whole
+        assert len(list(csv.DictReader(handle))) == 1
+
+    best = min((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.value)
+    assert outcome.best.number == best.number
+    best_yaml = study_dir / "best.yaml"
+    assert load_config(best_yaml).model.hidden_units == best.user_attrs["values"]["model.hidden_units"]
+    assert best_yaml.read_text() == (study_dir / f"trial-{best.number:04d}" / "config.yaml").read_text()
