@@ -71,3 +71,120 @@ def test_bert_fine_tunes_and_eval_tokenizes_with_the_saved_preprocessor(tmp_path
     evaluated = json.loads((run / "eval-test.json").read_text())["metrics"]
     assert evaluated["accuracy"] == pytest.approx(final["test"]["accuracy"])
     assert evaluated["loss"] == pytest.approx(final["test"]["loss"], abs=1e-6)
+
+
+class _Variables:
+    """An engine callback that keeps every model variable's value at the start and the end of training,
+    by position in ``model.variables``, and which of them are the backbone's and which train."""
+
+    trainer = None
+
+    def on_train_begin(self, plan):
+        from fmtrain.transfer import layers_by_name
+
+        model = self.trainer.model
+        backbone = {id(v) for v in layers_by_name(model)["backbone"].variables}
+        self.paths = [v.path for v in model.variables]
+        self.backbone = [i for i, v in enumerate(model.variables) if id(v) in backbone]
+        trainable = {id(v) for v in model.trainable_variables}
+        self.trainable = {i for i, v in enumerate(model.variables) if id(v) in trainable}
+        self.before = [np.array(v) for v in model.variables]
+
+    def on_train_end(self, history):
+        from fmtrain.models.hub import saved_preprocessor, tokenize
+
+        model = self.trainer.model
+        self.after = [np.array(v) for v in model.variables]
+        self.predicted = np.asarray(model(tokenize(saved_preprocessor(model), TEXTS), training=False))
+
+    def changed(self, index: int) -> bool:
+        return not np.array_equal(self.before[index], self.after[index])
+
+    def __getattr__(self, name):  # the other hooks do nothing
+        if name.startswith("on_"):
+            return lambda *args, **kwargs: None
+        raise AttributeError(name)
+
+
+def _fit_in_process(config: Path, run: Path) -> _Variables:
+    from fmtrain.config import load_config
+    from fmtrain.fit import FitOptions, fit
+
+    seen = _Variables()
+    fit(load_config(config), FitOptions(run_dir=run, quiet=True, callbacks=[seen]))
+    return seen
+
+
+def test_lora_trains_only_its_factors_and_survives_save_eval_and_resume(tmp_path, hub_sentiment):
+    csv_path, preset = hub_sentiment
+    run = tmp_path / "lora"
+    seen = _fit_in_process(_config(tmp_path, "lora", csv_path, preset, epochs=2, lora_rank=2), run)
+
+    lora = [i for i in seen.backbone if "lora_kernel" in seen.paths[i]]
+    assert lora and [i for i in seen.backbone if i in seen.trainable] == lora  # in the backbone only LoRA trains
+    unchanged = [seen.paths[i] for i in seen.backbone if i not in lora and seen.changed(i)]
+    assert len(seen.backbone) > 2 * len(lora) and not unchanged  # every other backbone variable: bit for bit
+    assert all(seen.changed(i) for i in lora if seen.paths[i].endswith("lora_kernel_b"))  # they start at zero
+
+    # Saved (Keras merges the factors into the kernels) and reloaded: the same predictions, the same eval.
+    np.testing.assert_allclose(_probabilities(run), seen.predicted, rtol=1e-5, atol=1e-6)
+    final = json.loads((run / "metrics.json").read_text())["final"]["test"]
+    assert _invoke("eval", str(run), "--quiet").exit_code == 0
+    assert json.loads((run / "eval-test.json").read_text())["metrics"]["loss"] == pytest.approx(final["loss"], abs=1e-6)
+
+    # Resumed from the first epoch's checkpoint (the factors restored into their layers, keras-hub#2701):
+    # the second epoch again ends where the uninterrupted run ended.
+    checkpoints = sorted((run / "checkpoints").glob("step-*.npz"))
+    assert len(checkpoints) == 2
+    checkpoints[-1].unlink()
+    result = _invoke("fit", "--resume", str(run), "--quiet")
+    assert result.exit_code == 0, result.output
+    np.testing.assert_allclose(_probabilities(run), seen.predicted, rtol=1e-5, atol=1e-6)
+
+
+def test_freeze_backbone_trains_only_the_head(tmp_path, hub_sentiment):
+    csv_path, preset = hub_sentiment
+    seen = _fit_in_process(_config(tmp_path, "frozen", csv_path, preset, epochs=1, freeze="backbone"),
+                           tmp_path / "frozen")
+    assert seen.backbone and not set(seen.backbone) & seen.trainable
+    assert not any(seen.changed(i) for i in seen.backbone)
+    head = [i for i, path in enumerate(seen.paths) if path.endswith("logits/kernel")]
+    assert head and all(seen.changed(i) for i in head)
+
+
+def _refused(tmp_path: Path, name: str, data: dict, model: dict, preprocess: list | None = None) -> str:
+    config = {"name": name, "data": data, "model": model, "preprocess": preprocess or [], "train": {"epochs": 1}}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = _invoke("fit", str(path), "--run-dir", str(tmp_path / name), "--quiet")
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output, result.output
+    assert not (tmp_path / name).exists()  # refused before the run directory is made
+    return result.output
+
+
+def _hub(task: str, preset, **more) -> dict:
+    return {"type": "hub", "task": task, "preset": str(preset), **more}
+
+
+def test_bad_presets_and_lora_are_refused_in_one_line(tmp_path, hub_sentiment, hub_resnet_preset, monkeypatch):
+    from fmtrain.models import hub
+
+    csv_path, preset = hub_sentiment
+    text = {"source": "text_csv", "path": str(csv_path)}
+    digits = {"source": "digits"}
+    images = [{"reshape": {"shape": [8, 8, 1]}}]
+
+    out = _refused(tmp_path, "missing", text, _hub("text_classifier", tmp_path / "nope"))
+    assert "model.preset: no preset directory at" in out
+    out = _refused(tmp_path, "wrong_task", digits, _hub("image_classifier", preset), images)
+    assert "BertBackbone" in out and "image_classifier" in out
+    out = _refused(tmp_path, "text_of_resnet", text, _hub("text_classifier", hub_resnet_preset))
+    assert "no text classifier preprocessor" in out
+    out = _refused(tmp_path, "no_lora", digits, _hub("image_classifier", hub_resnet_preset, lora_rank=4), images)
+    assert "model.lora_rank: ResNetBackbone has no layer LoRA can adapt" in out
+
+    monkeypatch.setattr(hub, "_online", lambda *args, **kwargs: False)  # offline even where CI has a network
+    out = _refused(tmp_path, "by_name", text, _hub("text_classifier", "bert_tiny_en_uncased"))
+    assert ("keras_hub.models.TextClassifier.from_preset('bert_tiny_en_uncased').save_to_preset('bert_tiny_en_uncased')"
+            in out and "preset: /path/to/bert_tiny_en_uncased" in out)
