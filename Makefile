@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lint bench keras-names readme clean
+.PHONY: install demo test test-fast lint bench keras-names readme clean chromium
 
 install: $(STAMP)
 
@@ -22,9 +22,15 @@ demo: $(STAMP)
 	@echo "report: runs/demo/report.html (and report.md)"
 
 ## Lint (ruff: style, imports, bugbear, pyupgrade), then the whole test suite.
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+## Headless Chromium for the browser test of report.html (Debian's package); without root it is
+## left out and tests/test_report_browser.py skips, saying why.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium) \
+		|| echo "chromium could not be installed (root needed): the browser test of report.html will skip"
 
 ## Lint only.
 lint: $(STAMP)
