@@ -240,7 +240,7 @@ def validate(
 @app.command(cls=_Command)
 def report(
     run_dirs: Annotated[list[Path], typer.Argument(
-        metavar="RUN_DIR...", help="Run directories written by fmtrain fit; two or more are compared.",
+        metavar="RUN_DIR", help="Run directories written by fmtrain fit; two or more are compared.",
         show_default=False)],
     output: Annotated[Path | None, typer.Option(
         "--output", help="With several runs: the comparison page to write (.html or .md).")] = None,
