@@ -1,0 +1,138 @@
+"""Streamed TFRecord shards against in-memory arrays: peak memory as the data grows, and throughput.
+
+    python benchmarks/bench_stream.py                  # 200 MB and 800 MB of shards (issue 11's rows; long)
+    python benchmarks/bench_stream.py --sizes-mb 20 80 # a quick sanity check
+    python benchmarks/bench_stream.py --keep DIR       # write the shards to DIR (reused when present)
+
+The data is MNIST-shaped synthetic digits (784 float32 pixels per example, ~3.2 kB a record), the
+model the seed MLP (Dense 128 relu, dropout 0.1, softmax 10) at batch 256, trained by fmtrain's own
+Trainer. Every measurement runs in its own subprocess:
+
+- ``stream <size>``: one epoch streamed from that many MB of shards; the row reports the process's
+  peak resident set, which should stay flat as the shards grow (issue 11: < 50 MB more for 4× the data);
+- ``stream`` / ``memory`` at the smallest size: samples per second over the second epoch (after
+  one warm-up epoch of tracing) streamed vs the in-memory graph feed (issue 11: ≥ 0.5×).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+PIXELS = 784
+RECORD_BYTES = PIXELS * 4 + 40  # float_list payload plus the Example's framing, roughly
+BATCH = 256
+
+
+def write_shards(folder: Path, megabytes: int, shards: int = 8, seed: int = 0) -> int:
+    """``megabytes`` of shards in ``folder`` (kept if there already); returns the example count."""
+    import numpy as np
+    import tensorflow as tf
+
+    n = megabytes * 1_000_000 // RECORD_BYTES
+    marker = folder / "count.json"
+    if marker.exists():
+        return json.loads(marker.read_text())["n"]
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    templates = rng.random((10, PIXELS), dtype=np.float32)
+    bounds = np.linspace(0, n, shards + 1).astype(int)
+    for shard in range(shards):
+        with tf.io.TFRecordWriter(str(folder / f"train-{shard:05d}.tfrecord")) as writer:
+            for start in range(bounds[shard], bounds[shard + 1], 4096):
+                stop = min(start + 4096, bounds[shard + 1])
+                y = rng.integers(0, 10, stop - start)
+                x = templates[y] + rng.normal(0, 0.5, (stop - start, PIXELS)).astype(np.float32)
+                for row, label in zip(x, y, strict=True):
+                    feature = {"x": tf.train.Feature(float_list=tf.train.FloatList(value=row)),
+                               "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label)]))}
+                    writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    marker.write_text(json.dumps({"n": int(n)}))
+    return int(n)
+
+
+def config(folder: Path) -> Path:
+    path = folder / "bench.yaml"
+    path.write_text(f"""name: bench_stream
+seed: 0
+data:
+  source: tfrecord
+  files: {{train: "{folder}/train-*.tfrecord"}}
+  features: {{x: {{dtype: float32, shape: [{PIXELS}]}}, label: int64}}
+  label: label
+  classes: ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]
+  batch_size: {BATCH}
+  shuffle_buffer: 10000
+model: {{type: mlp, hidden_units: [128], activation: relu, dropout: 0.1}}
+optimizer: {{name: adam, learning_rate: 0.001}}
+loss: sparse_categorical_crossentropy
+metrics: [accuracy]
+train: {{epochs: 2, jit_compile: false}}
+""")
+    return path
+
+
+def worker(folder: str, method: str, epochs: int) -> dict:
+    """Train ``epochs`` epochs; the last one's samples/s, the final accuracy and the peak RSS."""
+    import resource
+
+    from fmtrain.config import load_config
+    from fmtrain.engine.device import configure
+    from fmtrain.fit import FitOptions, _make_trainer, _prepare
+
+    cfg = load_config(Path(folder) / "bench.yaml")
+    configure("auto", cfg.seed, False)
+    prepared = _prepare(cfg, FitOptions(), None, "float32")
+    trainer = _make_trainer(cfg, prepared)
+    stream = prepared.splits.train
+    if method == "memory":
+        x, y = stream.arrays(None)
+        result = trainer.fit(x, y, epochs=epochs, batch_size=BATCH, seed=cfg.seed)
+    else:
+        result = trainer.fit(stream, None, epochs=epochs, batch_size=BATCH, seed=cfg.seed)
+    last = result.history[-1]
+    return {"method": method, "examples": len(stream), "samples_per_s": round(len(stream) / last["seconds"], 1),
+            "accuracy": round(last["accuracy"], 4),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+def run(folder: Path, method: str, epochs: int) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--worker", str(folder), method, str(epochs)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes-mb", type=int, nargs="+", default=[200, 800])
+    parser.add_argument("--keep", type=Path, help="Folder for the shards (reused when present).")
+    parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker[0], args.worker[1], int(args.worker[2]))))
+        return
+    root = args.keep or Path(tempfile.mkdtemp(prefix="bench_stream-"))
+    rows = []
+    for size in args.sizes_mb:
+        folder = root / f"{size}mb"
+        n = write_shards(folder, size)
+        config(folder)
+        rows.append({"size_mb": size, "examples": n, **run(folder, "stream", 1)})
+        print(f"stream  {size:5d} MB  {n:8d} examples  peak RSS {rows[-1]['peak_rss_mb']:8.1f} MB", flush=True)
+    smallest = root / f"{min(args.sizes_mb)}mb"
+    speed = {method: run(smallest, method, 2) for method in ("memory", "stream")}
+    for method, row in speed.items():
+        print(f"{method:7s} {min(args.sizes_mb):5d} MB  {row['samples_per_s']:10.1f} samples/s  "
+              f"accuracy {row['accuracy']:.4f}  peak RSS {row['peak_rss_mb']:.1f} MB", flush=True)
+    growth = rows[-1]["peak_rss_mb"] - rows[0]["peak_rss_mb"]
+    ratio = speed["stream"]["samples_per_s"] / speed["memory"]["samples_per_s"]
+    print(f"peak RSS grows {growth:+.1f} MB from {rows[0]['size_mb']} to {rows[-1]['size_mb']} MB of shards "
+          f"(target < 50); streamed/in-memory throughput {ratio:.2f}× (target ≥ 0.5)")
+
+
+if __name__ == "__main__":
+    main()
