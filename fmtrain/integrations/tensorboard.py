@@ -41,6 +41,7 @@ class TensorBoardCallback(Callback):
         self._profiling_from: int | None = None
         self._boundary = 0
         self._last_call = 0
+        self._end = 0
 
     def _writer(self, folder: str):
         import tensorflow as tf
@@ -52,6 +53,7 @@ class TensorBoardCallback(Callback):
     def on_train_begin(self, plan: dict) -> None:
         self._writer(TRAIN)
         self._boundary = self.trainer.global_step
+        self._end = plan["epochs"] * plan["steps"]  # the global step this phase ends on, unless stopped early
         self._profile_at(self.trainer.global_step)
 
     def on_steps_end(self, epoch: int, step: int, logs: dict[str, float]) -> None:
@@ -87,7 +89,7 @@ class TensorBoardCallback(Callback):
         if self._profiling_from is None and self.profiled is None:
             # The next call trains steps [global_step, global_step + its length).
             reaches_start = global_step + self._last_call > start if self._last_call > 0 else global_step >= start
-            if global_step < stop and reaches_start:
+            if global_step < min(stop, self._end) and reaches_start:
                 import tensorflow as tf
 
                 tf.profiler.experimental.start(str(self.logdir / TRAIN))
