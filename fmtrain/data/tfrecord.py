@@ -224,9 +224,12 @@ class Stream:
             files = [files[i] for i in np.random.default_rng([seed, epoch]).permutation(len(files))]
         records = self._records(files)
         if shuffle:
-            records = _block_shuffle(records, self.shuffle_buffer,
-                                     int(np.random.default_rng([seed, epoch, 1]).integers(2**31 - 1)))
-        batches = records.repeat().batch(batch_size, drop_remainder=True).take(steps).skip(start)
+            blocks = _block_shuffle(records, self.shuffle_buffer,
+                                    int(np.random.default_rng([seed, epoch, 1]).integers(2**31 - 1)))
+            batches = blocks.repeat().rebatch(batch_size, drop_remainder=True)
+        else:
+            batches = records.repeat().batch(batch_size, drop_remainder=True)
+        batches = batches.take(steps).skip(start)
         batches = batches.map(self._parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         return batches.prefetch(tf.data.AUTOTUNE)
 
@@ -294,10 +297,10 @@ class Stream:
 
 
 def _block_shuffle(records, size: int, seed: int):
-    """Each block of ``size`` consecutive records in an order drawn from (seed, block number) alone.
+    """Blocks of ``size`` consecutive records, each in an order drawn from (seed, block number) alone.
 
     Stateless, unlike ``Dataset.shuffle``, whose order also depends on TensorFlow's global seed;
-    holds one block of serialized records.
+    holds two blocks of serialized records (one being read while the other is trained on).
     """
     import tensorflow as tf
 
@@ -306,7 +309,7 @@ def _block_shuffle(records, size: int, seed: int):
                                                                                  block_number]))
         return tf.gather(block, tf.argsort(keys))
 
-    return records.batch(size).enumerate().map(permute).unbatch()
+    return records.batch(size).enumerate().map(permute).prefetch(1)
 
 
 def _parse_spec(feature: FeatureSpec):
