@@ -178,7 +178,7 @@ def test_a_corrupt_shard_is_refused_before_training_naming_the_file(shards, tmp_
     assert f"error: {bad}: corrupt TFRecord shard" in _fit_error(tmp_path, block)
 
 
-def test_a_missing_feature_a_wrong_dtype_and_an_empty_glob_name_the_file(tmp_path):
+def test_a_missing_feature_a_wrong_dtype_a_wrong_length_and_an_empty_glob_name_the_file(tmp_path):
     shard = _write(tmp_path / "t.tfrecord", [{"x": [1.0, 2.0], "label": 1}, {"x": [0.0, 1.0], "label": 0}])
     good = {"source": "tfrecord", "files": {"train": shard}, "label": "label",
             "features": {"x": {"dtype": "float32", "shape": [2]}, "label": "int64"}}
@@ -186,8 +186,12 @@ def test_a_missing_feature_a_wrong_dtype_and_an_empty_glob_name_the_file(tmp_pat
     assert f"error: {shard}: record 1 has no feature 'z' (data.features.z); it has label, x" in _fit_error(
         tmp_path, missing)
     wrong = {**good, "features": {**good["features"], "x": {"dtype": "int64", "shape": [2]}}}
-    assert (f"error: {shard}: feature 'x' is stored as a float_list but data.features.x says dtype int64"
+    assert (f"error: {shard}: record 1 stores feature 'x' as a float_list but data.features.x says dtype int64"
             in _fit_error(tmp_path, wrong))
+    # Every record is parsed before training, not only the first of each shard.
+    longer = _write(tmp_path / "l.tfrecord", [{"x": [1.0, 2.0], "label": 1}, {"x": [0.0, 1.0, 2.0], "label": 0}])
+    assert (f"error: {longer}: record 2 holds 3 value(s) of feature 'x' but data.features.x shape [2] needs 2"
+            in _fit_error(tmp_path, {**good, "files": {"train": longer}}))
     empty = {**good, "files": {"train": str(tmp_path / "none-*.tfrecord")}}
     assert f"data.files.train: '{tmp_path / 'none-*.tfrecord'}' matches no file" in _fit_error(tmp_path, empty)
 

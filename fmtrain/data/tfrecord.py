@@ -5,10 +5,11 @@ object stores TensorFlow supports work unchanged), ``features`` says how to pars
 (``tf.train.Example``: name → dtype and shape, ``image: png|jpeg`` for encoded images, ``string``
 or ``text`` for strings) and ``label`` which feature is the label.
 
-:func:`build` checks every split before training starts (globs match, the first record of each
-shard holds every feature with the right kind and length, every shard reads to its end) while it
-counts the examples and the label range; it returns :class:`Streams`, whose :class:`Stream` splits
-build the tf.data pipelines the engine trains and evaluates from:
+:func:`build` checks every split before training starts (globs match, every shard reads to its
+end, every record parses: each feature present with the right kind and length, a bad record named
+by shard and number) while it counts the examples and the label range; it returns
+:class:`Streams`, whose :class:`Stream` splits build the tf.data pipelines the engine trains and
+evaluates from:
 
 - training order depends only on (seed, epoch): the shard order is a permutation seeded by
   (seed, epoch), shards are interleaved in parallel (deterministically), then each block of
@@ -438,21 +439,27 @@ def _expand(patterns: str | list[str], key: str) -> list[str]:
 
 
 def _scan(files: list[str], features: dict[str, FeatureSpec], label: str, split: str):
-    """Check the first record of each shard and read each to its end: (records, lowest label, highest label)."""
+    """Parse every record of every shard (batched, as training will): (records, lowest label, highest label).
+
+    A record that lacks a feature or stores it with another kind or length is named by shard and
+    number, so a bad record stops ``fit`` before training rather than part-way through it.
+    """
     import numpy as np
     import tensorflow as tf
 
     count, low, high = 0, None, None
-    label_spec = {label: _parse_spec(features[label])}
+    spec = {name: _parse_spec(feature) for name, feature in features.items()}
     for path in files:
-        first = True
+        read = 0
         try:
             for serialized in tf.data.TFRecordDataset(path).batch(SCAN_BATCH):
-                if first:
-                    _check_record(path, serialized[0].numpy(), features, split)
-                    first = False
-                values = tf.io.parse_example(serialized, label_spec)[label].numpy()
-                count += len(values)
+                try:
+                    values = tf.io.parse_example(serialized, spec)[label].numpy()
+                except tf.errors.InvalidArgumentError:
+                    for i, raw in enumerate(serialized.numpy()):  # which record, and what is wrong with it
+                        _check_record(path, raw, features, read + i + 1)
+                    raise
+                read += len(values)
                 low = np.min(values) if low is None else min(low, np.min(values))
                 high = np.max(values) if high is None else max(high, np.max(values))
         except tf.errors.DataLossError as exc:
@@ -460,33 +467,34 @@ def _scan(files: list[str], features: dict[str, FeatureSpec], label: str, split:
                             "rewrite it, or remove it from data.files") from None
         except tf.errors.OpError as exc:
             raise DataError(f"{path}: cannot read the shard: {exc.message.splitlines()[0]}") from None
-        if first:
+        if not read:
             raise DataError(f"{path}: the shard holds no records; remove it from data.files.{split}")
+        count += read
     return count, low, high
 
 
-def _check_record(path: str, raw: bytes, features: dict[str, FeatureSpec], split: str) -> None:
-    """The first record of a shard holds every feature, in the list its dtype reads, with its length."""
+def _check_record(path: str, raw: bytes, features: dict[str, FeatureSpec], number: int) -> None:
+    """Record ``number`` of a shard holds every feature, in the list its dtype reads, with its length."""
     import tensorflow as tf
 
     try:
         example = tf.train.Example.FromString(raw)
     except Exception:  # protobuf's DecodeError
-        raise DataError(f"{path}: the first record is not a tf.train.Example; "
+        raise DataError(f"{path}: record {number} is not a tf.train.Example; "
                         "write records with tf.train.Example(...).SerializeToString()") from None
     stored = example.features.feature
     for name, spec in features.items():
         if name not in stored:
-            raise DataError(f"{path}: record 1 has no feature '{name}' (data.features.{name}); "
+            raise DataError(f"{path}: record {number} has no feature '{name}' (data.features.{name}); "
                             f"it has {', '.join(sorted(stored)) or 'none'}")
         kind = stored[name].WhichOneof("kind")
         if kind != spec.kind:
             what = f"image: {spec.image}" if spec.image else f"dtype {spec.dtype}"
-            raise DataError(f"{path}: feature '{name}' is stored as a {kind} but data.features.{name} says {what}, "
-                            f"which reads a {spec.kind}; {_dtype_hint(kind)}")
+            raise DataError(f"{path}: record {number} stores feature '{name}' as a {kind} but data.features.{name} "
+                            f"says {what}, which reads a {spec.kind}; {_dtype_hint(kind)}")
         length = len(getattr(stored[name], kind).value)
         if length != spec.values:
-            raise DataError(f"{path}: feature '{name}' holds {length} value(s) per record but "
+            raise DataError(f"{path}: record {number} holds {length} value(s) of feature '{name}' but "
                             f"data.features.{name} shape {spec.shape} needs {spec.values}")
 
 
