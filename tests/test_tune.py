@@ -139,3 +139,42 @@ def test_three_trials_continue_after_a_kill_without_repeating_one_and_best_yaml_
     best_yaml = study_dir / "best.yaml"
     assert load_config(best_yaml).model.hidden_units == best.user_attrs["values"]["model.hidden_units"]
     assert best_yaml.read_text() == (study_dir / f"trial-{best.number:04d}" / "config.yaml").read_text()
+
+
+def test_a_diverged_trial_counts_as_finished_and_an_interrupted_one_is_retried(tmp_path, monkeypatch):
+    """The search's bookkeeping, with fit replaced by a stub (no TensorFlow): trial 0 diverges, trial 1
+    completes, trial 2 is interrupted (exit 130); the next run retries trial 2's values once."""
+    import sys
+    import types
+
+    from fmtrain.errors import Interrupted, TrainingFailed
+
+    script = iter(["diverge", 0.5, "interrupt", 0.25])
+    seen: list[dict] = []
+
+    def fake_fit(cfg, options):
+        assert type(cfg.train.epochs) is int and 1 <= cfg.train.epochs <= 3
+        seen.append({"lr": cfg.optimizer.learning_rate, "run_dir": options.run_dir.name})
+        step = next(script)
+        if step == "diverge":
+            raise TrainingFailed("loss became NaN at epoch 1")
+        if step == "interrupt":
+            raise Interrupted("stopped by SIGINT at epoch 1, step 3")
+        return SimpleNamespace(metrics=SimpleNamespace(epochs_run=1, final={"val": {"loss": step}}))
+
+    stub = types.ModuleType("fmtrain.fit")
+    stub.FitOptions, stub.fit = lambda **kwargs: SimpleNamespace(**kwargs), fake_fit
+    monkeypatch.setitem(sys.modules, "fmtrain.fit", stub)
+    space = _space(tmp_path, "optimizer.learning_rate: {type: log_uniform, low: 1.0e-3, high: 1.0e-2}\n"
+                             "train.epochs: {type: int, low: 1, high: 3}\n")
+    args = ["tune", str(DIGITS), "--space", str(space), "--study-dir", str(tmp_path / "s"), "--trials", "3"]
+
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 130, first.output
+    assert [s["run_dir"] for s in seen] == ["trial-0000", "trial-0001", "trial-0002"]
+    second = CliRunner().invoke(app, args)
+    assert second.exit_code == 0, second.output
+    assert seen[3] == {"lr": seen[2]["lr"], "run_dir": "trial-0003"}  # the interrupted values, once more
+    assert len(seen) == 4  # 0 (diverged) and 1 (complete) were not run again
+    assert "diverged" in second.output and "unfinished" in second.output
+    assert load_config(tmp_path / "s" / "best.yaml").optimizer.learning_rate == seen[3]["lr"]  # 0.25 < 0.5

@@ -40,8 +40,7 @@ def tune_command(
     verbose: Verbose = False,
     debug: Debug = False,
 ) -> None:
-    """Search hyperparameters of CONFIG with Optuna; each trial is a run directory, the best config is written
-    to best.yaml."""
+    """Search CONFIG's hyperparameters with Optuna: each trial a run directory, the best config in best.yaml."""
 
     def action() -> int:
         from fmtrain.config import load_config
