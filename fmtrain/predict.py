@@ -96,6 +96,8 @@ class PredictOutcome:
     batches: int
     reading: OutputReading
     output: Path | None
+    files: list[str] | None = None
+    """The file of each row, when the input is a folder of loose files."""
     preview: list[Predictions] = field(default_factory=list)
     """The first rows (at most :data:`PREVIEW_ROWS`), for the console."""
     class_counts: list[int] | None = None
@@ -108,18 +110,19 @@ class PredictOutcome:
         only with at most ``max_classes`` classes."""
         batches = [p for p in self.preview if len(p.rows)]
         width = batches[0].values.shape[1] if batches and batches[0].values is not None else 1
-        header = columns(self.reading, width)
+        header = columns(self.reading, width, files=self.files is not None)
         names = self.reading.class_names or []
-        keep = len(header) if len(names) <= max_classes else 4
+        keep = len(header) if len(names) <= max_classes else 4 + (self.files is not None)
         cells = []
         for batch in batches:
             for i, row in enumerate(batch.rows.tolist()):
+                first = [str(row)] if self.files is None else [str(row), self.files[row]]
                 if batch.class_ids is not None:
                     k = int(batch.class_ids[i])
                     probs = [f"{p:.4f}" for p in batch.probabilities[i]]
-                    cells.append([str(row), names[k], str(k), probs[k], *probs][:keep])
+                    cells.append([*first, names[k], str(k), probs[k], *probs][:keep])
                 else:
-                    cells.append([str(row), *(f"{v:.6g}" for v in batch.values[i])])
+                    cells.append([*first, *(f"{v:.6g}" for v in batch.values[i])])
         return header[:keep], cells
 
 
@@ -173,7 +176,8 @@ def predict_run(run_dir: Path, input_path: Path, options: PredictOptions) -> Pre
     input_path = Path(input_path).expanduser().resolve()
     if not input_path.exists():
         raise DataError(f"{input_path}: not found; give a file (or folder) the run's source '{cfg.data.source}' reads")
-    x = read_inputs(cfg, info, input_path)
+    examples = read_inputs(cfg, info, input_path)
+    x = examples.x
     _check_input_shape(_example_shape(x), info.input_shape, str(input_path), cfg.data.source)
 
     configure(options.device, cfg.seed, options.verbose)
@@ -183,8 +187,8 @@ def predict_run(run_dir: Path, input_path: Path, options: PredictOptions) -> Pre
     reading = _reading(cfg, info, model)
 
     n = len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
-    outcome = PredictOutcome(input_path, n, 0, reading, options.output)
-    writer = open_writer(options.output, n, reading) if options.output is not None else None
+    outcome = PredictOutcome(input_path, n, 0, reading, options.output, examples.files)
+    writer = open_writer(options.output, n, reading, examples.files) if options.output is not None else None
     try:
         for start in range(0, n, options.batch_size):
             rows = np.arange(start, min(start + options.batch_size, n), dtype=np.int64)
@@ -201,16 +205,27 @@ def predict_run(run_dir: Path, input_path: Path, options: PredictOptions) -> Pre
     return outcome
 
 
-def read_inputs(cfg: Config, info: DataInfo, path: Path):
+@dataclass(frozen=True)
+class PredictInput:
+    """The examples of INPUT as the model takes them, in file order."""
+
+    x: Any
+    """One array, or a dict of named arrays."""
+    files: list[str] | None = None
+    """The file each example came from, for a folder of loose files (relative to the folder)."""
+
+
+def read_inputs(cfg: Config, info: DataInfo, path: Path) -> PredictInput:
     """The examples of ``path`` encoded as the run's training examples were, in file order (no labels needed).
 
-    csv and npz features are read without the label column (extra columns are ignored); other
-    sources are read by their loader, which needs the labelled layout (e.g. class sub-folders).
+    csv and npz features are read without the label column (extra columns are ignored); an image
+    folder may hold the images themselves instead of class sub-folders; other sources are read by
+    their loader, which needs the labelled layout.
 
     Raises:
         DataError: a trained column or array is missing, or a value cannot be encoded.
     """
-    from fmtrain.data import sources, tabular
+    from fmtrain.data import csv_npz, sources, tabular
 
     data = cfg.data
     saved = info.encoders
@@ -221,25 +236,64 @@ def read_inputs(cfg: Config, info: DataInfo, path: Path):
                 f"{path}: the run's source '{data.source}' reads no file, so INPUT must be an .npz with the "
                 f"examples in an array 'x' of shape (n, {', '.join(map(str, info.input_shape))})"
             )
-        return arrays["x"]
+        return PredictInput(arrays["x"])
     data = data.model_copy(update={"path": str(path)})
     if data.source == "csv" and data.inputs is None:
-        from fmtrain.data import csv_npz
-
         table = tabular.read_csv(tabular.resolve_path(str(path), "csv", "a .csv file with a header row"))
         raw, encoder = csv_npz._csv_features(data, table, data.label, saved)
-        return encoder.fitted(raw).transform(raw)
+        return PredictInput(encoder.fitted(raw).transform(raw))
     if data.source == "npz" and data.inputs is None and (data.features is not None or "x" in _npz_names(path)):
-        from fmtrain.data import csv_npz
-
         arrays = tabular.read_npz(path)
         features = data.features if data.features is not None else ["x"]
         tabular.require_arrays(arrays, path, features, "the trained model's features (data.features)")
-        return csv_npz._npz_features(path, arrays, features, len(arrays[features[0]]), features[0])
+        return PredictInput(csv_npz._npz_features(path, arrays, features, len(arrays[features[0]]), features[0]))
+    if data.source == "image_folder" and path.is_dir() and not _subfolders(path):
+        return _loose_images(data, path, info.input_shape)
     loaded = sources.load(data, saved)
     x = loaded.test[0] if loaded.test is not None else loaded.x  # as `fmtrain eval --data`
     encoder = loaded.feature_encoder
-    return encoder.fitted(x).transform(x) if encoder is not None else x
+    return PredictInput(encoder.fitted(x).transform(x) if encoder is not None else x)
+
+
+def _subfolders(path: Path) -> list[Path]:
+    return [p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")]
+
+
+def _loose_images(data, folder: Path, trained_shape: tuple[int, ...]) -> PredictInput:
+    """The images directly in ``folder``, sorted by name, decoded as the run's loader decodes them and
+    resized to the size the model was trained on (what ``data.image_size`` would do)."""
+    from fmtrain.data.images import IMAGE_SUFFIXES
+
+    files = sorted(p for p in folder.iterdir()
+                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+    if not files:
+        raise DataError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in it or in class sub-folders")
+    size = tuple(data.image_size) if data.image_size is not None else tuple(trained_shape[:2])
+    return PredictInput(read_images(files, size=size, color_mode=data.color_mode), [p.name for p in files])
+
+
+def read_images(files: list[Path], *, size: tuple[int, int] | None, color_mode: str) -> np.ndarray:
+    """Decode ``files`` into one uint8 array; without ``size`` every image must have the first one's size.
+
+    Raises:
+        DataError: an unreadable image, or one of another size.
+    """
+    import numpy as np
+
+    from fmtrain.data.images import read_image
+
+    first = read_image(files[0], size=size, color_mode=color_mode)
+    images = np.empty((len(files), *first.shape), dtype=np.uint8)
+    images[0] = first
+    for i, path in enumerate(files[1:], start=1):
+        pixels = read_image(path, size=size, color_mode=color_mode)
+        if pixels.shape != first.shape:
+            raise DataError(
+                f"{path}: image is {pixels.shape[1]}×{pixels.shape[0]} pixels but {files[0]} is "
+                f"{first.shape[1]}×{first.shape[0]}; give every image the size the run was trained on"
+            )
+        images[i] = pixels
+    return images
 
 
 def _npz_names(path: Path) -> list[str]:
@@ -317,12 +371,13 @@ def _head(batch: Predictions, n: int) -> Predictions:
 # --------------------------------------------------------------------------- writers
 
 
-def columns(reading: OutputReading, values: int = 1) -> list[str]:
-    """The csv header: ``row``, then ``class``, ``class_id``, ``probability`` and ``p_<class>`` per class,
-    or ``value`` (``value_<i>`` for several regression outputs)."""
+def columns(reading: OutputReading, values: int = 1, files: bool = False) -> list[str]:
+    """The csv header: ``row`` (and ``file`` for a folder of loose files), then ``class``, ``class_id``,
+    ``probability`` and ``p_<class>`` per class, or ``value`` (``value_<i>`` for several regression outputs)."""
+    first = ["row", "file"] if files else ["row"]
     if reading.task == "classification":
-        return ["row", "class", "class_id", "probability", *(f"p_{name}" for name in reading.class_names or [])]
-    return ["row", "value"] if values == 1 else ["row", *(f"value_{i}" for i in range(values))]
+        return [*first, "class", "class_id", "probability", *(f"p_{name}" for name in reading.class_names or [])]
+    return [*first, "value"] if values == 1 else [*first, *(f"value_{i}" for i in range(values))]
 
 
 def _number(value) -> float:
@@ -333,10 +388,11 @@ class _Writer:
     """Writes batches to ``<output>.partial`` and renames it to ``output`` on close, so a failed
     prediction never leaves half a file (nor replaces an earlier one)."""
 
-    def __init__(self, output: Path, reading: OutputReading):
+    def __init__(self, output: Path, reading: OutputReading, files: list[str] | None = None):
         self.output = output
         self.partial = output.with_name(output.name + ".partial")
         self.reading = reading
+        self.files = files
 
     def write(self, batch: Predictions) -> None:
         raise NotImplementedError
@@ -354,8 +410,8 @@ class _Writer:
 
 
 class _CsvWriter(_Writer):
-    def __init__(self, output: Path, reading: OutputReading):
-        super().__init__(output, reading)
+    def __init__(self, output: Path, reading: OutputReading, files: list[str] | None = None):
+        super().__init__(output, reading, files)
         self.file = self.partial.open("w", newline="", encoding="utf-8")
         self.csv = csv.writer(self.file)
         self.header_written = False
@@ -363,24 +419,25 @@ class _CsvWriter(_Writer):
     def write(self, batch: Predictions) -> None:
         if not self.header_written:
             width = batch.values.shape[1] if batch.values is not None else 1
-            self.csv.writerow(columns(self.reading, width))
+            self.csv.writerow(columns(self.reading, width, files=self.files is not None))
             self.header_written = True
         names = self.reading.class_names
         for i, row in enumerate(batch.rows.tolist()):
+            first = [row] if self.files is None else [row, self.files[row]]
             if batch.class_ids is not None:
                 k = int(batch.class_ids[i])
                 probs = [_number(p) for p in batch.probabilities[i]]
-                self.csv.writerow([row, names[k], k, probs[k], *probs])
+                self.csv.writerow([*first, names[k], k, probs[k], *probs])
             else:
-                self.csv.writerow([row, *(_number(v) for v in batch.values[i])])
+                self.csv.writerow([*first, *(_number(v) for v in batch.values[i])])
 
     def _finish(self) -> None:
         self.file.close()
 
 
 class _JsonlWriter(_Writer):
-    def __init__(self, output: Path, reading: OutputReading):
-        super().__init__(output, reading)
+    def __init__(self, output: Path, reading: OutputReading, files: list[str] | None = None):
+        super().__init__(output, reading, files)
         self.file = self.partial.open("w", encoding="utf-8")
 
     def write(self, batch: Predictions) -> None:
@@ -394,6 +451,8 @@ class _JsonlWriter(_Writer):
             else:
                 values = [_number(v) for v in batch.values[i]]
                 record = {"row": row, "value": values[0]} if len(values) == 1 else {"row": row, "values": values}
+            if self.files is not None:
+                record = {"row": row, "file": self.files[row], **record}
             lines.append(json.dumps(record))
         self.file.write("\n".join(lines) + "\n")
 
@@ -405,8 +464,8 @@ class _NpzWriter(_Writer):
     """Each array goes to a memory-mapped .npy beside the output, filled batch by batch; close
     zips them into the .npz (``row``, ``class_id``, ``probabilities``, ``class_names`` or ``values``)."""
 
-    def __init__(self, output: Path, reading: OutputReading, n: int):
-        super().__init__(output, reading)
+    def __init__(self, output: Path, reading: OutputReading, n: int, files: list[str] | None = None):
+        super().__init__(output, reading, files)
         self.n = n
         self.arrays: dict[str, Any] = {}
         self.parts: list[Path] = []
@@ -435,9 +494,10 @@ class _NpzWriter(_Writer):
             for (name, array), part in zip(self.arrays.items(), self.parts, strict=True):
                 array.flush()
                 archive.write(part, f"{name}.npy")
-            if self.reading.class_names is not None:
-                with archive.open("class_names.npy", "w") as handle:
-                    np.lib.format.write_array(handle, np.asarray(self.reading.class_names, dtype=str))
+            for name, strings in (("class_names", self.reading.class_names), ("file", self.files)):
+                if strings is not None:
+                    with archive.open(f"{name}.npy", "w", force_zip64=True) as handle:
+                        np.lib.format.write_array(handle, np.asarray(strings, dtype=str))
         super().close()
 
     def _finish(self) -> None:
@@ -446,14 +506,14 @@ class _NpzWriter(_Writer):
             part.unlink(missing_ok=True)
 
 
-def open_writer(output: Path, n: int, reading: OutputReading) -> _Writer:
-    """A writer for ``output`` by its suffix (checked by :func:`check_output`)."""
+def open_writer(output: Path, n: int, reading: OutputReading, files: list[str] | None = None) -> _Writer:
+    """A writer for ``output`` by its suffix (checked by :func:`check_output`); ``files`` names each row."""
     suffix = output.suffix.lower()
     if suffix == ".csv":
-        return _CsvWriter(output, reading)
+        return _CsvWriter(output, reading, files)
     if suffix == ".jsonl":
-        return _JsonlWriter(output, reading)
-    return _NpzWriter(output, reading, n)
+        return _JsonlWriter(output, reading, files)
+    return _NpzWriter(output, reading, n, files)
 
 
 def _say(message: str) -> None:

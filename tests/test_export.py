@@ -26,7 +26,7 @@ def digits_run(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("digits")
     (tmp / "c.yaml").write_text(
         "name: d\ndata: {source: digits, test_split: 0.2}\npreprocess: [{rescale: {scale: 0.0625}}]\n"
-        "model: {type: mlp, hidden_units: [16]}\ntrain: {epochs: 1}\n"
+        "model: {type: mlp, hidden_units: [16]}\ntrain: {epochs: 1, jit_compile: false}\n"
     )
     result = invoke("fit", tmp / "c.yaml", "--run-dir", tmp / "run", "--quiet")
     assert result.exit_code == 0, result.output

@@ -45,7 +45,7 @@ def csv_run(tmp_path_factory) -> Path:
     _table(tmp / "pets.csv")
     (tmp / "c.yaml").write_text(
         "name: pets\nseed: 3\ndata: {source: csv, path: pets.csv, label: kind, test_split: 0.25, batch_size: 16}\n"
-        "model: {type: mlp, hidden_units: [8]}\ntrain: {epochs: 1}\n"
+        "model: {type: mlp, hidden_units: [8]}\ntrain: {epochs: 1, jit_compile: false}\n"
     )
     result = invoke("fit", tmp / "c.yaml", "--run-dir", tmp / "run", "--quiet")
     assert result.exit_code == 0, result.output
@@ -57,7 +57,35 @@ def digits_run(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("digits")
     (tmp / "c.yaml").write_text(
         "name: d\ndata: {source: digits, test_split: 0.2}\npreprocess: [{rescale: {scale: 0.0625}}]\n"
-        "model: {type: mlp, hidden_units: [16]}\ntrain: {epochs: 1}\n"
+        "model: {type: mlp, hidden_units: [16]}\ntrain: {epochs: 1, jit_compile: false}\n"
+    )
+    result = invoke("fit", tmp / "c.yaml", "--run-dir", tmp / "run", "--quiet")
+    assert result.exit_code == 0, result.output
+    return tmp / "run"
+
+
+def _images(root: Path, size: tuple[int, int], names=None, per_class: int = 6) -> Path:
+    """Dark circles and bright squares (or, with ``names``, loose images of both kinds)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for index, kind in enumerate(("circle", "square")):
+        folder = root if names else root / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 80, (*size, 3), dtype=np.uint8) + np.uint8(120 * index)
+            Image.fromarray(pixels).save(folder / (names[2 * i + index] if names else f"{i}.png"))
+    return root
+
+
+@pytest.fixture(scope="module")
+def image_run(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("images")
+    _images(tmp / "train", (8, 8))
+    (tmp / "c.yaml").write_text(
+        "name: shapes\ndata: {source: image_folder, path: train, test_split: 0.25, batch_size: 4}\n"
+        "preprocess: [{rescale: {scale: 0.0039}}]\nmodel: {type: mlp, hidden_units: [4]}\n"
+        "train: {epochs: 1, jit_compile: false}\n"
     )
     result = invoke("fit", tmp / "c.yaml", "--run-dir", tmp / "run", "--quiet")
     assert result.exit_code == 0, result.output
@@ -211,3 +239,21 @@ def test_outputs_become_probabilities_and_classes_as_eval_reads_them():
     assert logits.class_ids.tolist() == [2, 0]
     values = OutputReading("regression", None, from_logits=False).read(rows, np.array([1.5, -2.0]))
     assert values.values.tolist() == [[1.5], [-2.0]] and values.class_ids is None
+
+
+def test_a_folder_of_loose_images_is_predicted_by_file_at_the_trained_size(image_run, tmp_path):
+    import keras
+    from PIL import Image
+
+    names = ["b.png", "a.png", "d.jpg", "c.png"]
+    _images(tmp_path / "new", (12, 12), names=names, per_class=2)
+    (tmp_path / "new" / "notes.txt").write_text("not an image")
+    result = invoke("predict", image_run, tmp_path / "new", "-o", tmp_path / "p.jsonl")
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert [r["file"] for r in records] == sorted(names) and [r["row"] for r in records] == [0, 1, 2, 3]
+    pixels = np.stack([np.asarray(Image.open(tmp_path / "new" / name).convert("RGB").resize((8, 8), Image.BILINEAR))
+                       for name in sorted(names)]).astype(np.float32)
+    expected = np.asarray(keras.saving.load_model(image_run / "model.keras")(pixels, training=False))
+    np.testing.assert_allclose([[r["probabilities"][k] for k in ("circle", "square")] for r in records], expected,
+                               atol=1e-6)
