@@ -218,3 +218,11 @@ def test_adapting_steps_see_the_training_stream_only(tmp_path):
     vocabulary = lookups[0].get_vocabulary()
     assert "only_in_val" not in vocabulary and {"a", "b"} <= set(vocabulary)
     assert len(prepared.splits.val) == 2 and len(prepared.splits.train) == 40
+
+
+def test_pack_refuses_a_folder_with_shards_and_a_streamed_source(shards, tmp_path):
+    again = CliRunner().invoke(app, ["data", "pack", str(ROOT / "configs/digits_mlp.yaml"), str(shards)])
+    assert again.exit_code == 2 and f"{shards} holds shards already; pack into an empty folder" in again.output
+    streamed = CliRunner().invoke(app, ["data", "pack", str(_config(tmp_path, _block(shards))), str(tmp_path / "o")])
+    assert streamed.exit_code == 2 and "'tfrecord' streams already" in streamed.output
+    assert not (tmp_path / "o").exists()
