@@ -40,6 +40,7 @@ PARAM_TYPES = ("log_uniform", "uniform", "int", "categorical")
 STUDY_NAME = "fmtrain"
 STUDY_DB = "study.db"
 BEST_CONFIG = "best.yaml"
+INSTALL = "pip install 'fmtrain[tune]'"
 # Trial states stored as user attributes: why a FAIL happened, and which trial a retry repeats.
 _DIVERGED, _INTERRUPTED, _RETRY_OF, _RUN_DIR = "diverged", "interrupted", "retry_of", "run_dir"
 _VALUES, _OVERRIDES = "values", "overrides"
@@ -127,6 +128,8 @@ class TuneOptions:
     overrides: list[str] = field(default_factory=list)
     """``--set`` values applied to every trial, before the searched keys."""
     device: str = "auto"
+    quiet: bool = True
+    """No per-epoch lines from the trials' training."""
     verbose: bool = False
     pruner: Any = None
     """An ``optuna.pruners.BasePruner``; None: Optuna's median pruner."""
@@ -269,8 +272,7 @@ def tune(config: Path, space: list[SearchParam], options: TuneOptions) -> TuneOu
         ConfigError, DataError: a bad config, space or data (before the first trial, where it can be found then).
         Interrupted: SIGINT/SIGTERM during a trial; that trial is retried when the study continues.
     """
-    import optuna
-
+    optuna = _import_optuna()
     base = check_space(space, config, options.overrides)
     study_dir = Path(options.study_dir)
     study_dir.mkdir(parents=True, exist_ok=True)
@@ -293,6 +295,14 @@ def tune(config: Path, space: list[SearchParam], options: TuneOptions) -> TuneOu
             best_config = _write_best(study_dir, config, best_trial)
         best = next((row for row in rows if best_trial is not None and row.number == best_trial.number), None)
     return TuneOutcome(study_dir, rows, best, best_config, ran)
+
+
+def _import_optuna():
+    try:
+        import optuna
+    except ImportError:
+        raise ConfigError(f"fmtrain tune needs Optuna, which is not installed; run: {INSTALL}") from None
+    return optuna
 
 
 def _open_study(storage, base: Config, options: TuneOptions):
@@ -368,7 +378,7 @@ def _run_trial(trial, *, config: Path, space: list[SearchParam], options: TuneOp
     cfg = load_config(config, overrides)
     objective = options.objective
     pruning = PruningCallback(trial, objective.metric)
-    fit_options = FitOptions(run_dir=run_dir, device=options.device, quiet=True, verbose=options.verbose,
+    fit_options = FitOptions(run_dir=run_dir, device=options.device, quiet=options.quiet, verbose=options.verbose,
                              expectations=[objective.expectation()], callbacks=[pruning])
     shown = ", ".join(f"{key}={_short(value)}" for key, value in values.items())
     try:

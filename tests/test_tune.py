@@ -178,3 +178,15 @@ def test_a_diverged_trial_counts_as_finished_and_an_interrupted_one_is_retried(t
     assert len(seen) == 4  # 0 (diverged) and 1 (complete) were not run again
     assert "diverged" in second.output and "unfinished" in second.output
     assert load_config(tmp_path / "s" / "best.yaml").optimizer.learning_rate == seen[3]["lr"]  # 0.25 < 0.5
+
+
+def test_without_optuna_tune_exits_2_with_the_install_command(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "optuna", None)  # what an install without the extra has
+    result = CliRunner().invoke(app, ["tune", str(DIGITS), "--space", str(_space(tmp_path)), "--trials", "1",
+                                      "--study-dir", str(tmp_path / "s")])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "error: fmtrain tune needs Optuna, which is not installed; run: " \
+        "pip install 'fmtrain[tune]'"
+    assert not (tmp_path / "s").exists()

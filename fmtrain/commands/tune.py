@@ -51,7 +51,7 @@ def tune_command(
         if directory is None:
             directory = Path("studies") / load_config(config, overrides or []).name
         options = TuneOptions(study_dir=directory, trials=trials, objective=objective, overrides=overrides or [],
-                              device=check_device(device), verbose=verbose, prune=not no_prune,
+                              device=check_device(device), quiet=quiet, verbose=verbose, prune=not no_prune,
                               report=(lambda line: None) if quiet else (lambda line: typer.echo(line, err=True)))
         outcome = tune(config, params, options)
         if quiet:
