@@ -277,7 +277,7 @@ def tune(config: Path, space: list[SearchParam], options: TuneOptions) -> TuneOu
     study_dir = Path(options.study_dir)
     study_dir.mkdir(parents=True, exist_ok=True)
     quiet_tensorflow_logs(options.verbose)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # fmtrain reports failed trials itself, in one line
     with _only_process(study_dir):
         storage = optuna.storages.RDBStorage(f"sqlite:///{(study_dir / STUDY_DB).resolve()}")
         study = _open_study(storage, base, options)
@@ -311,17 +311,20 @@ def _open_study(storage, base: Config, options: TuneOptions):
     objective = options.objective
     pruner = options.pruner if options.pruner is not None else (
         optuna.pruners.MedianPruner() if options.prune else optuna.pruners.NopPruner())
-    study = optuna.create_study(storage=storage, pruner=pruner, study_name=STUDY_NAME,
-                                direction=objective.direction, load_if_exists=True)
-    where = options.study_dir / STUDY_DB
-    stored = study.direction.name.lower()
-    if stored != objective.direction:
-        raise ConfigError(f"{where}: this study's direction is {stored}; --direction {objective.direction} "
-                          "needs a new --study-dir")
-    metric = study.user_attrs.get("metric", objective.metric)
-    if metric != objective.metric:
-        raise ConfigError(f"{where}: this study's metric is {metric}; --metric {objective.metric} needs a new "
-                          "--study-dir")
+
+    def create():
+        return optuna.create_study(storage=storage, pruner=pruner, study_name=STUDY_NAME,
+                                   direction=objective.direction, load_if_exists=True)
+
+    study = create()
+    stored = (study.direction.name.lower(), study.user_attrs.get("metric", objective.metric))
+    if stored != (objective.direction, objective.metric):
+        if _finished(study) or any(Path(options.study_dir).glob("trial-*")):
+            raise ConfigError(f"{options.study_dir / STUDY_DB}: this study's objective is {stored[1]} "
+                              f"({stored[0]}); --metric {objective.metric} --direction {objective.direction} "
+                              "needs a new --study-dir")
+        optuna.delete_study(study_name=STUDY_NAME, storage=storage)  # nothing ran: start it afresh
+        study = create()
     study.set_user_attr("metric", objective.metric)
     # Seeded from the config and the trials so far: a continued study does not redraw its first values.
     study.sampler = optuna.samplers.TPESampler(seed=base.seed + len(study.get_trials(deepcopy=False)))
@@ -331,7 +334,7 @@ def _open_study(storage, base: Config, options: TuneOptions):
 def _check_same_space(study, space: list[SearchParam], study_dir: Path) -> None:
     keys = sorted(p.key for p in space)
     stored = study.user_attrs.get("keys")
-    if stored is not None and stored != keys:
+    if stored is not None and stored != keys and _finished(study):
         raise ConfigError(f"{study_dir / STUDY_DB}: this study searches {', '.join(stored)}; the space file has "
                           f"{', '.join(keys)}; use a new --study-dir for a different search")
     study.set_user_attr("keys", keys)
@@ -390,6 +393,9 @@ def _run_trial(trial, *, config: Path, space: list[SearchParam], options: TuneOp
     except (Interrupted, KeyboardInterrupt):
         trial.set_user_attr(_INTERRUPTED, True)
         raise
+    except ConfigError as exc:  # the metric's name is checked as an --expect would be: say --metric
+        raise ConfigError(str(exc).replace(f"--expect {objective.expectation()}", f"--metric {objective.metric}")) \
+            from None
     epochs = outcome.metrics.epochs_run
     trial.set_user_attr("epochs", epochs)
     if pruning.pruned_at is not None:

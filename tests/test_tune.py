@@ -107,6 +107,13 @@ def test_three_trials_continue_after_a_kill_without_repeating_one_and_best_yaml_
 
     space, study_dir = _space(tmp_path), tmp_path / "study"
     args = ["tune", str(DIGITS), "--space", str(space), "--study-dir", str(study_dir), *TINY]
+    # A misspelt metric is found before the first trial trains (one line, exit 2, no run directory) ...
+    typo = CliRunner().invoke(app, [*args, "--trials", "2", "--metric", "val_acuracy"])
+    assert typo.exit_code == 2, typo.output
+    assert typo.stderr == ("error: --metric val_acuracy: no metric 'acuracy' in val (did you mean 'accuracy'?); "
+                           "available: loss, accuracy, f1\n")
+    assert not list(study_dir.glob("trial-*"))
+    # ... and as nothing finished, the study starts afresh with another objective (maximize → minimize).
     first = CliRunner().invoke(app, [*args, "--trials", "2"])
     assert first.exit_code == 0, first.output
     assert _finished_runs(study_dir) == ["trial-0000", "trial-0001"]
@@ -190,3 +197,4 @@ def test_without_optuna_tune_exits_2_with_the_install_command(tmp_path, monkeypa
     assert result.stderr.strip() == "error: fmtrain tune needs Optuna, which is not installed; run: " \
         "pip install 'fmtrain[tune]'"
     assert not (tmp_path / "s").exists()
+
