@@ -198,3 +198,18 @@ def test_without_optuna_tune_exits_2_with_the_install_command(tmp_path, monkeypa
         "pip install 'fmtrain[tune]'"
     assert not (tmp_path / "s").exists()
 
+
+
+def test_a_second_process_on_the_same_study_is_refused(tmp_path):
+    import fcntl
+
+    study = tmp_path / "s"
+    study.mkdir()
+    with open(study / ".lock", "w") as held:  # what a running fmtrain tune holds
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = CliRunner().invoke(app, ["tune", str(DIGITS), "--space", str(_space(tmp_path)), "--trials", "1",
+                                          "--study-dir", str(study)])
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {study}: another fmtrain tune is working on this study; wait for it or " \
+        "use another --study-dir\n"
+    assert not (study / STUDY_DB).exists()
