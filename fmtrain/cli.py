@@ -25,8 +25,8 @@ from fmtrain.cli_kit import flag as _flag
 from fmtrain.cli_kit import run_action as _run
 from fmtrain.config.schema_cache import json_schema_text
 from fmtrain.engine.device import quiet_tensorflow_logs
-from fmtrain.errors import ConfigError, ExpectationFailed, first_line
-from fmtrain.expectations import EVAL_DATA_SPLIT, SPLITS, check_expectations, parse_expectation
+from fmtrain.errors import ConfigError
+from fmtrain.expectations import EVAL_DATA_SPLIT, SPLITS, parse_expectation
 from fmtrain.registry import did_you_mean
 
 app = typer.Typer(
@@ -91,16 +91,9 @@ def fit(
         from fmtrain.config import load_config
         from fmtrain.fit import FitOptions
         from fmtrain.fit import fit as fit_run
-        from fmtrain.integrations import (
-            CheckResult,
-            SmokeStages,
-            expectation_results,
-            log_finished_run,
-            require_mlflow,
-            write_ci_reports,
-        )
+        from fmtrain.integrations import FitReports, require_mlflow
         from fmtrain.resume import resume_config
-        from fmtrain.runs import RunDir, default_run_path
+        from fmtrain.runs import default_run_path
 
         expectations = [parse_expectation(e) for e in expect or []]
         if resume is not None:
@@ -119,33 +112,20 @@ def fit(
         require_mlflow(cfg)
         quiet_tensorflow_logs(verbose)
         console = _console()
-        # Fixed here, so the reports below find the run even when fit raises.
+        # Fixed here, so the reports find the run even when fit raises.
         path = resume or run_dir or default_run_path(runs_root, cfg.name)
-        stages = SmokeStages() if smoke and junit_xml is not None else None
+        reports = FitReports(cfg, path, expectations, junit_xml=junit_xml, smoke=smoke)
         options = FitOptions(run_dir=None if resume else path, runs_root=runs_root, overwrite=overwrite, smoke=smoke,
                              resume=resume, expectations=expectations, device=_check_device(device), quiet=quiet,
-                             verbose=verbose, console=console, callbacks=[stages] if stages else [])
-
-        def report(error: BaseException | None) -> None:
-            finished = error is None or isinstance(error, ExpectationFailed)
-            if cfg.report.mlflow is not None and finished:
-                logged = log_finished_run(path, cfg.report.mlflow, cfg.name)
-                if not quiet:
-                    typer.echo(f"mlflow: run {logged.run_id} in {logged.tracking_uri}", err=True)
-            if junit_xml is not None:
-                final = RunDir(path).read_metrics().final if finished else None
-                results = stages.results(path, error) if stages else []
-                if not finished and not stages:
-                    results.append(CheckResult("run", "fit", "error", first_line(error, 1000)))
-                results += expectation_results(expectations, final, why_unchecked="not checked: fit did not finish")
-                write_ci_reports(junit_xml, f"fmtrain fit {cfg.name}", final, results)
-
+                             verbose=verbose, console=console, callbacks=reports.callbacks)
         try:
             outcome = fit_run(cfg, options)
         except Exception as exc:
-            report(exc)
+            reports.finish(exc)
             raise
-        report(None)
+        logged = reports.finish(None)
+        if logged is not None and not quiet:
+            typer.echo(f"mlflow: run {logged.run_id} in {logged.tracking_uri}", err=True)
         if quiet:
             typer.echo(str(outcome.run.path))
         else:
@@ -179,7 +159,7 @@ def eval_(
 
     def action() -> int:
         from fmtrain.evaluate import EvalOptions, evaluate_run
-        from fmtrain.integrations import CheckResult, expectation_results, write_ci_reports
+        from fmtrain.integrations import eval_reports
 
         if split not in ("test", "val", "train"):
             raise ConfigError(f"--split {split}: expected test, val or train")
@@ -195,16 +175,11 @@ def eval_(
             outcome = evaluate_run(run_dir, options)
         except Exception as exc:
             if junit_xml is not None:
-                write_ci_reports(junit_xml, suite, None, [
-                    CheckResult("run", "eval", "error", first_line(exc, 1000)),
-                    *expectation_results(expectations, None, why_unchecked="not checked: eval did not finish")])
+                eval_reports(junit_xml, suite, expectations, None, None, exc)
             raise
         lines = outcome.expectation_lines
         if junit_xml is not None:
-            results = {outcome.result["split"]: outcome.result["metrics"]}
-            write_ci_reports(junit_xml, suite, results,
-                             expectation_results(expectations, results, default=outcome.result["split"]))
-            lines = check_expectations(expectations, results, outcome.result["split"]) if expectations else []
+            lines = eval_reports(junit_xml, suite, expectations, outcome.result["split"], outcome.result["metrics"])
         if quiet:
             typer.echo(json.dumps(outcome.result["metrics"]))
         for line in lines:
