@@ -129,6 +129,8 @@ def export_run(run_dir: Path, options: ExportOptions) -> ExportOutcome:
     with tempfile.TemporaryDirectory(prefix=".export-", dir=path.parent) as tmp:
         try:
             written = _EXPORTERS[format](serving, Path(tmp))
+        except ExportFailed as exc:
+            raise ExportFailed(f"cannot export {run.model} to {format}: {exc}") from None
         except Exception as exc:  # converters raise their own types; the message is what helps
             raise ExportFailed(f"cannot export {run.model} to {format}: {first_line(exc, 300)}") from exc
         if path.exists():
@@ -136,7 +138,11 @@ def export_run(run_dir: Path, options: ExportOptions) -> ExportOutcome:
         shutil.move(written, path)
     feed = serving.feed(sample)
     expected = serving.keras_outputs(feed)
-    got = _RUNNERS[format](path, feed)
+    try:
+        got = _RUNNERS[format](path, feed)
+    except Exception as exc:  # the runtime refuses the file: the export is not usable as it is
+        raise ExportFailed(f"{path}: the {format} file does not run in its own runtime: {first_line(exc, 300)}; "
+                           "the export is kept for inspection") from exc
     import numpy as np
 
     diff = float(np.max(np.abs(np.asarray(got, np.float64) - expected))) if expected.size else 0.0
@@ -221,21 +227,37 @@ def _saved_model(serving: ServingFunction, tmp: Path) -> Path:
 
 
 def _tflite(serving: ServingFunction, tmp: Path) -> Path:
+    import re
+
     import tensorflow as tf
 
     # From a SavedModel: converting the function directly leaves Keras 3's variables as resources
     # the interpreter cannot read (READ_VARIABLE fails, or NaN outputs).
     saved = _saved_model(serving, tmp)
     out = tmp / "model.tflite"
-    out.write_bytes(tf.lite.TFLiteConverter.from_saved_model(str(saved)).convert())
+    try:
+        out.write_bytes(tf.lite.TFLiteConverter.from_saved_model(str(saved)).convert())
+    except Exception as exc:  # ConverterError; its first line is MLIR's location of the first failure
+        ops = sorted(set(re.findall(r"'tf\.(\w+)' op is neither a custom op nor a flex op", str(exc))))
+        if not ops:
+            raise
+        raise ExportFailed(f"TFLite's built-in ops lack {', '.join(ops)}, which the model uses; "
+                           "export --format saved_model instead") from None
     return out
 
 
 def _onnx(serving: ServingFunction, tmp: Path) -> Path:
+    import onnx
     import tf2onnx
 
     out = tmp / "model.onnx"
-    tf2onnx.convert.from_function(serving.tf_function(), input_signature=serving.specs, output_path=str(out))
+    proto, _ = tf2onnx.convert.from_function(serving.tf_function(), input_signature=serving.specs,
+                                             output_path=str(out))
+    # tf2onnx keeps an op it cannot convert as a node no ONNX runtime knows, and warns only.
+    unknown = sorted({node.op_type for node in proto.graph.node if not onnx.defs.has(node.op_type, node.domain)})
+    if unknown:
+        raise ExportFailed(f"ONNX has no operator for {', '.join(unknown)}, which the model uses (tf2onnx "
+                           "cannot convert them); export --format saved_model instead")
     return out
 
 
