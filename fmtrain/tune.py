@@ -358,8 +358,9 @@ def _retry_unfinished(study, storage) -> None:
     study_id = storage.get_study_id_from_name(STUDY_NAME)
     for trial in trials:
         if trial.state == TrialState.RUNNING:  # only one process works on a study (_only_process)
-            storage.set_trial_state_values(storage.get_trial_id_from_study_id_trial_number(study_id, trial.number),
-                                           TrialState.FAIL)
+            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+            storage.set_trial_user_attr(trial_id, _INTERRUPTED, True)
+            storage.set_trial_state_values(trial_id, TrialState.FAIL)
         elif not (trial.state == TrialState.FAIL and trial.user_attrs.get(_INTERRUPTED)):
             continue
         if trial.number not in retried and trial.params:
@@ -411,7 +412,7 @@ def _row(trial) -> TrialRow:
     state = trial.state.name.lower()
     if trial.user_attrs.get(_DIVERGED):
         state = "diverged"
-    elif trial.user_attrs.get(_INTERRUPTED) or (state == "fail" and not trial.user_attrs.get("epochs")):
+    elif trial.user_attrs.get(_INTERRUPTED):
         state = "unfinished"
     return TrialRow(trial.number, state, trial.value, values, trial.user_attrs.get(_RUN_DIR),
                     trial.user_attrs.get("epochs"))

@@ -137,6 +137,7 @@ def test_three_trials_continue_after_a_kill_without_repeating_one_and_best_yaml_
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.FAIL,
                                          TrialState.PRUNED]
     assert trials[3].params == killed_params and trials[3].user_attrs["retry_of"] == 2
+    assert [row.state for row in outcome.trials] == ["complete", "complete", "unfinished", "pruned"]
     assert _finished_runs(study_dir) == ["trial-0000", "trial-0001", "trial-0003"]  # 0 and 1 not run again
     with open(study_dir / "trial-0003" / "history.csv") as handle:  # stopped after 1 of 3 epochs, run whole
         assert len(list(csv.DictReader(handle))) == 1
