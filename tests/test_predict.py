@@ -257,3 +257,29 @@ def test_a_folder_of_loose_images_is_predicted_by_file_at_the_trained_size(image
     expected = np.asarray(keras.saving.load_model(image_run / "model.keras")(pixels, training=False))
     np.testing.assert_allclose([[r["probabilities"][k] for k in ("circle", "square")] for r in records], expected,
                                atol=1e-6)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".npz"])
+def test_regression_values_are_written_per_batch_and_a_failed_write_leaves_nothing(tmp_path, suffix):
+    from fmtrain.predict import Predictions, open_writer
+
+    reading = OutputReading("regression", None, from_logits=False)
+    out = tmp_path / f"p{suffix}"
+    writer = open_writer(out, 5, reading)
+    for start, stop in ((0, 2), (2, 4), (4, 5)):
+        writer.write(Predictions(np.arange(start, stop), values=np.arange(start, stop, dtype=np.float32)[:, None] / 4))
+    assert not out.exists()  # only the .partial file until the last batch is written
+    writer.close()
+    if suffix == ".csv":
+        assert out.read_text().splitlines() == ["row,value", "0,0.0", "1,0.25", "2,0.5", "3,0.75", "4,1.0"]
+    elif suffix == ".jsonl":
+        assert [json.loads(line) for line in out.read_text().splitlines()][-1] == {"row": 4, "value": 1.0}
+    else:
+        with np.load(out) as npz:
+            assert npz["values"][:, 0].tolist() == [0.0, 0.25, 0.5, 0.75, 1.0]
+            assert npz["row"].tolist() == [0, 1, 2, 3, 4]
+    out.write_bytes(b"kept")
+    failed = open_writer(out, 5, reading)
+    failed.write(Predictions(np.arange(2), values=np.zeros((2, 1), np.float32)))
+    failed.discard()
+    assert out.read_bytes() == b"kept" and sorted(p.name for p in tmp_path.iterdir()) == [out.name]
