@@ -49,6 +49,12 @@ def test_init_names_the_run_after_the_file_and_writes_the_base_it_extends(tmp_pa
     assert again.exit_code == 0 and "digits_mlp.yaml" not in again.output  # an identical base is left alone
 
 
+def test_init_into_a_folder_writes_template_yaml_there(tmp_path):
+    result = CliRunner().invoke(app, ["init", "vit_small", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert load_config(tmp_path / "vit_small.yaml").model.type == "vit"
+
+
 def test_init_refuses_to_overwrite_without_force(tmp_path):
     target = tmp_path / "mine.yaml"
     target.write_text("# my own\n")

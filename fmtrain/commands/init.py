@@ -43,7 +43,8 @@ def summary(text: str) -> str:
 
 def init(
     template: Annotated[str, typer.Argument(help="A shipped config to start from (see --list).")] = DEFAULT_TEMPLATE,
-    path: Annotated[Path | None, typer.Argument(help="Where to write it (default: TEMPLATE.yaml here).",
+    path: Annotated[Path | None, typer.Argument(help="The file to write, or a folder for TEMPLATE.yaml "
+                                                "(default: TEMPLATE.yaml here).",
                                                 show_default=False)] = None,
     force: Annotated[bool, flag("--force", help="Overwrite PATH if it exists.")] = False,
     list_: Annotated[bool, flag("--list", help="List the templates and exit.")] = False,
@@ -63,7 +64,9 @@ def init(
                     if template.endswith((".yaml", ".yml")) else "")
             raise ConfigError(f"init {template}: no such template{did_you_mean(template, shipped)}{hint}; "
                               f"templates: {', '.join(shipped)}")
-        target = path if path is not None else Path(f"{template}.yaml")
+        target = Path(f"{template}.yaml")
+        if path is not None:
+            target = path / target if path.is_dir() else path
         written = write_template(template, target, shipped, force)
         from fmtrain.config import load_config
 
@@ -96,7 +99,7 @@ def write_template(template: str, target: Path, shipped: dict[str, str], force: 
             files.append((base_path, base_text))
     for file, _ in files:
         if file.is_dir():
-            raise ConfigError(f"init: {file} is a directory; name the file, e.g. {file / (template + '.yaml')}")
+            raise ConfigError(f"init: {file} is a directory; name another file to write")
         if file.exists() and not force:
             raise ConfigError(f"init: {file} exists; choose another PATH or overwrite it with --force")
     for file, content in files:
