@@ -89,7 +89,7 @@ def evaluate_run(run_dir: Path, options: EvalOptions) -> EvalOutcome:
     else:
         metrics = trainer.evaluate(split.x, targets.shape_labels(split.y, output_units(model)))
     classification = None
-    if info.task == "classification":
+    if info.task == "classification" and not info.label_shape:  # a class per example (not per token)
         if hasattr(split, "train_batches"):
             scores, labels = trainer.predict_stream(split.with_labels(_raw_labels()))
         else:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
-from fmtrain.data import csv_npz, images, interactions, sources, splits, synthetic, text, tfrecord  # noqa: F401  (register their sources)
+from fmtrain.data import csv_npz, images, interactions, sources, splits, synthetic, text, text_corpus, tfrecord  # noqa: F401  (register their sources)
 from fmtrain.data.encoding import EncoderState
 from fmtrain.errors import DataError
 

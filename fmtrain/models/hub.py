@@ -93,10 +93,6 @@ class HubParams(ModelParams):
     def default_metrics(self) -> tuple[str, ...] | None:  # type: ignore[override]
         return ("next_token_accuracy", "perplexity") if self.task == "causal_lm" else None
 
-    @property
-    def uses_vocab_sizes(self) -> bool:  # type: ignore[override]
-        return self.task == "causal_lm"
-
     def encode_splits(self, splits, model=None):
         """text_classifier: every split's text tokenized once by the preset's preprocessor — or, given
         the run's loaded ``model``, by the one saved inside it — into int32 ``token_ids``,
@@ -126,21 +122,33 @@ def is_preset_name(preset: str) -> bool:
     return "://" in preset or not any(mark in preset for mark in ("/", "\\", "~")) and not preset.startswith(".")
 
 
+TASK_CLASSES = {"text_classifier": "TextClassifier", "causal_lm": "CausalLM", "image_classifier": "ImageClassifier"}
+
+
 def resolve_preset(params: HubParams) -> str:
+    """``model.preset`` as KerasHub loads it (see :func:`preset_path`)."""
+    return preset_path(str(params.preset), "model.preset", TASK_CLASSES[params.task])
+
+
+def preset_path(preset: str, key: str, task_class: str = "CausalLM") -> str:
     """The preset KerasHub loads: an existing local directory, or a name when this machine is online.
+
+    Args:
+        preset: the config's value.
+        key: the config key, for messages (model.preset, data.preset).
+        task_class: the KerasHub task class the fetch command in the offline message uses.
 
     Raises:
         ConfigError: a path that is not a preset directory; an unknown name; a name while offline (with the
             command that fetches it on a machine with network access, and the preset: to use then).
     """
-    preset = str(params.preset)
     if not is_preset_name(preset):
         path = Path(preset).expanduser()
         if not path.is_dir():
-            raise ConfigError(f"model.preset: no preset directory at {path}; give a folder written by "
+            raise ConfigError(f"{key}: no preset directory at {path}; give a folder written by "
                               "save_to_preset (config.json, weights, tokenizer assets) or a KerasHub preset name")
         if not (path / "config.json").is_file():
-            raise ConfigError(f"model.preset: {path} has no config.json, so it is not a KerasHub preset directory; "
+            raise ConfigError(f"{key}: {path} has no config.json, so it is not a KerasHub preset directory; "
                               "write one with task.save_to_preset(PATH)")
         return str(path.resolve())
     if "://" not in preset:
@@ -148,16 +156,14 @@ def resolve_preset(params: HubParams) -> str:
 
         known = list(keras_hub.models.Backbone.presets)
         if preset not in known:
-            raise ConfigError(f"model.preset: '{preset}' is neither a directory nor a KerasHub preset name"
+            raise ConfigError(f"{key}: '{preset}' is neither a directory nor a KerasHub preset name"
                               f"{did_you_mean(preset, known)}")
     if not _online():
-        task_class = {"text_classifier": "TextClassifier", "causal_lm": "CausalLM",
-                      "image_classifier": "ImageClassifier"}[params.task]
+        folder = preset.rsplit("/", 1)[-1]
         raise ConfigError(
-            f"model.preset: '{preset}' must be downloaded and this machine is offline; on a machine with network "
+            f"{key}: '{preset}' must be downloaded and this machine is offline; on a machine with network "
             f"access run: python -c \"import keras_hub; keras_hub.models.{task_class}.from_preset('{preset}')"
-            f".save_to_preset('{preset.rsplit('/', 1)[-1]}')\" then copy that folder here and set "
-            f"preset: /path/to/{preset.rsplit('/', 1)[-1]}"
+            f".save_to_preset('{folder}')\" then copy that folder here and set {key.split('.')[-1]}: /path/to/{folder}"
         )
     return preset
 
@@ -231,14 +237,14 @@ def _preset_label(preset: str) -> str:
 
 
 @MODELS.register("hub", params=HubParams)
-def build_hub(params: HubParams, inputs, output: OutputSpec | None, vocab_sizes: dict[str, int] | None = None):
+def build_hub(params: HubParams, inputs, output: OutputSpec | None):
     """A KerasHub preset (or backbone class) as a text classifier, causal LM or image classifier."""
     if output is None:
         raise ConfigError("model.type: hub cannot be a multimodal encoder")
     if params.task == "text_classifier":
         return _text_classifier(params, inputs, output)
     if params.task == "causal_lm":
-        return _causal_lm(params, inputs, output, (vocab_sizes or {}).get("inputs"))
+        return _causal_lm(params, inputs, output)
     return _image_classifier(params, inputs, output)
 
 
@@ -286,7 +292,7 @@ def _image_classifier(params: HubParams, inputs, output: OutputSpec):
     return task(x)
 
 
-def _causal_lm(params: HubParams, inputs, output: OutputSpec, vocabulary_size: int | None):
+def _causal_lm(params: HubParams, inputs, output: OutputSpec):
     import keras
 
     ids = inputs.get("token_ids") if isinstance(inputs, dict) else None
@@ -295,18 +301,17 @@ def _causal_lm(params: HubParams, inputs, output: OutputSpec, vocabulary_size: i
     if params.preset is not None:
         backbone = _load_backbone(params)
     else:
-        backbone = _new_backbone(params, vocabulary_size)
-    if not hasattr(backbone, "token_embedding"):
-        raise ConfigError(f"model: {type(backbone).__name__} has no token embedding to predict tokens with; "
-                          "use a GPT-2/Gemma/Llama-style backbone")
+        backbone = _new_backbone(params, output.units)  # one output unit per token id of the data's tokenizer
+    import keras_hub
+
+    task_class = _task_class(keras_hub.models.CausalLM, backbone, params)
     size = int(backbone.token_embedding.input_dim)
     if size != output.units:
         raise ConfigError(f"model: the backbone has {size} token ids but the data's tokenizer has {output.units}; "
-                          "use the preset's tokenizer (data.tokenizer: {preset: …})")
+                          "use the preset's tokenizer (data.tokenizer: preset, data.preset: the same preset)")
+    task = task_class(backbone=backbone, preprocessor=None, name="causal_lm")  # logits through the tied embedding
     _enable_lora(params, backbone)
-    mask = inputs.get("padding_mask")
-    hidden = backbone({"token_ids": ids, "padding_mask": mask})
-    logits = backbone.token_embedding(hidden, reverse=True)
+    logits = task({"token_ids": ids, "padding_mask": inputs.get("padding_mask")})
     if output.activation is None:
         return logits
     return keras.layers.Activation(output.activation, dtype="float32", name="next_token")(logits)
