@@ -188,3 +188,28 @@ def test_bad_presets_and_lora_are_refused_in_one_line(tmp_path, hub_sentiment, h
     out = _refused(tmp_path, "by_name", text, _hub("text_classifier", "bert_tiny_en_uncased"))
     assert ("keras_hub.models.TextClassifier.from_preset('bert_tiny_en_uncased').save_to_preset('bert_tiny_en_uncased')"
             in out and "preset: /path/to/bert_tiny_en_uncased" in out)
+
+
+def test_resnet_preset_classifies_digits_with_its_image_converter(tmp_path, hub_resnet_preset):
+    config = {
+        "name": "resnet_digits", "seed": 1, "data": {"source": "digits", "test_split": 0.2, "batch_size": 32},
+        "preprocess": [{"reshape": {"shape": [8, 8, 1]}}],
+        "model": _hub("image_classifier", hub_resnet_preset),
+        "optimizer": {"name": "adam", "learning_rate": 0.003}, "train": {"epochs": 3, "jit_compile": False},
+    }
+    path = tmp_path / "resnet.yaml"
+    path.write_text(yaml.safe_dump(config))
+    run = tmp_path / "run"
+    assert _invoke("fit", str(path), "--run-dir", str(run), "--quiet").exit_code == 0
+    test = json.loads((run / "metrics.json").read_text())["final"]["test"]
+    assert test["accuracy"] >= 0.8  # ten classes: chance is 0.1
+    assert _invoke("eval", str(run), "--quiet").exit_code == 0
+    assert json.loads((run / "eval-test.json").read_text())["metrics"]["accuracy"] == pytest.approx(test["accuracy"])
+
+    import keras_hub
+
+    from fmtrain.evaluate import load_run_model
+    from fmtrain.runs import RunDir
+
+    model = load_run_model(RunDir(run))  # the preset's converter (scale 1/16) is inside the saved model
+    assert any(isinstance(layer, keras_hub.layers.ImageConverter) for layer in model.layers)
