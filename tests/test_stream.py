@@ -3,6 +3,10 @@ bad shards refused before training, adapting steps fitted on the training stream
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +25,8 @@ from fmtrain.errors import Interrupted  # noqa: E402
 from fmtrain.fit import FitOptions, fit  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAIN = "train: {epochs: 3, early_stopping: null, jit_compile: false, deterministic: true, checkpoint: {keep_last: 50}}"
+TRAIN = ("train: {epochs: 3, early_stopping: null, jit_compile: false, deterministic: true, "
+         "checkpoint: {keep_last: 50, every_steps: 8}}")
 
 
 @pytest.fixture(scope="module")
@@ -56,23 +61,32 @@ def test_pack_writes_every_split_and_a_block_that_names_them(shards):
     assert counted == {"train": 1149, "val": 288, "test": 360}  # digits_mlp.yaml's splits of 1,797 images
 
 
-def test_training_from_the_shards_reaches_the_in_memory_accuracy_and_eval_streams_exactly(shards, tmp_path):
-    streamed = fit(load_config(_config(tmp_path, _block(shards))), FitOptions(run_dir=tmp_path / "s", quiet=True))
+@pytest.fixture(scope="module")
+def streamed_run(shards, tmp_path_factory):
+    """fit on the shards: 3 epochs of 18 steps, a checkpoint every 8 steps or so."""
+    folder = tmp_path_factory.mktemp("streamed")
+    config = _config(folder, _block(shards))
+    return config, fit(load_config(config), FitOptions(run_dir=folder / "run", quiet=True))
+
+
+def test_training_from_the_shards_reaches_the_in_memory_accuracy_and_eval_streams_exactly(streamed_run, tmp_path):
+    config, streamed = streamed_run
     memory = fit(load_config(_config(tmp_path, {"source": "digits"}, "memory")),
                  FitOptions(run_dir=tmp_path / "m", quiet=True))
     # The same examples (pack wrote fit's splits), in another order: the same accuracy within run noise.
     assert streamed.metrics.data == memory.metrics.data == {"train": 1149, "val": 288, "test": 360}
     assert streamed.metrics.final["test"]["accuracy"] > 0.85
     assert abs(streamed.metrics.final["test"]["accuracy"] - memory.metrics.final["test"]["accuracy"]) < 0.04
+    run = streamed.run.path
 
     # eval streams the 360 test records (batches of 256: the last one partial) and gets fit's numbers exactly.
-    result = CliRunner().invoke(app, ["eval", str(tmp_path / "s"), "--quiet"])
+    result = CliRunner().invoke(app, ["eval", str(run), "--quiet"])
     assert result.exit_code == 0, result.output
-    evaluated = yaml.safe_load((tmp_path / "s" / "eval-test.json").read_text())
+    evaluated = yaml.safe_load((run / "eval-test.json").read_text())
     assert evaluated["n_samples"] == 360
     assert evaluated["metrics"]["accuracy"] == pytest.approx(streamed.metrics.final["test"]["accuracy"], abs=1e-6)
     assert evaluated["classification"]["confusion_matrix"] is not None
-    info = yaml.safe_load((tmp_path / "s" / "data_info.json").read_text())
+    info = yaml.safe_load((run / "data_info.json").read_text())
     assert info["streamed"]["counts"] == {"train": 1149, "val": 288, "test": 360}
     assert info["streamed"]["features"]["x"]["shape"] == [8, 8]
 
@@ -142,6 +156,62 @@ def test_a_streamed_run_stopped_mid_epoch_and_resumed_ends_equal_to_the_uninterr
     assert result.steps_trained == 54 - result.started_at_step
     for a, b in zip(whole.model.get_weights(), resumed.model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+# The child: the real CLI, holding still past its first checkpoint in the middle of an epoch (18 steps) until killed.
+CHILD = """
+import sys, time
+from pathlib import Path
+from fmtrain.cli import app
+from fmtrain.engine.callbacks import CheckpointCallback
+
+marker, on_steps_end = Path(sys.argv[1]), CheckpointCallback.on_steps_end
+
+def paused(self, epoch, step, logs):
+    on_steps_end(self, epoch, step, logs)
+    if self.last_saved_step % 18 and self.trainer.global_step > self.last_saved_step:
+        marker.write_text(str(self.trainer.global_step))
+        time.sleep(120)
+
+CheckpointCallback.on_steps_end = paused
+app(args=sys.argv[2:], prog_name="fmtrain")
+"""
+
+
+@pytest.mark.slow
+def test_a_streamed_run_killed_mid_epoch_and_resumed_with_the_cli_equals_the_uninterrupted_run(streamed_run,
+                                                                                                tmp_path):
+    from fmtrain.engine.checkpoints import CheckpointManager
+
+    config, whole = streamed_run
+    run, marker = tmp_path / "run", tmp_path / "paused"
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(marker), "fit", str(config), "--run-dir", str(run),
+                              "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 180
+        while not (marker.exists() and marker.read_text()):
+            assert child.poll() is None, child.stderr.read().decode()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        child.send_signal(signal.SIGKILL)
+        assert child.wait(timeout=60) == -signal.SIGKILL
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait(timeout=60)
+    saved = CheckpointManager(run / "checkpoints").latest()
+    assert saved.state.step > 0  # killed mid-epoch, after a checkpoint there
+
+    resumed = CliRunner().invoke(app, ["fit", "--resume", str(run), "--quiet"])
+    assert resumed.exit_code == 0, resumed.output
+    metrics = yaml.safe_load((run / "metrics.json").read_text())
+    assert metrics["resume"]["from_step"] == saved.state.global_step and metrics["global_step"] == 54
+    last = CheckpointManager(run / "checkpoints").latest()
+    expected = CheckpointManager(whole.run.path / "checkpoints").latest()
+    assert last.path.name == expected.path.name
+    for group, arrays in expected.groups.items():
+        for a, b in zip(last.groups[group], arrays, strict=True):
+            np.testing.assert_array_equal(a, b, err_msg=group)
 
 
 # --------------------------------------------------------------------------- bad shards
