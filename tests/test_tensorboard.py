@@ -78,9 +78,36 @@ def test_profile_traces_the_chosen_steps(profiled_run):
     assert len(traces) == 1 and traces[0].stat().st_size > 0
 
 
-def test_no_profile_outside_the_trained_steps(tmp_path):
-    # From the end of the only epoch on: nothing is traced, the scalars are still written.
-    run = _fit(tmp_path / "run", "train.epochs=1", f"train.profile=[{STEPS_PER_EPOCH},{STEPS_PER_EPOCH * 2}]")
+class _Trainer:
+    global_step = 0
 
-    assert not (run / "tensorboard" / "train" / "plugins").exists()
-    assert set(_scalars(run / "tensorboard" / "train")["epoch_loss"]) == {1}
+
+@pytest.mark.parametrize("profile, epochs, call, traced", [
+    ((40, 50), 3, 36, (36, 72)),   # inside the second call: that whole call
+    ((0, 10), 3, 36, (0, 36)),     # from the first step: the first call
+    ((30, 40), 3, 36, (0, 72)),    # across a boundary: both calls
+    ((40, 50), 3, 12, (36, 60)),   # three calls an epoch: the two that hold steps 40..49
+    ((36, 72), 1, 36, None),       # from the last step on: nothing to trace
+    ((500, 600), 3, 36, None),     # past the end
+])
+def test_the_profiler_covers_whole_calls_around_the_range(tmp_path, monkeypatch, profile, epochs, call, traced):
+    """Which compiled calls TensorFlow's profiler runs over (epochs of 36 steps, ``call`` steps a call)."""
+    import tensorflow as tf
+
+    from fmtrain.integrations.tensorboard import TensorBoardCallback
+
+    switched = []
+    monkeypatch.setattr(tf.profiler.experimental, "start", lambda logdir: switched.append(("start", logdir)))
+    monkeypatch.setattr(tf.profiler.experimental, "stop", lambda: switched.append(("stop",)))
+    callback = TensorBoardCallback(tmp_path, profile)
+    callback.trainer = trainer = _Trainer()
+    callback.on_train_begin({"epochs": epochs, "steps": STEPS_PER_EPOCH, "initial_epoch": 0})
+    for epoch in range(epochs):
+        for step in range(call, STEPS_PER_EPOCH + 1, call):
+            trainer.global_step += call
+            callback.on_steps_end(epoch, step, {"loss": 1.0})
+        callback.on_epoch_end(epoch, {"loss": 1.0, "lr": 0.1})
+    callback.on_train_end([])
+
+    assert callback.profiled == traced
+    assert len(switched) == (2 if traced else 0)

@@ -28,9 +28,9 @@ class TensorBoardCallback(Callback):
     from global step ``start`` to ``stop`` with TensorFlow's profiler (into ``train/plugins/profile``).
 
     The profiler starts and stops between compiled calls, so the traced range is rounded out to
-    whole calls: it starts before the call expected to reach ``start`` (calls are as long as the
-    last one) and stops after the call that reaches ``stop``; :attr:`profiled` says which global
-    steps it covered.
+    whole calls: it starts before the call that may reach ``start`` (a call never crosses an
+    epoch's end, and is taken to be as long as the longest so far) and stops after the call that
+    reaches ``stop``; :attr:`profiled` says which global steps it covered.
     """
 
     def __init__(self, logdir: Path, profile: tuple[int, int] | None = None):
@@ -40,7 +40,8 @@ class TensorBoardCallback(Callback):
         self._writers: dict[str, object] = {}
         self._profiling_from: int | None = None
         self._boundary = 0
-        self._last_call = 0
+        self._longest_call = 0
+        self._steps_per_epoch = 1
         self._end = 0
 
     def _writer(self, folder: str):
@@ -53,6 +54,7 @@ class TensorBoardCallback(Callback):
     def on_train_begin(self, plan: dict) -> None:
         self._writer(TRAIN)
         self._boundary = self.trainer.global_step
+        self._steps_per_epoch = plan["steps"]
         self._end = plan["epochs"] * plan["steps"]  # the global step this phase ends on, unless stopped early
         self._profile_at(self.trainer.global_step)
 
@@ -82,14 +84,17 @@ class TensorBoardCallback(Callback):
         self._writers.clear()
 
     def _profile_at(self, global_step: int) -> None:
-        self._last_call, self._boundary = global_step - self._boundary, global_step
+        self._longest_call = max(self._longest_call, global_step - self._boundary)
+        self._boundary = global_step
         if self.profile is None:
             return
         start, stop = self.profile
         if self._profiling_from is None and self.profiled is None:
-            # The next call trains steps [global_step, global_step + its length).
-            reaches_start = global_step + self._last_call > start if self._last_call > 0 else global_step >= start
-            if global_step < min(stop, self._end) and reaches_start:
+            # The next call trains from global_step up to at most its epoch's end, and (its length
+            # unknown) about as far as the longest call so far.
+            epoch_end = (global_step // self._steps_per_epoch + 1) * self._steps_per_epoch
+            reach = min(global_step + self._longest_call, epoch_end) if self._longest_call else epoch_end
+            if global_step < min(stop, self._end) and reach > start:
                 import tensorflow as tf
 
                 tf.profiler.experimental.start(str(self.logdir / TRAIN))
