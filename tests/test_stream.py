@@ -3,10 +3,6 @@ bad shards refused before training, adapting steps fitted on the training stream
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -126,92 +122,28 @@ class _StopAt(Callback):
             self.trainer.request_stop("test")
 
 
-def test_a_streamed_run_stopped_mid_epoch_and_resumed_ends_equal_to_the_uninterrupted_one(shards, tmp_path):
-    from fmtrain.engine.callbacks import CheckpointCallback
-    from fmtrain.engine.checkpoints import CheckpointManager
-    from fmtrain.engine.device import configure
-    from fmtrain.fit import _make_trainer, _prepare
-
-    cfg = load_config(_config(tmp_path, _block(shards)))
-
-    def trainer(seed: int):
-        configure("cpu", seed, False, deterministic=True)  # another seed: other initial weights
-        prepared = _prepare(cfg, FitOptions(), None, "float32")
-        return _make_trainer(cfg, prepared), prepared.splits.train
-
-    run = dict(epochs=3, batch_size=64, seed=cfg.seed, every_steps=4)
-    whole, stream = trainer(cfg.seed)
-    whole.fit(stream, None, **run)
-    manager = CheckpointManager(tmp_path / "checkpoints")
-    saver = CheckpointCallback(manager, every_epochs=None, every_steps=None, monitor="loss", mode="min", config_hash="")
-    cut, stream = trainer(cfg.seed)
-    with pytest.raises(Interrupted):
-        cut.fit(stream, None, callbacks=[_StopAt(26), saver], **run)
-    checkpoint = manager.latest()
-    assert checkpoint.state.epoch == 1 and 0 < checkpoint.state.step < 18  # mid-epoch 2 (of 18 steps)
-
-    resumed, stream = trainer(99)
-    result = resumed.fit(stream, None, resume=checkpoint, **run)
-    assert result.started_at_step == checkpoint.state.global_step
-    assert result.steps_trained == 54 - result.started_at_step
-    for a, b in zip(whole.model.get_weights(), resumed.model.get_weights(), strict=True):
-        np.testing.assert_array_equal(a, b)
-
-
-# The child: the real CLI, holding still past its first checkpoint in the middle of an epoch (18 steps) until killed.
-CHILD = """
-import sys, time
-from pathlib import Path
-from fmtrain.cli import app
-from fmtrain.engine.callbacks import CheckpointCallback
-
-marker, on_steps_end = Path(sys.argv[1]), CheckpointCallback.on_steps_end
-
-def paused(self, epoch, step, logs):
-    on_steps_end(self, epoch, step, logs)
-    if self.last_saved_step % 18 and self.trainer.global_step > self.last_saved_step:
-        marker.write_text(str(self.trainer.global_step))
-        time.sleep(120)
-
-CheckpointCallback.on_steps_end = paused
-app(args=sys.argv[2:], prog_name="fmtrain")
-"""
-
-
-@pytest.mark.slow
-def test_a_streamed_run_killed_mid_epoch_and_resumed_with_the_cli_equals_the_uninterrupted_run(streamed_run,
-                                                                                                tmp_path):
+def test_a_streamed_run_stopped_mid_epoch_and_resumed_ends_equal_to_the_uninterrupted_one(streamed_run, tmp_path):
+    """As tests/test_resume.py, in-process: stop mid-epoch (a checkpoint is written), resume in a new
+    fit (a new model, a new stream that skips the batches trained), compare every array."""
     from fmtrain.engine.checkpoints import CheckpointManager
 
     config, whole = streamed_run
-    run, marker = tmp_path / "run", tmp_path / "paused"
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(marker), "fit", str(config), "--run-dir", str(run),
-                              "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 180
-        while not (marker.exists() and marker.read_text()):
-            assert child.poll() is None, child.stderr.read().decode()
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        child.send_signal(signal.SIGKILL)
-        assert child.wait(timeout=60) == -signal.SIGKILL
-    finally:
-        if child.poll() is None:
-            child.kill()
-        child.wait(timeout=60)
-    saved = CheckpointManager(run / "checkpoints").latest()
-    assert saved.state.step > 0  # killed mid-epoch, after a checkpoint there
+    cfg = load_config(config)
+    with pytest.raises(Interrupted):
+        fit(cfg, FitOptions(run_dir=tmp_path / "run", quiet=True, callbacks=[_StopAt(26)]))  # epoch 2 of 18 steps
+    saved = CheckpointManager(tmp_path / "run" / "checkpoints").latest()
+    assert saved.state.epoch == 1 and saved.state.step > 0  # mid-epoch 2
 
-    resumed = CliRunner().invoke(app, ["fit", "--resume", str(run), "--quiet"])
-    assert resumed.exit_code == 0, resumed.output
-    metrics = yaml.safe_load((run / "metrics.json").read_text())
-    assert metrics["resume"]["from_step"] == saved.state.global_step and metrics["global_step"] == 54
-    last = CheckpointManager(run / "checkpoints").latest()
+    resumed = fit(cfg, FitOptions(resume=tmp_path / "run", quiet=True))
+    assert resumed.metrics.resume.from_step == saved.state.global_step
+    assert resumed.metrics.resume.steps_trained == 54 - saved.state.global_step
+    last = CheckpointManager(tmp_path / "run" / "checkpoints").latest()
     expected = CheckpointManager(whole.run.path / "checkpoints").latest()
-    assert last.path.name == expected.path.name
+    assert last.path.name == expected.path.name and last.groups.keys() == expected.groups.keys()
     for group, arrays in expected.groups.items():
         for a, b in zip(last.groups[group], arrays, strict=True):
             np.testing.assert_array_equal(a, b, err_msg=group)
+    assert resumed.metrics.final == whole.metrics.final
 
 
 # --------------------------------------------------------------------------- bad shards
