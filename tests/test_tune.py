@@ -4,6 +4,9 @@ study neither repeats a finished trial nor loses an unfinished one."""
 from __future__ import annotations
 
 import csv
+import subprocess
+import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -114,16 +117,21 @@ def test_three_trials_continue_after_a_kill_without_repeating_one_and_best_yaml_
                            "available: loss, accuracy, f1\n")
     assert not list(study_dir.glob("trial-*"))
     # ... and as nothing finished, the study starts afresh with another objective (maximize → minimize).
-    first = CliRunner().invoke(app, [*args, "--trials", "2"])
-    assert first.exit_code == 0, first.output
+    # This time the process is killed (SIGKILL) once its third trial has opened its run directory.
+    process = subprocess.Popen([sys.executable, "-m", "fmtrain", *args, "--trials", "3", "--quiet"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 300
+        while not (study_dir / "trial-0002").exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        process.kill()
+        _, stderr = process.communicate(timeout=60)
+    assert (study_dir / "trial-0002").exists(), stderr.decode()
     assert _finished_runs(study_dir) == ["trial-0000", "trial-0001"]
-
-    # What a process killed during its third trial leaves: a RUNNING trial with its values drawn.
     storage = f"sqlite:///{study_dir / STUDY_DB}"
-    study = optuna.load_study(study_name=STUDY_NAME, storage=storage)
-    killed = study.ask()
-    for param in read_space(space):
-        param.suggest(killed)
+    killed = optuna.load_study(study_name=STUDY_NAME, storage=storage).trials[2]
+    assert killed.state == TrialState.RUNNING  # what the killed process left
     killed_params = dict(killed.params)
 
     # Continued with a pruner that stops every trial after its first epoch: the killed trial's values
