@@ -249,6 +249,8 @@ def read_inputs(cfg: Config, info: DataInfo, path: Path) -> PredictInput:
         return PredictInput(csv_npz._npz_features(path, arrays, features, len(arrays[features[0]]), features[0]))
     if data.source == "image_folder" and path.is_dir() and not _subfolders(path):
         return _loose_images(data, path, info.input_shape)
+    if data.source in ("text_csv", "text_jsonl", "text_folder") and not (path.is_dir() and _subfolders(path)):
+        return _texts(data, path)
     loaded = sources.load(data, saved)
     x = loaded.test[0] if loaded.test is not None else loaded.x  # as `fmtrain eval --data`
     encoder = loaded.feature_encoder
@@ -270,6 +272,37 @@ def _loose_images(data, folder: Path, trained_shape: tuple[int, ...]) -> Predict
         raise DataError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in it or in class sub-folders")
     size = tuple(data.image_size) if data.image_size is not None else tuple(trained_shape[:2])
     return PredictInput(read_images(files, size=size, color_mode=data.color_mode), [p.name for p in files])
+
+
+def _texts(data, path: Path) -> PredictInput:
+    """Documents without labels: a .txt file (one per line), the loose .txt files of a folder (one per
+    file, sorted by name, each named), or the text column/key of the source's csv/jsonl."""
+    from fmtrain.data import tabular, text
+
+    def read(file: Path) -> str:
+        try:
+            return file.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError as err:
+            raise DataError(f"{file}: not UTF-8 text ({err.reason}); save the file as UTF-8") from err
+
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in text.TEXT_SUFFIXES
+                       and not p.name.startswith("."))
+        if not files:
+            raise DataError(f"{path}: no .txt files in it or in class sub-folders")
+        return PredictInput(text._strings([read(p).strip() for p in files]), [p.name for p in files])
+    if path.suffix.lower() == ".txt":
+        return PredictInput(text._strings(read(path).splitlines()))
+    if data.source == "text_csv":
+        return PredictInput(text._strings(tabular.read_csv(path).column(data.text, "data.text")))
+    if data.source == "text_jsonl":
+        documents = []
+        for line_number, record in text._json_lines(path):
+            if not isinstance(record.get(data.text), str):
+                raise DataError(f"{path}:{line_number}: no string under key '{data.text}' (data.text)")
+            documents.append(record[data.text])
+        return PredictInput(text._strings(documents))
+    raise DataError(f"{path}: expected a .txt file (one document per line) or a folder of .txt files")
 
 
 def read_images(files: list[Path], *, size: tuple[int, int] | None, color_mode: str) -> np.ndarray:

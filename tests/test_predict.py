@@ -283,3 +283,58 @@ def test_regression_values_are_written_per_batch_and_a_failed_write_leaves_nothi
     failed.write(Predictions(np.arange(2), values=np.zeros((2, 1), np.float32)))
     failed.discard()
     assert out.read_bytes() == b"kept" and sorted(p.name for p in tmp_path.iterdir()) == [out.name]
+
+
+@pytest.fixture(scope="module")
+def text_run(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("text")
+    rng = np.random.default_rng(2)
+    words = {"good": ["great", "fine", "nice"], "bad": ["awful", "poor", "sad"]}
+    with (tmp / "reviews.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "mood"])
+        for i in range(60):
+            mood = ("good", "bad")[i % 2]
+            writer.writerow([" ".join(rng.choice(words[mood], 4)), mood])
+    (tmp / "c.yaml").write_text(
+        "name: moods\ndata: {source: text_csv, path: reviews.csv, test_split: 0.2}\n"
+        "preprocess: [{text_vectorize: {max_tokens: 20, sequence_length: 6}}]\n"
+        "model: {type: text_cnn, embed_dim: 4, filters: 4, kernel_sizes: [2]}\ntrain: {epochs: 1, jit_compile: false}\n"
+    )
+    result = invoke("fit", tmp / "c.yaml", "--run-dir", tmp / "run", "--quiet")
+    assert result.exit_code == 0, result.output
+    return tmp / "run"
+
+
+def test_text_is_read_from_a_txt_file_a_folder_of_txt_files_or_the_csv_without_labels(text_run, tmp_path):
+    import keras
+
+    documents = ["great nice fine", "awful sad", "fine", "poor poor great"]
+    (tmp_path / "docs.txt").write_text("\n".join(documents) + "\n")
+    (tmp_path / "folder").mkdir()
+    for name, doc in zip(("b.txt", "a.txt", "d.txt", "c.txt"), documents, strict=True):
+        (tmp_path / "folder" / name).write_text(doc)
+    (tmp_path / "new.csv").write_text("text\n" + "\n".join(f'"{d}"' for d in documents) + "\n")
+    model = keras.saving.load_model(text_run / "model.keras")
+    for source, order in (("docs.txt", [0, 1, 2, 3]), ("folder", [1, 0, 3, 2]), ("new.csv", [0, 1, 2, 3])):
+        out = tmp_path / f"{source}.csv"
+        result = invoke("predict", text_run, tmp_path / source, "-o", out)
+        assert result.exit_code == 0, result.output
+        header, rows = _read_csv(out)
+        assert ("file" in header) == (source == "folder")
+        expected = np.asarray(model(np.array([documents[i] for i in order]), training=False))
+        np.testing.assert_allclose([[float(r["p_bad"]), float(r["p_good"])] for r in rows], expected, atol=1e-6)
+
+
+def test_jsonl_text_is_read_by_its_text_key_without_labels(tmp_path):
+    from fmtrain.data.text import TextJsonlSource
+    from fmtrain.errors import DataError
+    from fmtrain.predict import _texts
+
+    path = tmp_path / "new.jsonl"
+    path.write_text('{"body": "one", "id": 1}\n\n{"body": "two"}\n')
+    data = TextJsonlSource(path=str(path), text="body")
+    assert _texts(data, path).x.tolist() == ["one", "two"]
+    path.write_text('{"body": "one"}\n{"text": "two"}\n')
+    with pytest.raises(DataError, match=r"new.jsonl:2: no string under key 'body' \(data.text\)"):
+        _texts(data, path)
