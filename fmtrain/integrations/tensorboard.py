@@ -54,7 +54,7 @@ class TensorBoardCallback(Callback):
     def on_train_begin(self, plan: dict) -> None:
         self._writer(TRAIN)
         self._boundary = self.trainer.global_step
-        self._steps_per_epoch = plan["steps"]
+        self._steps_per_epoch = max(plan["steps"], 1)
         self._end = plan["epochs"] * plan["steps"]  # the global step this phase ends on, unless stopped early
         self._profile_at(self.trainer.global_step)
 
