@@ -82,15 +82,16 @@ def evaluate_run(run_dir: Path, options: EvalOptions) -> EvalOutcome:
     if options.limit is not None:
         split = split.head(options.limit)
     targets = Targets.from_config(cfg, info)
-    trainer = build_trainer(cfg, model, targets)
-    if hasattr(split, "train_batches"):  # streamed: read once, in order, the last batch padded
+    streamed = hasattr(split, "train_batches")  # a streamed split: read once, in order, the last batch padded
+    if streamed:
         split = _shaped_stream(split, targets, output_units(model))
-        metrics = trainer.evaluate(split, None)
     else:
-        metrics = trainer.evaluate(split.x, targets.shape_labels(split.y, output_units(model)))
+        y = targets.shape_labels(split.y, output_units(model))
+    trainer = build_trainer(cfg, model, targets)
+    metrics = trainer.evaluate(split, None) if streamed else trainer.evaluate(split.x, y)
     classification = None
     if info.task == "classification" and not info.label_shape:  # a class per example (not per token)
-        if hasattr(split, "train_batches"):
+        if streamed:
             scores, labels = trainer.predict_stream(split.with_labels(_raw_labels()))
         else:
             scores, labels = trainer.predict(split.x), split.y
