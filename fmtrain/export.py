@@ -121,6 +121,11 @@ def export_run(run_dir: Path, options: ExportOptions) -> ExportOutcome:
     info = data_layer.DataInfo.from_dict(run.read_json(run.data_info))
     configure(options.device, cfg.seed, options.verbose)
     set_mixed_precision("off")
+    import tensorflow as tf
+
+    # TFLite and onnxruntime compute in float32; a GPU's TF32 matmuls (Ampere and newer) would
+    # differ from them by ~1e-3 and fail a 1e-4 tolerance that the exported file itself meets.
+    tf.config.experimental.enable_tensor_float_32_execution(False)
     model = load_run_model(run, unsafe=options.unsafe)
     split, sample = _sample(cfg, info, options.samples)
     serving = ServingFunction.of(model, info)
