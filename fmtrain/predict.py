@@ -225,7 +225,7 @@ def read_inputs(cfg: Config, info: DataInfo, path: Path) -> PredictInput:
     Raises:
         DataError: a trained column or array is missing, or a value cannot be encoded.
     """
-    from fmtrain.data import csv_npz, sources, tabular
+    from fmtrain.data import csv_npz, records, sources, tabular
 
     data = cfg.data
     saved = info.encoders
@@ -238,11 +238,21 @@ def read_inputs(cfg: Config, info: DataInfo, path: Path) -> PredictInput:
             )
         return PredictInput(arrays["x"])
     data = data.model_copy(update={"path": str(path)})
-    if data.source == "csv" and data.inputs is None:
+    if data.source == "csv":
         table = tabular.read_csv(tabular.resolve_path(str(path), "csv", "a .csv file with a header row"))
-        raw, encoder = csv_npz._csv_features(data, table, data.label, saved)
-        return PredictInput(encoder.fitted(raw).transform(raw))
-    if data.source == "npz" and data.inputs is None and (data.features is not None or "x" in _npz_names(path)):
+        if data.inputs is not None:
+            raw, encoder, _ = records.csv_inputs(data.inputs, table, data.label, saved)
+        else:
+            raw, encoder = csv_npz._csv_features(data, table, data.label, saved)
+        return PredictInput(encoder.fitted(raw).transform(raw) if encoder is not None else raw)
+    if data.source == "npz" and data.inputs is not None:
+        arrays = tabular.read_npz(path)
+        kind, spec = next(iter(data.inputs.items()))
+        first = spec if isinstance(spec, str) else spec[0]  # its rows count the examples
+        tabular.require_arrays(arrays, path, [first], f"data.inputs.{kind}")
+        raw, encoder, _ = records.npz_inputs(data.inputs, path, arrays, len(arrays[first]), first, saved)
+        return PredictInput(encoder.fitted(raw).transform(raw) if encoder is not None else raw)
+    if data.source == "npz" and (data.features is not None or "x" in _npz_names(path)):
         arrays = tabular.read_npz(path)
         features = data.features if data.features is not None else ["x"]
         tabular.require_arrays(arrays, path, features, "the trained model's features (data.features)")

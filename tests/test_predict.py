@@ -338,3 +338,24 @@ def test_jsonl_text_is_read_by_its_text_key_without_labels(tmp_path):
     path.write_text('{"body": "one"}\n{"text": "two"}\n')
     with pytest.raises(DataError, match=r"new.jsonl:2: no string under key 'body' \(data.text\)"):
         _texts(data, path)
+
+
+def test_named_csv_inputs_are_encoded_with_the_runs_vocabularies_without_the_label(tmp_path):
+    from fmtrain import data
+    from fmtrain.config import load_config
+    from fmtrain.predict import read_inputs
+
+    rows = [(i, 20 + i % 7, ("oslo", "rome", "lima")[i % 3], ("x", "y")[i % 2]) for i in range(12)]
+    (tmp_path / "train.csv").write_text("serial,age,city,label\n" + "".join(f"{r[0]},{r[1]},{r[2]},{r[3]}\n"
+                                                                          for r in rows))
+    (tmp_path / "c.yaml").write_text("data: {source: csv, path: train.csv, test_split: 0, "
+                                     "inputs: {numeric: [serial, age], category: [city]}}\nmodel: {type: mlp}\n")
+    cfg = load_config(tmp_path / "c.yaml")
+    trained = data.build(cfg.data, seed=0)
+    # new rows: no label, columns reordered, a city never seen in training (id 0)
+    (tmp_path / "new.csv").write_text("city,age,serial\nrome,21,1\nparis,30,99\nlima,22,2\n")
+    x = read_inputs(cfg, trained.info, tmp_path / "new.csv").x
+    order = np.argsort(trained.train.x["numeric"][:, 0])  # the serial column: training rows in file order
+    assert x["numeric"].tolist() == [[1, 21], [99, 30], [2, 22]]
+    assert x["category"][[0, 2]].tolist() == trained.train.x["category"][order][[1, 2]].tolist()
+    assert x["category"][1].tolist() == [0]
