@@ -51,7 +51,7 @@ def test_pack_writes_every_split_and_a_block_that_names_them(shards):
     assert sorted(p.name for p in shards.glob("train-*.tfrecord")) == [f"train-0000{i}-of-00003.tfrecord"
                                                                           for i in range(3)]
     assert block["source"] == "tfrecord" and set(block["files"]) == {"train", "val", "test"}
-    assert block["features"]["x"] == {"dtype": "float32", "shape": [8, 8]} and block["label"] == "label"
+    assert block["features"]["x"] == {"dtype": "float32", "shape": [8, 8], "raw": True} and block["label"] == "label"
     counted = {split: sum(1 for _ in tf.data.TFRecordDataset(sorted(map(str, shards.glob(f"{split}-*")))))
                for split in ("train", "val", "test")}
     assert counted == {"train": 1149, "val": 288, "test": 360}  # digits_mlp.yaml's splits of 1,797 images
@@ -84,7 +84,7 @@ def test_training_from_the_shards_reaches_the_in_memory_accuracy_and_eval_stream
     assert evaluated["classification"]["confusion_matrix"] is not None
     info = yaml.safe_load((run / "data_info.json").read_text())
     assert info["streamed"]["counts"] == {"train": 1149, "val": 288, "test": 360}
-    assert info["streamed"]["features"]["x"]["shape"] == [8, 8]
+    assert info["streamed"]["features"]["x"]["shape"] == [8, 8] and info["streamed"]["features"]["x"]["raw"]
 
 
 def _stream(shards: Path, **overrides):
@@ -161,8 +161,9 @@ def _write(path: Path, records: list[dict]) -> str:
         for record in records:
             features = {}
             for name, value in record.items():
-                if isinstance(value, str):
-                    features[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode()]))
+                if isinstance(value, str | bytes):
+                    value = value.encode() if isinstance(value, str) else value
+                    features[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
                 elif isinstance(value, int):
                     features[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
                 else:
@@ -194,6 +195,12 @@ def test_a_missing_feature_a_wrong_dtype_a_wrong_length_and_an_empty_glob_name_t
     longer = _write(tmp_path / "l.tfrecord", [{"x": [1.0, 2.0], "label": 1}, {"x": [0.0, 1.0, 2.0], "label": 0}])
     assert (f"error: {longer}: record 2 holds 3 value(s) of feature 'x' but data.features.x shape [2] needs 2"
             in _fit_error(tmp_path, {**good, "files": {"train": longer}}))
+    raw = _write(tmp_path / "r.tfrecord", [{"x": np.float32([1, 2]).tobytes(), "label": 1},
+                                           {"x": np.float32([1, 2, 3]).tobytes(), "label": 0}])
+    raw_spec = {**good, "files": {"train": raw}, "features": {"x": {"dtype": "float32", "shape": [2], "raw": True},
+                                                              "label": "int64"}}
+    assert (f"error: {raw}: record 2 holds 12 bytes of feature 'x' but data.features.x (raw float32, shape [2]) "
+            "needs 8" in _fit_error(tmp_path, raw_spec))
     empty = {**good, "files": {"train": str(tmp_path / "none-*.tfrecord")}}
     assert f"data.files.train: '{tmp_path / 'none-*.tfrecord'}' matches no file" in _fit_error(tmp_path, empty)
 

@@ -90,6 +90,7 @@ def pack(cfg: Config, out_dir: str, shards: int) -> Packed:
 
 
 def _spec(array, what: str) -> dict[str, Any]:
+    """Strings as a bytes_list; numbers as their raw bytes (``raw: true``, the cheapest to parse)."""
     import numpy as np
 
     array = np.asarray(array)
@@ -97,11 +98,11 @@ def _spec(array, what: str) -> dict[str, Any]:
     if array.dtype.kind in "OUS":
         return {"dtype": "string", "shape": shape}
     if array.dtype == np.uint8:
-        return {"dtype": "uint8", "shape": shape}
+        return {"dtype": "uint8", "shape": shape, "raw": True}
     if array.dtype.kind in "iu":
-        return {"dtype": "int32", "shape": shape}
+        return {"dtype": "int32", "shape": shape, "raw": True}
     if array.dtype.kind in "fb":
-        return {"dtype": "float32", "shape": shape}
+        return {"dtype": "float32", "shape": shape, "raw": True}
     raise DataError(f"{what} has dtype {array.dtype}, which a TFRecord feature cannot hold")
 
 
@@ -117,7 +118,7 @@ def _write(split, prefix: str, n_shards: int, label: str) -> list[str]:
     import tensorflow as tf
 
     x = split.x if isinstance(split.x, dict) else {"x": split.x}
-    columns = {name: np.asarray(array) for name, array in x.items()}
+    columns = {name: _raw_ready(np.asarray(array)) for name, array in x.items()}
     columns[label] = np.asarray(split.y)
     n = len(split)
     paths = []
@@ -126,17 +127,29 @@ def _write(split, prefix: str, n_shards: int, label: str) -> list[str]:
         path = f"{prefix}-{shard:05d}-of-{n_shards:05d}.tfrecord"
         with tf.io.TFRecordWriter(path) as writer:
             for i in range(bounds[shard], bounds[shard + 1]):
-                features = {name: _feature(values[i]) for name, values in columns.items()}
+                features = {name: _feature(values[i], raw=name != label and values.dtype.kind not in "OUS")
+                            for name, values in columns.items()}
                 writer.write(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
         paths.append(path)
     return paths
 
 
-def _feature(value):
+def _raw_ready(array):
+    """Numbers in the dtype their spec names, little-endian, as ``raw: true`` reads them."""
+    import numpy as np
+
+    if array.dtype.kind in "OUS" or array.dtype == np.uint8:
+        return array
+    return array.astype("<i4" if array.dtype.kind in "iu" else "<f4")
+
+
+def _feature(value, raw: bool = False):
     import numpy as np
     import tensorflow as tf
 
     value = np.asarray(value)
+    if raw:
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.tobytes()]))
     flat = value.reshape(-1)
     if value.dtype.kind in "OUS":
         return tf.train.Feature(bytes_list=tf.train.BytesList(value=[str(v).encode() for v in flat]))
