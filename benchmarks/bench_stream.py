@@ -3,8 +3,10 @@
     python benchmarks/bench_stream.py                  # 200 MB and 800 MB of shards (issue 11's rows; long)
     python benchmarks/bench_stream.py --sizes-mb 20 80 # a quick sanity check
     python benchmarks/bench_stream.py --keep DIR       # write the shards to DIR (reused when present)
+    python benchmarks/bench_stream.py --lists          # pixels as a float_list instead of raw bytes
 
-The data is MNIST-shaped synthetic digits (784 float32 pixels per example, ~3.2 kB a record), the
+The data is MNIST-shaped synthetic digits (784 float32 pixels per example, ~3.2 kB a record, as raw
+bytes like ``fmtrain data pack`` writes them, or with ``--lists`` as a float_list), the
 model the seed MLP (Dense 128 relu, dropout 0.1, softmax 10) at batch 256, trained by fmtrain's own
 Trainer. Every measurement runs in its own subprocess:
 
@@ -28,7 +30,7 @@ RECORD_BYTES = PIXELS * 4 + 40  # float_list payload plus the Example's framing,
 BATCH = 256
 
 
-def write_shards(folder: Path, megabytes: int, shards: int = 8, seed: int = 0) -> int:
+def write_shards(folder: Path, megabytes: int, raw: bool, shards: int = 8, seed: int = 0) -> int:
     """``megabytes`` of shards in ``folder`` (kept if there already); returns the example count."""
     import numpy as np
     import tensorflow as tf
@@ -48,21 +50,23 @@ def write_shards(folder: Path, megabytes: int, shards: int = 8, seed: int = 0) -
                 y = rng.integers(0, 10, stop - start)
                 x = templates[y] + rng.normal(0, 0.5, (stop - start, PIXELS)).astype(np.float32)
                 for row, label in zip(x, y, strict=True):
-                    feature = {"x": tf.train.Feature(float_list=tf.train.FloatList(value=row)),
+                    pixels = (tf.train.Feature(bytes_list=tf.train.BytesList(value=[row.astype("<f4").tobytes()]))
+                              if raw else tf.train.Feature(float_list=tf.train.FloatList(value=row)))
+                    feature = {"x": pixels,
                                "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label)]))}
                     writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
     marker.write_text(json.dumps({"n": int(n)}))
     return int(n)
 
 
-def config(folder: Path) -> Path:
+def config(folder: Path, raw: bool) -> Path:
     path = folder / "bench.yaml"
     path.write_text(f"""name: bench_stream
 seed: 0
 data:
   source: tfrecord
   files: {{train: "{folder}/train-*.tfrecord"}}
-  features: {{x: {{dtype: float32, shape: [{PIXELS}]}}, label: int64}}
+  features: {{x: {{dtype: float32, shape: [{PIXELS}], raw: {str(raw).lower()}}}, label: int64}}
   label: label
   classes: ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]
   batch_size: {BATCH}
@@ -110,6 +114,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes-mb", type=int, nargs="+", default=[200, 800])
     parser.add_argument("--keep", type=Path, help="Folder for the shards (reused when present).")
+    parser.add_argument("--lists", action="store_true", help="Pixels as a float_list, not raw bytes.")
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -117,13 +122,15 @@ def main() -> None:
         return
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench_stream-"))
     rows = []
+    encoding = "lists" if args.lists else "raw"
     for size in args.sizes_mb:
-        folder = root / f"{size}mb"
-        n = write_shards(folder, size)
-        config(folder)
+        folder = root / f"{size}mb-{encoding}"
+        n = write_shards(folder, size, raw=not args.lists)
+        config(folder, raw=not args.lists)
         rows.append({"size_mb": size, "examples": n, **run(folder, "stream", 1)})
-        print(f"stream  {size:5d} MB  {n:8d} examples  peak RSS {rows[-1]['peak_rss_mb']:8.1f} MB", flush=True)
-    smallest = root / f"{min(args.sizes_mb)}mb"
+        print(f"stream  {size:5d} MB  {encoding:5s} {n:8d} examples  peak RSS {rows[-1]['peak_rss_mb']:8.1f} MB",
+              flush=True)
+    smallest = root / f"{min(args.sizes_mb)}mb-{encoding}"
     speed = {method: run(smallest, method, 2) for method in ("memory", "stream")}
     for method, row in speed.items():
         print(f"{method:7s} {min(args.sizes_mb):5d} MB  {row['samples_per_s']:10.1f} samples/s  "
