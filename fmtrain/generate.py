@@ -9,7 +9,6 @@ the random samplers, so the same seed gives the same text.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -69,9 +68,7 @@ def generate(run_dir: Path, options: GenerateOptions) -> Generated:
     configure(options.device, options.seed, options.verbose)
     info = DataInfo.from_dict(run.read_json(run.data_info))
     tokenizer = make_tokenizer(cfg.data, info.encoders.label_classes)
-    with warnings.catch_warnings():  # Keras says a KerasHub task's custom compile() was not restored: none is needed
-        warnings.filterwarnings("ignore", message=".*compile\\(\\)` was not called")
-        model = load_run_model(run, unsafe=options.unsafe)
+    model = load_run_model(run, unsafe=options.unsafe)
     window = int(cfg.data.sequence_length)
     ids = [int(i) for i in np.asarray(tokenizer(options.prompt)).reshape(-1)]
     if not ids:

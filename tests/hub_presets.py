@@ -79,3 +79,20 @@ def resnet_classifier_preset(path: Path, *, image_size: int = 8, channels: int =
     task = keras_hub.models.ResNetImageClassifier(backbone, num_classes=10, preprocessor=preprocessor)
     task.save_to_preset(str(path))
     return path
+
+
+def vit_classifier_preset(path: Path, *, image_size: int = 8, seed: int = 0) -> Path:
+    """A one-layer, 16-wide ViT image classifier preset for ``image_size`` square RGB images (4×4 patches),
+    whose image converter scales 0..255 pixels to 0..1."""
+    import keras
+    import keras_hub
+
+    keras.utils.set_random_seed(seed)
+    backbone = keras_hub.models.ViTBackbone(
+        image_shape=(image_size, image_size, 3), patch_size=4, num_layers=1, num_heads=2, hidden_dim=16, mlp_dim=32,
+    )
+    converter = keras_hub.layers.ViTImageConverter(image_size=(image_size, image_size), scale=1.0 / 255.0)
+    preprocessor = keras_hub.models.ViTImageClassifierPreprocessor(image_converter=converter)
+    task = keras_hub.models.ViTImageClassifier(backbone, num_classes=10, preprocessor=preprocessor)
+    task.save_to_preset(str(path))
+    return path

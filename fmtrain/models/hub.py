@@ -25,6 +25,7 @@ Nothing here imports Keras or KerasHub at module level.
 from __future__ import annotations
 
 import socket
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
@@ -43,6 +44,9 @@ TEXT_INPUTS = ("token_ids", "padding_mask", "segment_ids")
 TOKENIZE_CHUNK = 4096
 """Texts tokenized per call of the preprocessor (memory stays flat on large splits)."""
 TASKS = ("text_classifier", "causal_lm", "image_classifier")
+
+# Loading a KerasHub task warns that its custom compile() was not restored; fmtrain never uses Keras's compile.
+warnings.filterwarnings("ignore", message=r"`compile\(\)` was not called as part of model loading")
 
 
 class HubParams(ModelParams):
