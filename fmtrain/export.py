@@ -10,7 +10,9 @@ absolute difference from the Keras model is reported, and past ``--tolerance`` t
 from __future__ import annotations
 
 import importlib.util
+import re
 import shutil
+import sys
 import tempfile
 import warnings
 from collections.abc import Callable
@@ -113,7 +115,7 @@ def export_run(run_dir: Path, options: ExportOptions) -> ExportOutcome:
     format = check_format(options.format)
     run, note = find_run(run_dir)
     if note:
-        print(note, flush=True)
+        print(note, file=sys.stderr, flush=True)
     path = Path(options.output) if options.output is not None else run.path / "export" / DEFAULT_NAMES[format]
     if path.exists() and not options.overwrite:
         raise RunDirError(f"{path} exists; pass --overwrite to replace it, or --output to write elsewhere")
@@ -232,8 +234,6 @@ def _saved_model(serving: ServingFunction, tmp: Path) -> Path:
 
 
 def _tflite(serving: ServingFunction, tmp: Path) -> Path:
-    import re
-
     import tensorflow as tf
 
     # From a SavedModel: converting the function directly leaves Keras 3's variables as resources

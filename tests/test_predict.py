@@ -226,6 +226,8 @@ def test_an_output_of_an_unknown_kind_is_refused_before_anything_loads(tmp_path)
     result = invoke("predict", tmp_path / "no-run", tmp_path / "x.csv", "-o", tmp_path / "p.parquet")
     assert result.exit_code == 2
     assert "error: --output" in result.output and ".csv, .jsonl or .npz" in result.output
+    result = invoke("predict", tmp_path / "no-run", tmp_path / "x.csv", "--batch-size", 0)
+    assert result.exit_code == 2 and "error: --batch-size 0: expected at least 1" in result.output
 
 
 def test_outputs_become_probabilities_and_classes_as_eval_reads_them():
