@@ -179,6 +179,9 @@ def predict_run(run_dir: Path, input_path: Path, options: PredictOptions) -> Pre
     examples = read_inputs(cfg, info, input_path)
     x = examples.x
     _check_input_shape(_example_shape(x), info.input_shape, str(input_path), cfg.data.source)
+    n = _count(x)
+    if n == 0:
+        raise DataError(f"{input_path}: no examples to predict")
 
     configure(options.device, cfg.seed, options.verbose)
     set_mixed_precision("off")  # the saved layers carry their own dtype policies
@@ -186,7 +189,6 @@ def predict_run(run_dir: Path, input_path: Path, options: PredictOptions) -> Pre
     predict_batch = _batch_predictor(cfg, info, model, options.batch_size)
     reading = _reading(cfg, info, model)
 
-    n = len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
     outcome = PredictOutcome(input_path, n, 0, reading, options.output, examples.files)
     writer = open_writer(options.output, n, reading, examples.files) if options.output is not None else None
     try:
@@ -347,6 +349,10 @@ def _npz_names(path: Path) -> list[str]:
         return []  # the loader says what is wrong with the file
 
 
+def _count(x) -> int:
+    return len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
+
+
 def _example_shape(x):
     if isinstance(x, dict):
         return {name: tuple(values.shape[1:]) for name, values in x.items()}
@@ -366,7 +372,7 @@ def _batch_predictor(cfg: Config, info: DataInfo, model, batch_size: int):
     fn = make_predict_function(model, trainer.jit_compile)
 
     def predict(x):
-        n = len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
+        n = _count(x)
         x_padded, _, _ = padded(x, np.zeros(n, np.float32), batch_size)
         return np.asarray(fn(x_padded))[:n]
 

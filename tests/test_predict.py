@@ -191,6 +191,9 @@ def test_a_missing_column_exits_2_naming_it_and_leaves_the_old_output_alone(csv_
     assert result.output.startswith("error:") and "'color'" in result.output and "Traceback" not in result.output
     assert out.read_text() == "earlier predictions\n"
     assert not list(tmp_path.glob("*.partial*"))
+    (tmp_path / "empty.csv").write_text("serial,size,color\n")
+    result = invoke("predict", csv_run, tmp_path / "empty.csv", "-o", out)
+    assert result.exit_code == 2 and "no data rows" in result.output
 
 
 def test_examples_of_another_shape_exit_2_naming_both_shapes(digits_run, tmp_path):
