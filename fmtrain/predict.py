@@ -164,6 +164,7 @@ def predict_run(run_dir: Path, input_path: Path, options: PredictOptions) -> Pre
     from fmtrain.data.splits import take
     from fmtrain.evaluate import _check_input_shape, load_run_model
     from fmtrain.runs import find_run
+    from fmtrain.targets import Targets, output_units
 
     check_output(options.output)
     if options.batch_size < 1:
@@ -186,8 +187,9 @@ def predict_run(run_dir: Path, input_path: Path, options: PredictOptions) -> Pre
     configure(options.device, cfg.seed, options.verbose)
     set_mixed_precision("off")  # the saved layers carry their own dtype policies
     model = load_run_model(run, unsafe=options.unsafe)
-    predict_batch = _batch_predictor(cfg, info, model, options.batch_size)
-    reading = _reading(cfg, info, model)
+    targets = Targets.from_config(cfg, info)
+    predict_batch = _batch_predictor(build_trainer(cfg, model, targets), options.batch_size)
+    reading = OutputReading.of(info, targets.from_logits, output_units(model))
 
     outcome = PredictOutcome(input_path, n, 0, reading, options.output, examples.files)
     writer = open_writer(options.output, n, reading, examples.files) if options.output is not None else None
@@ -359,17 +361,15 @@ def _example_shape(x):
     return tuple(x.shape[1:])
 
 
-def _batch_predictor(cfg: Config, info: DataInfo, model, batch_size: int):
+def _batch_predictor(trainer, batch_size: int):
     """A function from up to ``batch_size`` examples to the model's outputs, compiled once for that
     batch size (the last batch is padded), with eval's jit choice so the numbers match eval's."""
     import numpy as np
 
     from fmtrain.engine.feeds import padded
     from fmtrain.engine.steps import make_predict_function
-    from fmtrain.targets import Targets
 
-    trainer = build_trainer(cfg, model, Targets.from_config(cfg, info))
-    fn = make_predict_function(model, trainer.jit_compile)
+    fn = make_predict_function(trainer.model, trainer.jit_compile)
 
     def predict(x):
         n = _count(x)
@@ -377,12 +377,6 @@ def _batch_predictor(cfg: Config, info: DataInfo, model, batch_size: int):
         return np.asarray(fn(x_padded))[:n]
 
     return predict
-
-
-def _reading(cfg: Config, info: DataInfo, model) -> OutputReading:
-    from fmtrain.targets import Targets, output_units
-
-    return OutputReading.of(info, Targets.from_config(cfg, info).from_logits, output_units(model))
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
