@@ -116,3 +116,24 @@ def test_an_unknown_format_names_the_choices():
     result = invoke("export", "no-run", "--format", "tflit")
     assert result.exit_code == 2
     assert "saved_model, tflite, onnx" in result.output and "did you mean 'tflite'" in result.output
+
+
+
+def test_a_model_with_named_inputs_exports_them_by_name(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    rows = [(20 + i % 9, ("oslo", "rome", "lima")[i % 3], ("x", "y")[i % 2]) for i in range(40)]
+    (tmp_path / "d.csv").write_text("age,city,label\n" + "".join(f"{a},{c},{y}\n" for a, c, y in rows))
+    (tmp_path / "c.yaml").write_text(
+        "name: named\ndata: {source: csv, path: d.csv, inputs: {numeric: [age], category: [city]}}\n"
+        "model: {type: mlp, hidden_units: [4]}\ntrain: {epochs: 1, jit_compile: false}\n")
+    assert invoke("fit", tmp_path / "c.yaml", "--run-dir", tmp_path / "run", "--quiet").exit_code == 0
+    result = _export(tmp_path / "run", tmp_path / "sm", "saved_model")
+    assert "inputs numeric, category" in result.output
+    signature = tf.saved_model.load(str(tmp_path / "sm")).signatures["serving_default"]
+    assert sorted(signature.structured_input_signature[1]) == ["category", "numeric"]
+    feed = {"numeric": np.array([[25.0], [61.0]], np.float32), "category": np.array([[1], [3]], np.int32)}
+    expected = np.asarray(keras.saving.load_model(tmp_path / "run" / "model.keras")(feed, training=False))
+    got = signature(**{name: tf.constant(value) for name, value in feed.items()})["output"].numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-5)
