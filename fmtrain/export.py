@@ -106,6 +106,7 @@ def export_run(run_dir: Path, options: ExportOptions) -> ExportOutcome:
         ConfigError: an unknown format or a missing optional package.
         RunDirError: the run is missing or unfinished, or the output exists (without ``overwrite``).
         ParityFailed: the exported model's outputs differ by more than ``options.tolerance``.
+        ExportFailed: the converter refused the model, or the format's runtime refused the file.
     """
     from fmtrain import data as data_layer
     from fmtrain.config import load_config
@@ -119,6 +120,9 @@ def export_run(run_dir: Path, options: ExportOptions) -> ExportOutcome:
     path = Path(options.output) if options.output is not None else run.path / "export" / DEFAULT_NAMES[format]
     if path.exists() and not options.overwrite:
         raise RunDirError(f"{path} exists; pass --overwrite to replace it, or --output to write elsewhere")
+    if path.is_dir() and not (path / "saved_model.pb").is_file():
+        raise RunDirError(f"{path} is a folder but not a SavedModel; --overwrite replaces only an earlier export, "
+                          "so give --output a new path")
     cfg = load_config(run.config)
     info = data_layer.DataInfo.from_dict(run.read_json(run.data_info))
     configure(options.device, cfg.seed, options.verbose)

@@ -102,6 +102,11 @@ def test_an_existing_export_is_kept_unless_overwrite(digits_run, tmp_path):
     result = invoke("export", digits_run, "--format", "tflite", "--output", out)
     assert result.exit_code == 2 and "--overwrite" in result.output
     assert out.read_bytes() == b"earlier"
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "keep.txt").write_text("mine")
+    result = invoke("export", digits_run, "--format", "saved_model", "--output", tmp_path / "notes", "--overwrite")
+    assert result.exit_code == 2 and "not a SavedModel" in result.output
+    assert (tmp_path / "notes" / "keep.txt").read_text() == "mine"
 
 
 def test_onnx_without_its_packages_exits_2_with_the_install_command(digits_run, tmp_path, monkeypatch):
