@@ -96,3 +96,26 @@ def vit_classifier_preset(path: Path, *, image_size: int = 8, seed: int = 0) -> 
     task = keras_hub.models.ViTImageClassifier(backbone, num_classes=10, preprocessor=preprocessor)
     task.save_to_preset(str(path))
     return path
+
+
+def gpt2_lm_preset(path: Path, *, sequence_length: int = 32, seed: int = 0) -> Path:
+    """A one-layer, 32-wide GPT-2 causal LM preset whose byte-pair tokenizer has the 256 byte symbols, one merge
+    (" t"), and GPT-2's end-of-text token."""
+    import keras
+    import keras_hub
+    from keras_hub.src.tokenizers.byte_pair_tokenizer import bytes_to_unicode
+
+    keras.utils.set_random_seed(seed)
+    _, symbols = bytes_to_unicode()
+    vocabulary = {symbol: index for index, symbol in enumerate(symbols)}
+    space = "\u0120"  # GPT-2's symbol for a space byte
+    vocabulary[space + "t"] = len(vocabulary)
+    vocabulary["<|endoftext|>"] = len(vocabulary)
+    tokenizer = keras_hub.models.GPT2Tokenizer(vocabulary=vocabulary, merges=[f"{space} t"])
+    backbone = keras_hub.models.GPT2Backbone(
+        vocabulary_size=len(vocabulary), num_layers=1, num_heads=2, hidden_dim=32, intermediate_dim=64,
+        max_sequence_length=sequence_length, dropout=0.0,
+    )
+    preprocessor = keras_hub.models.GPT2CausalLMPreprocessor(tokenizer, sequence_length=sequence_length)
+    keras_hub.models.GPT2CausalLM(backbone, preprocessor=preprocessor).save_to_preset(str(path))
+    return path

@@ -104,3 +104,29 @@ def test_wordpiece_vocabulary_is_learned_and_saved_in_the_run(tmp_path):
     assert vocabulary[:2] == ["[PAD]", "[UNK]"] and 100 < len(vocabulary) <= 300 and "license" in vocabulary
     text = _invoke("generate", str(run), "--prompt", "the license", "--max-length", "8", "--quiet").stdout
     assert text.startswith("the license")
+
+
+def test_a_preset_lm_fine_tunes_with_lora_and_its_own_tokenizer(tmp_path):
+    from hub_presets import gpt2_lm_preset
+
+    preset = str(gpt2_lm_preset(tmp_path / "gpt2_tiny", sequence_length=32))
+    config = {
+        "name": "gpt2_lora", "seed": 1,
+        "data": {"source": "text_corpus", "path": str(GPL), "sequence_length": 32, "tokenizer": "preset",
+                 "preset": preset, "test_split": 0.1, "batch_size": 32},
+        "model": {"type": "hub", "task": "causal_lm", "preset": preset, "lora_rank": 2},
+        "optimizer": {"name": "adam", "learning_rate": 0.01}, "train": {"epochs": 1, "jit_compile": False},
+    }
+    path = tmp_path / "gpt2.yaml"
+    path.write_text(yaml.safe_dump(config))
+    run = tmp_path / "run"
+    _invoke("fit", str(path), "--run-dir", str(run), "--quiet")
+    assert len(json.loads((run / "data_info.json").read_text())["class_names"]) == 258  # the preset's vocabulary
+    text = _invoke("generate", str(run), "--prompt", "This License", "--max-length", "16", "--quiet").stdout
+    assert text.startswith("This License")  # the preset's tokenizer keeps the case
+
+    # The data's tokenizer must be the backbone's: 256 byte ids cannot feed a 258-token embedding.
+    config["data"].update(tokenizer="byte", preset=None)
+    path.write_text(yaml.safe_dump(config))
+    result = CliRunner().invoke(app, ["fit", str(path), "--run-dir", str(tmp_path / "mismatch"), "--quiet"])
+    assert result.exit_code == 2 and "the backbone has 258 token ids but the data's tokenizer has 256" in result.output
