@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from fmtrain.engine.device import configure
 from fmtrain.errors import ConfigError
 
 Sampler = Literal["greedy", "top_k", "top_p"]
@@ -56,7 +57,6 @@ def generate(run_dir: Path, options: GenerateOptions) -> Generated:
     from fmtrain.config import load_config
     from fmtrain.data import DataInfo
     from fmtrain.data.text_corpus import make_tokenizer
-    from fmtrain.engine.device import configure
     from fmtrain.evaluate import load_run_model
     from fmtrain.runs import find_run
 

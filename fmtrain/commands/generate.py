@@ -8,6 +8,10 @@ from typing import Annotated
 import typer
 
 from fmtrain.cli_kit import Command, Debug, Device, Quiet, Verbose, check_device, console, flag, run_action
+from fmtrain.engine.device import quiet_tensorflow_logs
+from fmtrain.errors import ConfigError
+from fmtrain.generate import SAMPLERS, GenerateOptions
+from fmtrain.generate import generate as continue_prompt
 
 
 def register(app: typer.Typer) -> None:
@@ -36,13 +40,7 @@ def generate(
     """Print RUN_DIR's continuation of --prompt (the prompt included)."""
 
     def action() -> int:
-        from fmtrain.engine.device import quiet_tensorflow_logs
-        from fmtrain.generate import SAMPLERS, GenerateOptions
-        from fmtrain.generate import generate as continue_prompt
-
         if sampler not in SAMPLERS:
-            from fmtrain.errors import ConfigError
-
             raise ConfigError(f"--sampler: expected one of {', '.join(SAMPLERS)}, found '{sampler}'")
         quiet_tensorflow_logs(verbose)
         options = GenerateOptions(prompt=prompt, max_length=max_length, sampler=sampler, seed=seed, top_k=top_k,

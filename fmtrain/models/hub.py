@@ -85,6 +85,8 @@ class HubParams(ModelParams):
             raise ValueError("give either preset: or backbone:, not both")
         if self.backbone_args and self.backbone is None:
             raise ValueError("backbone_args go with backbone: (a class built from scratch); a preset has its own")
+        if self.dropout is not None and self.task == "causal_lm":
+            raise ValueError("dropout is the classifier head's; a causal_lm backbone sets its own (backbone_args)")
         if self.sequence_length is not None and self.task != "text_classifier":
             raise ValueError("sequence_length applies to text_classifier; for causal_lm set data.sequence_length")
         return self
