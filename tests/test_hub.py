@@ -126,6 +126,9 @@ def test_lora_trains_only_its_factors_and_survives_save_eval_and_resume(tmp_path
     assert len(seen.backbone) > 2 * len(lora) and not unchanged  # every other backbone variable: bit for bit
     assert all(seen.changed(i) for i in lora if seen.paths[i].endswith("lora_kernel_b"))  # they start at zero
 
+    trained = sum(seen.before[i].size for i in seen.trainable)  # the LoRA factors and the head
+    assert json.loads((run / "metrics.json").read_text())["params"]["trainable"] == trained  # the run says so
+
     # Saved (Keras merges the factors into the kernels) and reloaded: the same predictions, the same eval.
     np.testing.assert_allclose(_probabilities(run), seen.predicted, rtol=1e-5, atol=1e-6)
     final = json.loads((run / "metrics.json").read_text())["final"]["test"]
@@ -144,8 +147,9 @@ def test_lora_trains_only_its_factors_and_survives_save_eval_and_resume(tmp_path
 
 def test_freeze_backbone_trains_only_the_head(tmp_path, hub_sentiment):
     csv_path, preset = hub_sentiment
-    seen = _fit_in_process(_config(tmp_path, "frozen", csv_path, preset, epochs=1, freeze="backbone"),
-                           tmp_path / "frozen")
+    run = tmp_path / "frozen"
+    seen = _fit_in_process(_config(tmp_path, "frozen", csv_path, preset, epochs=1, freeze="backbone"), run)
+    assert json.loads((run / "metrics.json").read_text())["transfer"]["frozen_at_start"] == ["backbone"]
     assert seen.backbone and not set(seen.backbone) & seen.trainable
     assert not any(seen.changed(i) for i in seen.backbone)
     head = [i for i, path in enumerate(seen.paths) if path.endswith("logits/kernel")]
