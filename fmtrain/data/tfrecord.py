@@ -45,6 +45,10 @@ if TYPE_CHECKING:
 SCAN_BATCH = 8192
 """Records read per batch while counting a shard (labels only are parsed)."""
 DEFAULT_ADAPT_SAMPLES = 10_000
+RAM_BUDGET = 64 * 2**20
+"""Bytes tf.data's autotuning may spend on the buffers of a stream. Uncapped (half the RAM), its
+buffers grew with the length of the epoch: peak RSS +92 MB from 200 to 800 MB of shards, +180 MB
+with a 512 MB cap, +27 MB with this one (benchmarks/bench_stream.py)."""
 
 DType = Literal["float32", "int64", "int32", "uint8", "string"]
 
@@ -242,7 +246,7 @@ class Stream:
             batches = records.repeat().batch(batch_size, drop_remainder=True)
         batches = batches.take(steps).skip(start)
         batches = batches.map(self._parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        return batches.prefetch(tf.data.AUTOTUNE)
+        return _bounded(batches.prefetch(tf.data.AUTOTUNE))
 
     def eval_batches(self, batch_size: int):
         """Every example once, in shard order: ``(x, y, weights)`` batches of exactly ``batch_size``,
@@ -261,7 +265,7 @@ class Stream:
 
         batches = self._records(list(self.files)).batch(batch_size)
         batches = batches.map(self._parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        return batches.map(pad).prefetch(tf.data.AUTOTUNE)
+        return _bounded(batches.map(pad).prefetch(tf.data.AUTOTUNE))
 
     def arrays(self, n: int | None) -> tuple[Any, np.ndarray]:
         """The first ``n`` examples (all with None) in shard order, as numpy ``(x, y)``."""
@@ -305,6 +309,14 @@ class Stream:
                 if shaping.column:
                     y = tf.reshape(y, [-1, 1])
         return x, y
+
+
+def _bounded(dataset):
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.ram_budget = RAM_BUDGET
+    return dataset.with_options(options)
 
 
 def _block_shuffle(records, size: int, seed: int):
