@@ -217,3 +217,38 @@ def test_resnet_preset_classifies_digits_with_its_image_converter(tmp_path, hub_
 
     model = load_run_model(RunDir(run))  # the preset's converter (scale 1/16) is inside the saved model
     assert any(isinstance(layer, keras_hub.layers.ImageConverter) for layer in model.layers)
+
+
+@pytest.mark.slow
+def test_a_lora_run_killed_after_a_checkpoint_and_resumed_equals_the_uninterrupted_run(tmp_path, hub_sentiment):
+    """SIGKILL a real ``fmtrain fit`` of a KerasHub model part-way after its first checkpoint (tests/test_resume.py's
+    holding child), resume it, and compare every variable of the final checkpoints."""
+    import signal
+
+    from test_resume import child_fit
+
+    from fmtrain.engine.checkpoints import load_checkpoint
+
+    csv_path, preset = hub_sentiment
+    config = _config(tmp_path, "killed", csv_path, preset, epochs=2, lora_rank=2)
+    data = yaml.safe_load(config.read_text())
+    data["train"].update(deterministic=True, checkpoint={"every_steps": 5, "keep_last": 20})
+    config.write_text(yaml.safe_dump(data))
+
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    assert _invoke("fit", str(config), "--run-dir", str(whole), "--quiet").exit_code == 0
+    with child_fit(tmp_path / "child", 1, config, "--run-dir", killed, "--quiet") as child:
+        child.wait_for("paused")
+        child.process.send_signal(signal.SIGKILL)
+        assert child.process.wait(timeout=60) == -signal.SIGKILL
+    assert not (killed / "model.keras").exists()
+    result = _invoke("fit", "--resume", str(killed), "--quiet")
+    assert result.exit_code == 0, result.output
+
+    def last(run: Path):
+        return load_checkpoint(sorted((run / "checkpoints").glob("step-*.npz"))[-1])
+
+    expected, resumed = last(whole), last(killed)
+    assert resumed.state.global_step == expected.state.global_step
+    for a, b in zip(expected.groups["model"], resumed.groups["model"], strict=True):
+        np.testing.assert_array_equal(a, b)
