@@ -48,12 +48,11 @@ def _probabilities(run_dir: Path) -> np.ndarray:
     """What the run's saved model predicts for TEXTS, tokenized by the preprocessor saved inside it."""
     from fmtrain.config import load_config
     from fmtrain.evaluate import load_run_model
-    from fmtrain.models.hub import saved_preprocessor, tokenize
     from fmtrain.runs import RunDir
 
-    load_config(run_dir / "config.yaml")
+    cfg = load_config(run_dir / "config.yaml")
     model = load_run_model(RunDir(run_dir))
-    return np.asarray(model(tokenize(saved_preprocessor(model), TEXTS), training=False))
+    return np.asarray(model(cfg.model.encode_inputs(TEXTS, model), training=False))  # predict's seam
 
 
 def test_bert_fine_tunes_and_eval_tokenizes_with_the_saved_preprocessor(tmp_path, hub_sentiment):

@@ -119,6 +119,10 @@ class HubParams(ModelParams):
         return replace(splits, train=train, val=encode(splits.val), test=encode(splits.test),
                        info=replace(splits.info, input_shape=shape))
 
+    def encode_inputs(self, x, model):
+        """text_classifier: texts tokenized by the preprocessor saved in the run's ``model``."""
+        return tokenize(saved_preprocessor(model), x) if self.task == "text_classifier" else x
+
 
 # --------------------------------------------------------------------------- presets
 

@@ -37,6 +37,11 @@ class ModelParams(StrictModel):
         the one saved inside it; fit, resume and eval call it right after ``data.build``."""
         return splits
 
+    def encode_inputs(self, x, model):
+        """One array (or dict of arrays) of raw examples as the run's loaded ``model`` reads them, as
+        :meth:`encode_splits` encodes a split (default: unchanged); for ``fmtrain predict``."""
+        return x
+
 
 @dataclass(frozen=True)
 class OutputSpec:
