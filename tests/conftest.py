@@ -45,3 +45,14 @@ def hub_resnet_preset(tmp_path_factory):
     from hub_presets import resnet_classifier_preset
 
     return resnet_classifier_preset(tmp_path_factory.mktemp("hub-resnet") / "resnet_tiny")
+
+
+@pytest.fixture(scope="session")
+def hub_config_presets(tmp_path_factory):
+    """Offline stand-ins for the KerasHub presets configs/bert_finetune.yaml and configs/vit_finetune.yaml
+    name (bert_tiny_en_uncased, vit_base_patch16_224_imagenet): ``{"bert": DIR, "vit": DIR}``, tiny and random."""
+    from hub_presets import bert_classifier_preset, sentiment_rows, vit_classifier_preset
+
+    tmp = tmp_path_factory.mktemp("hub-config-presets")
+    return {"bert": bert_classifier_preset(tmp / "bert", [text for text, _ in sentiment_rows(50)]),
+            "vit": vit_classifier_preset(tmp / "vit")}
