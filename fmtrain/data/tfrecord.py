@@ -42,13 +42,11 @@ if TYPE_CHECKING:
 
     from fmtrain.data import DataInfo
 
-SCAN_BATCH = 8192
+SCAN_BATCH = 1024
 """Records read per batch while counting a shard (labels only are parsed)."""
 DEFAULT_ADAPT_SAMPLES = 10_000
 RAM_BUDGET = 64 * 2**20
-"""Bytes tf.data's autotuning may spend on the buffers of a stream. Uncapped (half the RAM), its
-buffers grew with the length of the epoch: peak RSS +92 MB from 200 to 800 MB of shards, +180 MB
-with a 512 MB cap, +27 MB with this one (benchmarks/bench_stream.py)."""
+"""Bytes tf.data's autotuning may spend on the buffers of a stream (uncapped: half the RAM)."""
 
 DType = Literal["float32", "int64", "int32", "uint8", "string"]
 
@@ -465,41 +463,55 @@ def _expand(patterns: str | list[str], key: str) -> list[str]:
 def _scan(files: list[str], features: dict[str, FeatureSpec], label: str, split: str):
     """Parse every record of every shard (batched, as training will): (records, lowest label, highest label).
 
-    A record that lacks a feature or stores it with another kind or length is named by shard and
-    number, so a bad record stops ``fit`` before training rather than part-way through it.
+    Each shard is summarized inside one tf.data reduction (no tensor per batch reaches Python, so
+    memory stays flat however large the shards). A record that lacks a feature or stores it with
+    another kind or length is then named by shard and number, so a bad record stops ``fit`` before
+    training rather than part-way through it.
     """
-    import numpy as np
     import tensorflow as tf
 
-    count, low, high = 0, None, None
     spec = {name: _parse_spec(feature) for name, feature in features.items()}
     raw = {name: feature.raw_bytes for name, feature in features.items() if feature.raw}
+
+    def summary(serialized):
+        parsed = tf.io.parse_example(serialized, spec)
+        checks = [tf.debugging.assert_equal(tf.strings.length(parsed[name]), size, message=f"raw '{name}'")
+                  for name, size in raw.items()]
+        with tf.control_dependencies(checks):
+            values = tf.reshape(tf.cast(parsed[label], tf.float64), [-1])
+        return tf.size(values, tf.int64), tf.reduce_min(values), tf.reduce_max(values)
+
+    def combine(state, batch):
+        return state[0] + batch[0], tf.minimum(state[1], batch[1]), tf.maximum(state[2], batch[2])
+
+    start = (tf.constant(0, tf.int64), tf.constant(float("inf"), tf.float64), tf.constant(-float("inf"), tf.float64))
+    count, low, high = 0, None, None
     for path in files:
-        read = 0
         try:
-            for serialized in tf.data.TFRecordDataset(path).batch(SCAN_BATCH):
-                try:
-                    parsed = tf.io.parse_example(serialized, spec)
-                    for name, size in raw.items():
-                        if not bool(tf.reduce_all(tf.strings.length(parsed[name]) == size)):
-                            raise tf.errors.InvalidArgumentError(None, None, f"raw feature '{name}' of another size")
-                    values = parsed[label].numpy()
-                except tf.errors.InvalidArgumentError:
-                    for i, raw in enumerate(serialized.numpy()):  # which record, and what is wrong with it
-                        _check_record(path, raw, features, read + i + 1)
-                    raise
-                read += len(values)
-                low = np.min(values) if low is None else min(low, np.min(values))
-                high = np.max(values) if high is None else max(high, np.max(values))
+            batches = tf.data.TFRecordDataset(path).batch(SCAN_BATCH).map(summary)
+            read, lo, hi = (t.numpy() for t in batches.reduce(start, combine))
         except tf.errors.DataLossError as exc:
             raise DataError(f"{path}: corrupt TFRecord shard ({exc.message.splitlines()[0]}); "
                             "rewrite it, or remove it from data.files") from None
+        except tf.errors.InvalidArgumentError:
+            _find_bad_record(path, features)
+            raise
         except tf.errors.OpError as exc:
             raise DataError(f"{path}: cannot read the shard: {exc.message.splitlines()[0]}") from None
         if not read:
             raise DataError(f"{path}: the shard holds no records; remove it from data.files.{split}")
-        count += read
+        count += int(read)
+        low = lo if low is None else min(low, lo)
+        high = hi if high is None else max(high, hi)
     return count, low, high
+
+
+def _find_bad_record(path: str, features: dict[str, FeatureSpec]) -> None:
+    """Raise the DataError that names the first record of ``path`` that does not fit ``features``."""
+    import tensorflow as tf
+
+    for number, record in enumerate(tf.data.TFRecordDataset(path).as_numpy_iterator(), start=1):
+        _check_record(path, record, features, number)
 
 
 def _check_record(path: str, raw: bytes, features: dict[str, FeatureSpec], number: int) -> None:
