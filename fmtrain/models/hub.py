@@ -152,7 +152,7 @@ def preset_path(preset: str, key: str, task_class: str = "CausalLM") -> str:
         ConfigError: a path that is not a preset directory; an unknown name; a name while offline (with the
             command that fetches it on a machine with network access, and the preset: to use then).
     """
-    if not is_preset_name(preset):
+    if not is_preset_name(preset) or Path(preset).expanduser().is_dir():  # a folder named like a preset is a folder
         path = Path(preset).expanduser()
         if not path.is_dir():
             raise ConfigError(f"{key}: no preset directory at {path}; give a folder written by "
