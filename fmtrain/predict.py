@@ -8,9 +8,6 @@ go straight to the output file (csv, jsonl or npz), so predictions are never all
 
 from __future__ import annotations
 
-import csv
-import json
-import os
 import sys
 import zipfile
 from dataclasses import dataclass, field
@@ -19,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from fmtrain.engine.device import configure, set_mixed_precision
 from fmtrain.errors import ConfigError, DataError
+from fmtrain.predict_output import columns, open_writer
 from fmtrain.trainers import build_trainer
 
 if TYPE_CHECKING:
@@ -278,14 +276,16 @@ def _subfolders(path: Path) -> list[Path]:
 def _loose_images(data, folder: Path, trained_shape: tuple[int, ...]) -> PredictInput:
     """The images directly in ``folder``, sorted by name, decoded as the run's loader decodes them and
     resized to the size the model was trained on (what ``data.image_size`` would do)."""
-    from fmtrain.data.images import IMAGE_SUFFIXES
+    from fmtrain.data.images import IMAGE_SUFFIXES, read_images
 
     files = sorted(p for p in folder.iterdir()
                    if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
     if not files:
         raise DataError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in it or in class sub-folders")
     size = tuple(data.image_size) if data.image_size is not None else tuple(trained_shape[:2])
-    return PredictInput(read_images(files, size=size, color_mode=data.color_mode), [p.name for p in files])
+    images = read_images(files, size=size, color_mode=data.color_mode,
+                         fix="give every image the size the run was trained on")
+    return PredictInput(images, [p.name for p in files])
 
 
 def _texts(data, path: Path) -> PredictInput:
@@ -317,30 +317,6 @@ def _texts(data, path: Path) -> PredictInput:
             documents.append(record[data.text])
         return PredictInput(text._strings(documents))
     raise DataError(f"{path}: expected a .txt file (one document per line) or a folder of .txt files")
-
-
-def read_images(files: list[Path], *, size: tuple[int, int] | None, color_mode: str) -> np.ndarray:
-    """Decode ``files`` into one uint8 array; without ``size`` every image must have the first one's size.
-
-    Raises:
-        DataError: an unreadable image, or one of another size.
-    """
-    import numpy as np
-
-    from fmtrain.data.images import read_image
-
-    first = read_image(files[0], size=size, color_mode=color_mode)
-    images = np.empty((len(files), *first.shape), dtype=np.uint8)
-    images[0] = first
-    for i, path in enumerate(files[1:], start=1):
-        pixels = read_image(path, size=size, color_mode=color_mode)
-        if pixels.shape != first.shape:
-            raise DataError(
-                f"{path}: image is {pixels.shape[1]}×{pixels.shape[0]} pixels but {files[0]} is "
-                f"{first.shape[1]}×{first.shape[0]}; give every image the size the run was trained on"
-            )
-        images[i] = pixels
-    return images
 
 
 def _npz_names(path: Path) -> list[str]:
@@ -409,154 +385,6 @@ def _head(batch: Predictions, n: int) -> Predictions:
         return None if a is None else a[:n]
 
     return Predictions(batch.rows[:n], cut(batch.class_ids), cut(batch.probabilities), cut(batch.values))
-
-
-# --------------------------------------------------------------------------- writers
-
-
-def columns(reading: OutputReading, values: int = 1, files: bool = False) -> list[str]:
-    """The csv header: ``row`` (and ``file`` for a folder of loose files), then ``class``, ``class_id``,
-    ``probability`` and ``p_<class>`` per class, or ``value`` (``value_<i>`` for several regression outputs)."""
-    first = ["row", "file"] if files else ["row"]
-    if reading.task == "classification":
-        return [*first, "class", "class_id", "probability", *(f"p_{name}" for name in reading.class_names or [])]
-    return [*first, "value"] if values == 1 else [*first, *(f"value_{i}" for i in range(values))]
-
-
-def _number(value) -> float:
-    return float(f"{float(value):.9g}")  # float32 round-trips in 9 significant digits
-
-
-class _Writer:
-    """Writes batches to ``<output>.partial`` and renames it to ``output`` on close, so a failed
-    prediction never leaves half a file (nor replaces an earlier one)."""
-
-    def __init__(self, output: Path, reading: OutputReading, files: list[str] | None = None):
-        self.output = output
-        self.partial = output.with_name(output.name + ".partial")
-        self.reading = reading
-        self.files = files
-
-    def write(self, batch: Predictions) -> None:
-        raise NotImplementedError
-
-    def _finish(self) -> None:
-        pass
-
-    def close(self) -> None:
-        self._finish()
-        os.replace(self.partial, self.output)
-
-    def discard(self) -> None:
-        self._finish()
-        self.partial.unlink(missing_ok=True)
-
-
-class _CsvWriter(_Writer):
-    def __init__(self, output: Path, reading: OutputReading, files: list[str] | None = None):
-        super().__init__(output, reading, files)
-        self.file = self.partial.open("w", newline="", encoding="utf-8")
-        self.csv = csv.writer(self.file)
-        self.header_written = False
-
-    def write(self, batch: Predictions) -> None:
-        if not self.header_written:
-            width = batch.values.shape[1] if batch.values is not None else 1
-            self.csv.writerow(columns(self.reading, width, files=self.files is not None))
-            self.header_written = True
-        names = self.reading.class_names
-        for i, row in enumerate(batch.rows.tolist()):
-            first = [row] if self.files is None else [row, self.files[row]]
-            if batch.class_ids is not None:
-                k = int(batch.class_ids[i])
-                probs = [_number(p) for p in batch.probabilities[i]]
-                self.csv.writerow([*first, names[k], k, probs[k], *probs])
-            else:
-                self.csv.writerow([*first, *(_number(v) for v in batch.values[i])])
-
-    def _finish(self) -> None:
-        self.file.close()
-
-
-class _JsonlWriter(_Writer):
-    def __init__(self, output: Path, reading: OutputReading, files: list[str] | None = None):
-        super().__init__(output, reading, files)
-        self.file = self.partial.open("w", encoding="utf-8")
-
-    def write(self, batch: Predictions) -> None:
-        names = self.reading.class_names
-        lines = []
-        for i, row in enumerate(batch.rows.tolist()):
-            if batch.class_ids is not None:
-                k = int(batch.class_ids[i])
-                probabilities = {n: _number(p) for n, p in zip(names, batch.probabilities[i], strict=True)}
-                record: dict[str, Any] = {"row": row, "class": names[k], "class_id": k, "probabilities": probabilities}
-            else:
-                values = [_number(v) for v in batch.values[i]]
-                record = {"row": row, "value": values[0]} if len(values) == 1 else {"row": row, "values": values}
-            if self.files is not None:
-                record = {"row": row, "file": self.files[row], **record}
-            lines.append(json.dumps(record))
-        self.file.write("\n".join(lines) + "\n")
-
-    def _finish(self) -> None:
-        self.file.close()
-
-
-class _NpzWriter(_Writer):
-    """Each array goes to a memory-mapped .npy beside the output, filled batch by batch; close
-    zips them into the .npz (``row``, ``class_id``, ``probabilities``, ``class_names`` or ``values``)."""
-
-    def __init__(self, output: Path, reading: OutputReading, n: int, files: list[str] | None = None):
-        super().__init__(output, reading, files)
-        self.n = n
-        self.arrays: dict[str, Any] = {}
-        self.parts: list[Path] = []
-
-    def _array(self, name: str, like: np.ndarray):
-        import numpy as np
-
-        if name not in self.arrays:
-            part = self.output.with_name(f"{self.output.name}.{name}.partial.npy")
-            self.parts.append(part)
-            self.arrays[name] = np.lib.format.open_memmap(part, mode="w+", dtype=like.dtype,
-                                                          shape=(self.n, *like.shape[1:]))
-        return self.arrays[name]
-
-    def write(self, batch: Predictions) -> None:
-        start, stop = int(batch.rows[0]), int(batch.rows[-1]) + 1
-        for name in ("rows", "class_ids", "probabilities", "values"):
-            values = getattr(batch, name)
-            if values is not None:
-                self._array({"rows": "row", "class_ids": "class_id"}.get(name, name), values)[start:stop] = values
-
-    def close(self) -> None:
-        import numpy as np
-
-        with zipfile.ZipFile(self.partial, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
-            for (name, array), part in zip(self.arrays.items(), self.parts, strict=True):
-                array.flush()
-                archive.write(part, f"{name}.npy")
-            for name, strings in (("class_names", self.reading.class_names), ("file", self.files)):
-                if strings is not None:
-                    with archive.open(f"{name}.npy", "w", force_zip64=True) as handle:
-                        np.lib.format.write_array(handle, np.asarray(strings, dtype=str))
-        super().close()
-
-    def _finish(self) -> None:
-        self.arrays.clear()  # drops the memory maps
-        for part in self.parts:
-            part.unlink(missing_ok=True)
-
-
-def open_writer(output: Path, n: int, reading: OutputReading, files: list[str] | None = None) -> _Writer:
-    """A writer for ``output`` by its suffix (checked by :func:`check_output`); ``files`` names each row."""
-    suffix = output.suffix.lower()
-    if suffix == ".csv":
-        return _CsvWriter(output, reading, files)
-    if suffix == ".jsonl":
-        return _JsonlWriter(output, reading, files)
-    return _NpzWriter(output, reading, n, files)
 
 
 def _say(message: str) -> None:

@@ -169,7 +169,7 @@ def test_every_output_format_holds_the_same_predictions_and_the_label_column_is_
 
 def test_rows_are_predicted_and_written_one_batch_at_a_time_by_one_compiled_function(csv_run, tmp_path, monkeypatch):
     import fmtrain.engine.steps as steps
-    import fmtrain.predict as predict
+    import fmtrain.predict_output as predict
 
     written, compiled = [], []
     write, make = predict._CsvWriter.write, steps.make_predict_function

@@ -68,26 +68,36 @@ def read_image(path: Path, *, size: tuple[int, int] | None, color_mode: str) -> 
     return pixels[..., None] if pixels.ndim == 2 else pixels
 
 
+def read_images(files: list[Path], *, size: tuple[int, int] | None, color_mode: str, fix: str) -> np.ndarray:
+    """Decode ``files`` into one uint8 array; without ``size`` every image must have the first one's size.
+
+    Raises:
+        DataError: an unreadable image, or one of another size (``fix`` says what to do).
+    """
+    import numpy as np
+
+    first = read_image(files[0], size=size, color_mode=color_mode)
+    images = np.empty((len(files), *first.shape), dtype=np.uint8)
+    images[0] = first
+    for i, path in enumerate(files[1:], start=1):
+        pixels = read_image(path, size=size, color_mode=color_mode)
+        if pixels.shape != first.shape:
+            raise DataError(f"{path}: image is {pixels.shape[1]}×{pixels.shape[0]} pixels but {files[0]} is "
+                            f"{first.shape[1]}×{first.shape[0]}; {fix}")
+        images[i] = pixels
+    return images
+
+
 @SOURCES.register("image_folder", params=ImageFolderSource)
 def load_image_folder(cfg: ImageFolderSource, saved: EncoderState) -> Loaded:
     """Images in one sub-folder per class (data.path), loaded into memory as uint8; data.image_size resizes."""
-    import numpy as np
 
     root = resolve_path(cfg.path, "image_folder", "a folder with one sub-folder of images per class", folder=True)
     found = folders.class_files(root, IMAGE_SUFFIXES, "image")
     labels = folders.encode_folder_labels(found, saved)
     color_mode = cfg.color_mode
     size = tuple(cfg.image_size) if cfg.image_size is not None else None
-    first = read_image(found.files[0], size=size, color_mode=color_mode)
-    images = np.empty((len(found.files), *first.shape), dtype=np.uint8)
-    images[0] = first
-    for i, path in enumerate(found.files[1:], start=1):
-        pixels = read_image(path, size=size, color_mode=color_mode)
-        if pixels.shape != first.shape:
-            raise DataError(
-                f"{path}: image is {pixels.shape[1]}×{pixels.shape[0]} pixels but {found.files[0]} is "
-                f"{first.shape[1]}×{first.shape[0]}; set data.image_size: [height, width] to resize every image"
-            )
-        images[i] = pixels
+    images = read_images(found.files, size=size, color_mode=color_mode,
+                         fix="set data.image_size: [height, width] to resize every image")
     return Loaded(images, labels.y, f"image_folder {root}", "classification", fixed_task_reason(cfg),
                   class_names=labels.class_names, label_state=labels.state)
