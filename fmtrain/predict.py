@@ -176,15 +176,15 @@ def predict_run(run_dir: Path, input_path: Path, options: PredictOptions) -> Pre
     if not input_path.exists():
         raise DataError(f"{input_path}: not found; give a file (or folder) the run's source '{cfg.data.source}' reads")
     examples = read_inputs(cfg, info, input_path)
-    x = examples.x
-    _check_input_shape(_example_shape(x), info.input_shape, str(input_path), cfg.data.source)
-    n = _count(x)
-    if n == 0:
+    if _count(examples.x) == 0:
         raise DataError(f"{input_path}: no examples to predict")
 
     configure(options.device, cfg.seed, options.verbose)
     set_mixed_precision("off")  # the saved layers carry their own dtype policies
     model = load_run_model(run, unsafe=options.unsafe)
+    x = cfg.model.encode_inputs(examples.x, model)  # e.g. a hub text model's saved tokenizer
+    _check_input_shape(_example_shape(x), info.input_shape, str(input_path), cfg.data.source)
+    n = _count(x)
     targets = Targets.from_config(cfg, info)
     predict_batch = _batch_predictor(build_trainer(cfg, model, targets), options.batch_size)
     reading = OutputReading.of(info, targets.from_logits, output_units(model))

@@ -143,6 +143,13 @@ def test_lora_trains_only_its_factors_and_survives_save_eval_and_resume(tmp_path
     assert result.exit_code == 0, result.output
     np.testing.assert_allclose(_probabilities(run), seen.predicted, rtol=1e-5, atol=1e-6)
 
+    # fmtrain predict on raw text: tokenized by the saved preprocessor, the same probabilities.
+    (tmp_path / "texts.txt").write_text("\n".join(TEXTS) + "\n")
+    result = _invoke("predict", str(run), str(tmp_path / "texts.txt"), "--output", str(tmp_path / "p.npz"))
+    assert result.exit_code == 0, result.output
+    with np.load(tmp_path / "p.npz") as predicted:
+        np.testing.assert_allclose(predicted["probabilities"], seen.predicted, rtol=1e-5, atol=1e-6)
+
 
 def test_freeze_backbone_trains_only_the_head(tmp_path, hub_sentiment):
     csv_path, preset = hub_sentiment
