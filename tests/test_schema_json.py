@@ -18,7 +18,9 @@ from fmtrain.config.schema import Config, model_title
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
-MAX_BYTES = 125_000  # 110,085 bytes with Keras 3.15 and 14 model types; 148,471 before model types were defined once
+# 129,919 bytes with 15 model types and 16 sources (tfrecord, text_corpus and hub added);
+# 148,471 before model types were defined once.
+MAX_BYTES = 140_000
 
 
 @pytest.fixture(scope="module")

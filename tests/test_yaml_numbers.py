@@ -41,7 +41,13 @@ REQUIRED = {  # (class name or "*", key): value
     ("CosineSchedule", "initial"): 0.1,
     ("PiecewiseSchedule", "boundaries"): [10],
     ("PiecewiseSchedule", "values"): [0.1, 0.01],
+    ("TfrecordSource", "files"): {"train": "train-*.tfrecord"},
+    ("TfrecordSource", "features"): {"x": {"dtype": "float32", "shape": [4]}, "y": {"dtype": "int64"}},
+    ("TfrecordSource", "label"): "y",
+    ("HubModel", "task"): "text_classifier",
 }
+# Keys a definition needs beside its required ones (a rule between its fields); validation opens no file.
+ALSO = {"HubModel": {"preset": "presets/tiny_bert"}}
 # Other keys a float field needs beside it to validate at all (cross-field rules of the schema).
 NEEDS = {
     ("train", "early_stopping"): {("data", "validation_split"): 0.2},
@@ -78,6 +84,8 @@ def _number_fields(node: dict, path: tuple, context: dict, defs: dict, seen: fro
         if "const" not in properties[key] and not _in_base(path + (key,)):
             needed = REQUIRED.get((owner, key), REQUIRED.get(("*", key), KeyError(f"add REQUIRED[{owner!r}, {key!r}]")))
             inner.setdefault(path + (key,), needed)
+    for key, value in ALSO.get(owner, {}).items():
+        inner.setdefault(path + (key,), value)
     for key, sub in properties.items():
         yield from _number_fields(sub, path + (key,), inner, defs, seen)
 
