@@ -50,13 +50,16 @@ def _offline_extras(text: str, files: dict) -> list[str]:
             extra += ["--set", f"data.path={files[source]}"]
     if "init_from" in text:
         extra += ["--set", f"model.init_from={files['run']}"]
+    for preset, key in (("bert_tiny_en_uncased", "bert"), ("vit_base_patch16_224_imagenet", "vit")):
+        if f"preset: {preset}" in text:  # a KerasHub preset by name: downloaded when online
+            extra += ["--set", f"model.preset={files[key]}"]
     return extra
 
 
 def test_the_readme_says_which_configs_need_something_offline():
     """The README's shipped-config table names, for each config, what the smoke test below passes it."""
     readme = (ROOT / "README.md").read_text()
-    placeholders = {"mnist": "mnist.npz", "cifar10": "cifar10.npz", "run": "RUN_DIR"}
+    placeholders = {"mnist": "mnist.npz", "cifar10": "cifar10.npz", "run": "RUN_DIR", "bert": "DIR", "vit": "DIR"}
     for name in CONFIGS:
         row = next(line for line in readme.splitlines() if line.startswith(f"| `{name}` |"))
         offline = row.rstrip(" |").rsplit("|", 1)[-1]
@@ -68,10 +71,10 @@ def test_the_readme_says_which_configs_need_something_offline():
 
 
 @pytest.mark.parametrize("name", CONFIGS)
-def test_shipped_config_smoke_runs(name, offline_files, tmp_path):
+def test_shipped_config_smoke_runs(name, offline_files, hub_config_presets, tmp_path):
     text = (ROOT / "configs" / name).read_text()
     assert text.startswith("#"), "each config opens with a comment: what it trains, on what, what to expect"
-    extra = _offline_extras(text, offline_files)
+    extra = _offline_extras(text, {**offline_files, **hub_config_presets})
     run_dir = tmp_path / "run"
     result = invoke("fit", ROOT / "configs" / name, "--smoke", "--run-dir", run_dir, "--quiet", *extra)
     assert result.exit_code == 0, result.output
