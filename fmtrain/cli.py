@@ -17,7 +17,7 @@ import typer
 from fmtrain import __version__
 from fmtrain import cache as cache_store
 from fmtrain.cli_kit import Command as _Command
-from fmtrain.cli_kit import Debug, Device, Expects, Overrides, Quiet, Verbose
+from fmtrain.cli_kit import Debug, Device, Expects, Overrides, Quiet, RunDirArg, Unsafe, Verbose
 from fmtrain.cli_kit import OneLineUsageErrors as _OneLineUsageErrors
 from fmtrain.cli_kit import check_device as _check_device
 from fmtrain.cli_kit import console as _console
@@ -141,14 +141,13 @@ def fit(
 
 @app.command("eval", cls=_Command)
 def eval_(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory written by fmtrain fit.", show_default=False)],
+    run_dir: RunDirArg,
     split: Annotated[str, typer.Option("--split", help="Which split of the run's data: test, val or train.")] = "test",
     data: Annotated[Path | None, typer.Option(
         "--data", help="Evaluate on this file instead (same format as the run's data.path).")] = None,
     overrides: Overrides = None,
     expect: Expects = None,
-    unsafe: Annotated[bool, _flag(
-        "--unsafe", help="Allow loading models that contain code (Lambda layers). Only for runs you trust.")] = False,
+    unsafe: Unsafe = False,
     junit_xml: JunitXml = None,
     device: Device = "auto",
     quiet: Quiet = False,

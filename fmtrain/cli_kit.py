@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -125,6 +126,9 @@ Expects = Annotated[
                  help="Threshold that sets exit code 3 when missed, e.g. 'test.accuracy>=0.95', or 'val_loss<0.3' "
                  "as the epoch line names it; repeatable."),
 ]
+RunDirArg = Annotated[Path, typer.Argument(help="A run directory written by fmtrain fit.", show_default=False)]
+Unsafe = Annotated[bool, flag(
+    "--unsafe", help="Allow loading models that contain code (Lambda layers). Only for runs you trust.")]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu or gpu.", case_sensitive=False)]
 Quiet = Annotated[bool, flag("--quiet", "-q", help="Print only the result.")]
 Verbose = Annotated[bool, flag("--verbose", "-v", help="Show TensorFlow's own log output.")]

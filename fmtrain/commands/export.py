@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from fmtrain.cli_kit import Command, Debug, Device, Quiet, Verbose, check_device, flag, run_action
+from fmtrain.cli_kit import Command, Debug, Device, Quiet, RunDirArg, Unsafe, Verbose, check_device, flag, run_action
 from fmtrain.engine.device import quiet_tensorflow_logs
 from fmtrain.export import FORMATS, ExportOptions, check_format, export_run
 
@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
 
 
 def export(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory written by fmtrain fit.", show_default=False)],
+    run_dir: RunDirArg,
     format: Annotated[str, typer.Option("--format", "-f", help=f"One of: {', '.join(FORMATS)}.",
                                         show_default=False)],
     output: Annotated[Path | None, typer.Option(
@@ -28,8 +28,7 @@ def export(
     )] = 1e-4,
     samples: Annotated[int, typer.Option("--samples", help="Examples of the run's data to check parity on.")] = 256,
     overwrite: Annotated[bool, flag("--overwrite", help="Replace an existing export at the output path.")] = False,
-    unsafe: Annotated[bool, flag(
-        "--unsafe", help="Allow loading models that contain code (Lambda layers). Only for runs you trust.")] = False,
+    unsafe: Unsafe = False,
     device: Device = "auto",
     quiet: Quiet = False,
     verbose: Verbose = False,

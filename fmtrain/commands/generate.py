@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from fmtrain.cli_kit import Command, Debug, Device, Quiet, Verbose, check_device, console, flag, run_action
+from fmtrain.cli_kit import Command, Debug, Device, Quiet, Unsafe, Verbose, check_device, console, run_action
 from fmtrain.engine.device import quiet_tensorflow_logs
 from fmtrain.errors import ConfigError
 from fmtrain.generate import SAMPLERS, GenerateOptions
@@ -30,8 +30,7 @@ def generate(
     top_k: Annotated[int, typer.Option("--top-k", min=1, help="top_k: sample among this many tokens.")] = 5,
     top_p: Annotated[float, typer.Option(
         "--top-p", min=0.0, max=1.0, help="top_p: sample among the tokens holding this much probability.")] = 0.9,
-    unsafe: Annotated[bool, flag(
-        "--unsafe", help="Allow loading models that contain code (Lambda layers). Only for runs you trust.")] = False,
+    unsafe: Unsafe = False,
     device: Device = "auto",
     quiet: Quiet = False,
     verbose: Verbose = False,

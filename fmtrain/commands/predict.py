@@ -7,7 +7,18 @@ from typing import Annotated
 
 import typer
 
-from fmtrain.cli_kit import Command, Debug, Device, Quiet, Verbose, check_device, console, flag, run_action
+from fmtrain.cli_kit import (
+    Command,
+    Debug,
+    Device,
+    Quiet,
+    RunDirArg,
+    Unsafe,
+    Verbose,
+    check_device,
+    console,
+    run_action,
+)
 from fmtrain.engine.device import quiet_tensorflow_logs
 from fmtrain.predict import PredictOptions, check_output, predict_run
 
@@ -17,15 +28,14 @@ def register(app: typer.Typer) -> None:
 
 
 def predict(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory written by fmtrain fit.", show_default=False)],
+    run_dir: RunDirArg,
     input_path: Annotated[Path, typer.Argument(
         metavar="INPUT", help="Examples in the format of the run's data (csv, npz, image or text folder, text file); "
         "for a bundled set, an .npz with array 'x'.", show_default=False)],
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Write every prediction here: .csv, .jsonl or .npz (default: print a summary).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Examples per model call and per write.")] = 256,
-    unsafe: Annotated[bool, flag(
-        "--unsafe", help="Allow loading models that contain code (Lambda layers). Only for runs you trust.")] = False,
+    unsafe: Unsafe = False,
     device: Device = "auto",
     quiet: Quiet = False,
     verbose: Verbose = False,
