@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 from fmtrain.cli import app
 from fmtrain.config import load_config
 from fmtrain.errors import ConfigError
-from fmtrain.tune import STUDY_DB, STUDY_NAME, Objective, PruningCallback, TuneOptions, read_space, tune
+from fmtrain.tune import STUDY_DB, STUDY_NAME, Objective, PruningCallback, TuneOptions, tune
+from fmtrain.tune_space import read_space
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ROOT / "configs" / "digits_mlp.yaml"

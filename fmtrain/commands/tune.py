@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from fmtrain.cli_kit import Command, Debug, Device, Overrides, Quiet, Verbose, check_device, console, flag, run_action
-from fmtrain.tune import BEST_CONFIG, STUDY_DB, Objective, TuneOptions, TuneOutcome, read_space, tune
+from fmtrain.tune import BEST_CONFIG, STUDY_DB, Objective, TuneOptions, TuneOutcome, tune
+from fmtrain.tune_space import read_space
 
 
 def register(app: typer.Typer) -> None:
