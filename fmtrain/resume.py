@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fmtrain.config.flat import flatten_config
 from fmtrain.errors import ConfigError, RunDirError
 from fmtrain.runs import RunDir
 
@@ -21,13 +22,7 @@ def config_hash(cfg) -> str:
 
 def config_differences(old, new) -> list[str]:
     """Dotted keys whose resolved values differ between two configs."""
-
-    def flatten(value, prefix=""):
-        if isinstance(value, dict):
-            return {k: v for key, item in value.items() for k, v in flatten(item, f"{prefix}{key}.").items()}
-        return {prefix.rstrip("."): value}
-
-    a, b = flatten(old.to_yaml_dict()), flatten(new.to_yaml_dict())
+    a, b = flatten_config(old.to_yaml_dict()), flatten_config(new.to_yaml_dict())
     return sorted(k for k in a.keys() | b.keys() if a.get(k, "<unset>") != b.get(k, "<unset>"))
 
 

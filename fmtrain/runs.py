@@ -16,7 +16,6 @@ from fmtrain.errors import RunDirError
 from fmtrain.fileio import atomic_write_json, atomic_write_text
 
 SCHEMA_VERSION = 1
-RUN_FILES = ("config.yaml", "metrics.json", "history.csv", "model.keras", "environment.json", "data_info.json")
 # What `fmtrain eval` needs; a run without them did not finish training.
 FINISHED_FILES = ("config.yaml", "model.keras", "data_info.json")
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from fmtrain.cli import app
 from fmtrain.config import dump_yaml
-from fmtrain.report.compare import flatten_config
+from fmtrain.config.flat import flatten_config
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 runner = CliRunner()

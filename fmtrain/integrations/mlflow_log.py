@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fmtrain import __version__
+from fmtrain.config.flat import flatten_config
 from fmtrain.config.yaml_marks import read_yaml
 from fmtrain.errors import ConfigError, FmtrainError, first_line
-from fmtrain.report.compare import flatten_config
 from fmtrain.report.plots import read_history
 from fmtrain.runs import RunDir
 

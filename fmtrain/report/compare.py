@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fmtrain.config.flat import flatten_config
 from fmtrain.config.yaml_marks import read_yaml
 from fmtrain.errors import ConfigError, RunDirError
 from fmtrain.fileio import atomic_write_text
@@ -101,18 +102,6 @@ def read_runs(run_dirs: list[Path]) -> list[RunSummary]:
             history=read_history(history_csv) if history_csv.is_file() else {},
         ))
     return runs
-
-
-def flatten_config(data: Any, prefix: str = "") -> dict[str, Any]:
-    """Dotted keys of a config: sections by name, lists of sections by index (``preprocess.0.rescale.scale``);
-    a list of plain values (``hidden_units``) stays one value."""
-    if isinstance(data, dict) and (data or not prefix):
-        return {key: value for name, item in data.items()
-                for key, value in flatten_config(item, f"{prefix}{name}.").items()}
-    if isinstance(data, list) and any(isinstance(item, (dict, list)) for item in data):
-        return {key: value for index, item in enumerate(data)
-                for key, value in flatten_config(item, f"{prefix}{index}.").items()}
-    return {prefix.rstrip("."): data}
 
 
 def config_differences(runs: list[RunSummary]) -> tuple[list[str], int]:
