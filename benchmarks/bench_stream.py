@@ -115,6 +115,8 @@ def main() -> None:
     parser.add_argument("--sizes-mb", type=int, nargs="+", default=[200, 800])
     parser.add_argument("--keep", type=Path, help="Folder for the shards (reused when present).")
     parser.add_argument("--lists", action="store_true", help="Pixels as a float_list, not raw bytes.")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="Runs per memory row; the median is reported (one run varies by ±40 MB here).")
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -127,9 +129,10 @@ def main() -> None:
         folder = root / f"{size}mb-{encoding}"
         n = write_shards(folder, size, raw=not args.lists)
         config(folder, raw=not args.lists)
-        rows.append({"size_mb": size, "examples": n, **run(folder, "stream", 1)})
-        print(f"stream  {size:5d} MB  {encoding:5s} {n:8d} examples  peak RSS {rows[-1]['peak_rss_mb']:8.1f} MB",
-              flush=True)
+        runs = sorted((run(folder, "stream", 1) for _ in range(args.repeat)), key=lambda r: r["peak_rss_mb"])
+        rows.append({"size_mb": size, "examples": n, **runs[len(runs) // 2]})
+        print(f"stream  {size:5d} MB  {encoding:5s} {n:8d} examples  peak RSS {rows[-1]['peak_rss_mb']:8.1f} MB "
+              f"(median of {args.repeat}: {', '.join(str(r['peak_rss_mb']) for r in runs)})", flush=True)
     smallest = root / f"{min(args.sizes_mb)}mb-{encoding}"
     speed = {method: run(smallest, method, 2) for method in ("memory", "stream")}
     for method, row in speed.items():
