@@ -68,6 +68,19 @@ def test_shell_completion_completes_command_names():
     assert answer.split() == ["validate"]
 
 
+def test_the_readme_commands_table_names_every_command():
+    """Each command the app registers has a row in the README's table of commands, and vice versa."""
+    import typer.main
+
+    group = typer.main.get_command(app)
+    commands = {name for name, command in group.commands.items() if not command.hidden}
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("## Commands", 1)[1].split("\n## ", 1)[0]
+    rows = {line.split("`fmtrain ", 1)[1].split()[0].rstrip("`") for line in table.splitlines()
+            if line.startswith("| `fmtrain ") and not line.startswith("| `fmtrain --")}
+    assert rows == commands
+
+
 def test_help_shows_flags_without_a_value(runner):
     result = runner.invoke(app, ["--help"])
 
