@@ -117,6 +117,8 @@ def fit(cfg: Config, options: FitOptions) -> FitOutcome:
     encoders = _saved_encoders(RunDir(path)) if resume_from else None
     try:  # a config problem found while building names the file and line of its key
         prepared = _prepare(cfg, options, encoders, precision)
+        if resume_from is not None and prepared.splits.info.streamed is not None:
+            check_same_shards(RunDir(path), prepared.splits.info)
         transfer = start_transfer(cfg, prepared.model)
         trainer = _first_trainer(cfg, prepared, resume_from)  # optimizer, loss, metrics: checked before any write
     except (ConfigError, DataError) as exc:
@@ -161,6 +163,29 @@ def fit(cfg: Config, options: FitOptions) -> FitOutcome:
     write_report(run.path)
     lines = check_expectations(options.expectations, final, _default_split(final)) if options.expectations else []
     return FitOutcome(run, metrics, lines)
+
+
+def check_same_shards(run: RunDir, info) -> None:
+    """A resumed streamed run reads the shards and example counts it started with (its epochs, and
+    so the batches a resume skips, depend on them).
+
+    Raises:
+        DataError: the shards or their counts changed since the run started.
+    """
+    saved = run.read_json(run.data_info).get("streamed") or {}
+    now = info.streamed
+    for key in ("files", "counts"):
+        if saved.get(key) is not None and saved[key] != now[key]:
+            split = next((s for s in now[key] if saved[key].get(s) != now[key][s]), next(iter(now[key])))
+            raise DataError(
+                f"{run.data_info}: data.files.{split} now gives {_shards(now, split)} but the run started with "
+                f"{_shards(saved, split)}; a resumed run must read the same shards (restore them, or start a new run)"
+            )
+
+
+def _shards(streamed: dict, split: str) -> str:
+    files, count = streamed["files"].get(split) or [], streamed["counts"].get(split)
+    return f"{len(files)} shard(s) of {count} examples"
 
 
 def _saved_encoders(run: RunDir) -> EncoderState:

@@ -235,3 +235,20 @@ def test_pack_refuses_a_folder_with_shards_and_a_streamed_source(shards, tmp_pat
     streamed = CliRunner().invoke(app, ["data", "pack", str(_config(tmp_path, _block(shards))), str(tmp_path / "o")])
     assert streamed.exit_code == 2 and "'tfrecord' streams already" in streamed.output
     assert not (tmp_path / "o").exists()
+
+
+def test_a_resumed_streamed_run_refuses_shards_that_changed(streamed_run):
+    from dataclasses import replace
+
+    from fmtrain.data import DataInfo
+    from fmtrain.errors import DataError
+    from fmtrain.fit import check_same_shards
+
+    _, whole = streamed_run
+    run = whole.run
+    info = DataInfo.from_dict(run.read_json(run.data_info))
+    check_same_shards(run, info)  # the same shards: nothing to say
+    grown = {**info.streamed, "counts": {**info.streamed["counts"], "train": 1150}}
+    with pytest.raises(DataError, match=r"data.files.train now gives 3 shard\(s\) of 1150 examples but the run "
+                                        r"started with 3 shard\(s\) of 1149 examples"):
+        check_same_shards(run, replace(info, streamed=grown))
