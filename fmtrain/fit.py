@@ -206,8 +206,12 @@ def _prepare(cfg: Config, options: FitOptions, encoders, precision: str) -> _Pre
         splits = splits.subset(train=SMOKE_TRAIN_EXAMPLES, evaluate=SMOKE_EVAL_EXAMPLES)
     info = splits.info
     streamed = data_layer.streams(cfg.data)
-    # A streamed source's adapting steps see its first adapt_samples training examples, never val/test.
-    x_train, y_train = splits.train.arrays(splits.adapt_samples) if streamed else (splits.train.x, None)
+    # A streamed source's adapting steps see its first adapt_samples training examples, never val/test;
+    # without preprocessing a few examples tell the model its input dtypes.
+    if streamed:
+        x_train, y_train = splits.train.arrays(splits.adapt_samples if cfg.preprocess else cfg.data.batch_size)
+    else:
+        x_train, y_train = splits.train.x, None
     targets = Targets.from_config(cfg, info)
     model = build_model(
         cfg.model, input_shape=info.input_shape, output=targets.output, name=cfg.name,
