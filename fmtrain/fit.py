@@ -143,8 +143,8 @@ def fit(cfg: Config, options: FitOptions) -> FitOutcome:
              for name, split in _present(prepared.splits).items()}
     _save_model(prepared.model, run)
     run.write_history(result.history)
-    if not data_layer.streams(cfg.data):  # class counts and overlaps need the arrays; streams are not in memory
-        write_fit_details(run.path, prepared.splits, prepared.model)  # data_stats.json, model_summary.json
+    # model_summary.json always; data_stats.json (class counts, overlaps) needs the arrays, which a stream never holds
+    write_fit_details(run.path, None if data_layer.streams(cfg.data) else prepared.splits, prepared.model)
     metrics = _metrics_payload(cfg, prepared, result, final, trainer, started, precise_bn)
     if transfer:
         metrics = metrics.model_copy(update={"transfer": {**transfer, **trainable_report(prepared.model)}})

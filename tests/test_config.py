@@ -741,3 +741,18 @@ def test_loss_and_metric_arguments(tmp_path):
 
     assert (cfg.loss.name, cfg.loss.args) == ("huber", {"delta": 2.0})
     assert [(m.name, m.args) for m in cfg.metrics] == [("top_k", {"k": 3}), ("accuracy", {})]
+
+
+def test_tfrecord_shard_paths_are_relative_to_the_config_file_and_urls_stay(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the working directory is not where the config is
+    folder = tmp_path / "experiments"
+    folder.mkdir()
+    (folder / "c.yaml").write_text(
+        "data:\n  source: tfrecord\n  label: y\n  features: {x: {dtype: float32, shape: [4]}, y: int64}\n"
+        "  files:\n    train: shards/train-*.tfrecord\n    val: [shards/val-0.tfrecord, gs://bucket/val-1.tfrecord]\n"
+        "model: {type: mlp}\n")
+
+    cfg = load_config(folder / "c.yaml")
+
+    assert cfg.data.files.train == str(folder / "shards" / "train-*.tfrecord")
+    assert cfg.data.files.val == [str(folder / "shards" / "val-0.tfrecord"), "gs://bucket/val-1.tfrecord"]

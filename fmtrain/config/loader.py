@@ -15,7 +15,8 @@ from fmtrain.config.yaml_marks import KeyPath, Mark, Marks, one_line, parse_valu
 from fmtrain.errors import ConfigError
 
 # Keys whose values are file paths: relative paths resolve against the file that wrote them.
-PATH_KEYS: tuple[KeyPath, ...] = (("data", "path"), ("model", "weights"), ("model", "init_from"))
+PATH_KEYS: tuple[KeyPath, ...] = (("data", "path"), ("model", "weights"), ("model", "init_from"),
+                                  ("data", "files", "train"), ("data", "files", "val"), ("data", "files", "test"))
 _INDEX = re.compile(r"-?[0-9]+")  # a list index in a --set key (str.isdigit also takes '²')
 
 
@@ -192,32 +193,38 @@ def _mark_all(value: Any, path: KeyPath, mark: Mark, marks: Marks) -> None:
 
 
 def _resolve_paths(data: dict[str, Any], marks: Marks) -> None:
+    """Make the path keys absolute: relative to the file that wrote them (the working directory for
+    ``--set``); a URL such as ``gs://bucket/shards-*`` stays as written. A key may hold a list of paths."""
     for key_path in PATH_KEYS:
         parent = data
         for segment in key_path[:-1]:
             parent = parent.get(segment) if isinstance(parent, dict) else None
         value = parent.get(key_path[-1]) if isinstance(parent, dict) else None
-        if not isinstance(value, str):
-            continue
-        if "\0" in value:
-            raise ConfigError(
-                f"{marks.nearest(key_path)}: {'.'.join(key_path)}: a path cannot contain a null byte, "
-                f"found '{one_line(value)}'"
-            )
-        try:
-            value = str(Path(value).expanduser())
-        except RuntimeError:  # ~name of no user here
-            raise ConfigError(
-                f"{marks.nearest(key_path)}: {'.'.join(key_path)}: no home directory for "
-                f"'{one_line(value.split('/')[0])}' on this machine"
-            ) from None
-        if Path(value).is_absolute():
-            parent[key_path[-1]] = value
-            continue
-        mark = marks.get(key_path)
-        from_file = mark is not None and mark.line is not None
-        base = Path(mark.origin).parent if from_file else Path.cwd()
-        parent[key_path[-1]] = str((base / value).resolve())
+        if isinstance(value, str):
+            parent[key_path[-1]] = _resolve_path(value, key_path, marks)
+        elif isinstance(value, list):
+            parent[key_path[-1]] = [_resolve_path(item, key_path + (i,), marks) if isinstance(item, str) else item
+                                    for i, item in enumerate(value)]
+
+
+def _resolve_path(value: str, key_path: KeyPath, marks: Marks) -> str:
+    key = ".".join(str(segment) for segment in key_path)
+    if "\0" in value:
+        raise ConfigError(f"{marks.nearest(key_path)}: {key}: a path cannot contain a null byte, "
+                          f"found '{one_line(value)}'")
+    if "://" in value:
+        return value
+    try:
+        value = str(Path(value).expanduser())
+    except RuntimeError:  # ~name of no user here
+        raise ConfigError(f"{marks.nearest(key_path)}: {key}: no home directory for "
+                          f"'{one_line(value.split('/')[0])}' on this machine") from None
+    if Path(value).is_absolute():
+        return value
+    mark = marks.get(key_path)
+    from_file = mark is not None and mark.line is not None
+    base = Path(mark.origin).parent if from_file else Path.cwd()
+    return str((base / value).resolve())
 
 
 def parse_config_text(text: str, origin: str = "<string>"):
