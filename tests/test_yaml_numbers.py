@@ -44,6 +44,8 @@ REQUIRED = {  # (class name or "*", key): value
     ("TfrecordSource", "files"): {"train": "train-*.tfrecord"},
     ("TfrecordSource", "features"): {"x": {"dtype": "float32", "shape": [4]}, "y": {"dtype": "int64"}},
     ("TfrecordSource", "label"): "y",
+    ("ParquetSource", "files"): {"train": "train-*.parquet"},
+    ("ParquetSource", "label"): "y",
     ("HubModel", "task"): "text_classifier",
 }
 # Keys a definition needs beside its required ones (a rule between its fields); validation opens no file.

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
-from fmtrain.data import csv_npz, images, interactions, sources, splits, synthetic, text, text_corpus, tfrecord  # noqa: F401  (register their sources)
+from fmtrain.data import csv_npz, images, interactions, parquet, sources, splits, synthetic, text, text_corpus, tfrecord  # noqa: F401  (register their sources)
 from fmtrain.data.encoding import EncoderState
 from fmtrain.errors import DataError
 
@@ -76,8 +76,9 @@ class DataInfo:
     values (0.0, 1.0, 2.0), so the task is regression; set data.task: classification if they are classes"``.
     None in runs made before it existed."""
     streamed: dict | None = None
-    """Streamed sources (``tfrecord``): the feature spec, the label, the shards and example count of each
-    split, ``adapt_samples`` and ``shuffle_buffer``, as JSON. None for in-memory data."""
+    """Streamed sources (``tfrecord``, ``parquet``, ``csv`` with ``stream: true``): the features, the label, the
+    files and example count of each split, ``adapt_samples`` and ``shuffle_buffer``, as JSON. None for in-memory
+    data."""
 
     def __post_init__(self):
         if isinstance(self.encoders, dict):  # the JSON form, e.g. from an older caller
@@ -138,8 +139,9 @@ class Splits:
 
 
 def streams(cfg: DataConfig) -> bool:
-    """Whether ``cfg``'s source streams from files (:class:`fmtrain.data.tfrecord.Streams`) instead of arrays."""
-    return bool(getattr(type(cfg), "streams", False))
+    """Whether ``cfg`` streams from files (:class:`fmtrain.data.tfrecord.Streams`) instead of arrays: the
+    ``tfrecord`` and ``parquet`` sources, ``csv`` with ``stream: true``. Such a config has ``build_streams``."""
+    return bool(getattr(cfg, "streams", False))
 
 
 def build(cfg: DataConfig, *, seed: int, encoders: EncoderState | dict | None = None) -> Splits | tfrecord.Streams:
@@ -166,7 +168,7 @@ def build(cfg: DataConfig, *, seed: int, encoders: EncoderState | dict | None = 
     elif isinstance(encoders, dict):
         encoders = EncoderState.from_dict(encoders)
     if streams(cfg):
-        return tfrecord.build(cfg, seed=seed, encoders=encoders)
+        return cfg.build_streams(seed=seed, encoders=encoders)
     loaded = sources.load(cfg, encoders)
     if len(loaded.y) == 0:
         raise DataError(f"{loaded.source}: no training examples; data.path must hold at least one row")

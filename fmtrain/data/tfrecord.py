@@ -121,6 +121,13 @@ class SplitFiles(StrictModel):
     """Test shards (none: no test split)."""
 
 
+def check_adapt_samples(value: int | str) -> int | str:
+    """``adapt_samples`` of a streamed source: a positive count, or ``all``."""
+    if isinstance(value, int) and value < 1:
+        raise ValueError("adapt_samples must be ≥ 1, or all")
+    return value
+
+
 class TfrecordSource(SourceConfig):
     """Sharded TFRecord files of tf.train.Example records, streamed through tf.data (data larger than memory)."""
 
@@ -146,9 +153,11 @@ class TfrecordSource(SourceConfig):
     @field_validator("adapt_samples")
     @classmethod
     def _positive(cls, value):
-        if isinstance(value, int) and value < 1:
-            raise ValueError("adapt_samples must be ≥ 1, or all")
-        return value
+        return check_adapt_samples(value)
+
+    def build_streams(self, *, seed: int, encoders: EncoderState) -> Streams:
+        """Check and count every shard: :func:`build`."""
+        return build(self, seed=seed, encoders=encoders)
 
     @model_validator(mode="after")
     def _label_is_a_feature(self) -> TfrecordSource:
@@ -190,39 +199,34 @@ class LabelShape:
 # --------------------------------------------------------------------------- streams
 
 
-@dataclass(frozen=True)
-class Stream:
-    """One split's shards and how to turn them into batches."""
+class ShardedStream:
+    """What every streamed split shares (a frozen dataclass with ``files``, ``count``, ``shuffle_buffer``,
+    ``limit`` and ``labels``): the seeded epoch order, skipping to a step, padded evaluation, the first
+    examples as arrays, label shaping. A subclass says how files become examples: ``_records(files)``
+    (a dataset of single examples, in file order) and ``_parse_raw(batch)`` (a batch of them → ``(x, y)``)."""
 
     files: tuple[str, ...]
     count: int
-    features: dict[str, FeatureSpec]
-    """The input features (not the label)."""
-    label: str
-    label_spec: FeatureSpec
     shuffle_buffer: int
-    limit: int | None = None
-    """Only the first ``limit`` records in shard order (``--smoke``)."""
-    labels: LabelShape | None = None
+    limit: int | None
+    labels: LabelShape | None
 
     def __len__(self) -> int:
         return self.count
 
-    def head(self, n: int) -> Stream:
+    def head(self, n: int):
         return replace(self, count=min(n, self.count), limit=min(n, self.count))
 
-    def with_labels(self, labels: LabelShape) -> Stream:
+    def with_labels(self, labels: LabelShape):
         return replace(self, labels=labels)
 
-    # ------------------------------------------------------------- pipelines
-
     def _records(self, files: list[str]):
-        import tensorflow as tf
+        raise NotImplementedError
 
-        names = tf.data.Dataset.from_tensor_slices(files)
-        records = names.interleave(tf.data.TFRecordDataset, cycle_length=max(1, min(len(files), 8)), block_length=1,
-                                   num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        return records.take(self.limit) if self.limit is not None else records
+    def _parse_raw(self, batch):
+        raise NotImplementedError
+
+    # ------------------------------------------------------------- pipelines
 
     def train_batches(self, batch_size: int, *, seed: int, epoch: int, shuffle: bool, start: int, steps: int):
         """Batches ``start..steps`` of epoch ``epoch``: a ``tf.data.Dataset`` of ``(x, y)``.
@@ -247,7 +251,7 @@ class Stream:
         return _bounded(batches.prefetch(tf.data.AUTOTUNE))
 
     def eval_batches(self, batch_size: int):
-        """Every example once, in shard order: ``(x, y, weights)`` batches of exactly ``batch_size``,
+        """Every example once, in file order: ``(x, y, weights)`` batches of exactly ``batch_size``,
         the last one padded with copies of its first row at weight 0."""
         import tensorflow as tf
 
@@ -266,7 +270,7 @@ class Stream:
         return _bounded(batches.map(pad).prefetch(tf.data.AUTOTUNE))
 
     def arrays(self, n: int | None) -> tuple[Any, np.ndarray]:
-        """The first ``n`` examples (all with None) in shard order, as numpy ``(x, y)``."""
+        """The first ``n`` examples (all with None) in file order, as numpy ``(x, y)``."""
         import numpy as np
         import tensorflow as tf
 
@@ -282,6 +286,44 @@ class Stream:
         x = tf.nest.map_structure(lambda *a: np.concatenate(a), *parts_x) if len(parts_x) > 1 else parts_x[0]
         return x, np.concatenate(parts_y)
 
+    def _parse(self, batch):
+        import tensorflow as tf
+
+        x, y = self._parse_raw(batch)
+        shaping = self.labels
+        if shaping is not None:
+            if shaping.one_hot:
+                y = tf.one_hot(tf.cast(y, tf.int32), shaping.one_hot, dtype=tf.float32)
+            else:
+                y = tf.cast(y, shaping.dtype)
+                if shaping.column:
+                    y = tf.reshape(y, [-1, 1])
+        return x, y
+
+
+@dataclass(frozen=True)
+class Stream(ShardedStream):
+    """One split's TFRecord shards and how to turn them into batches."""
+
+    files: tuple[str, ...]
+    count: int
+    features: dict[str, FeatureSpec]
+    """The input features (not the label)."""
+    label: str
+    label_spec: FeatureSpec
+    shuffle_buffer: int
+    limit: int | None = None
+    """Only the first ``limit`` records in shard order (``--smoke``)."""
+    labels: LabelShape | None = None
+
+    def _records(self, files: list[str]):
+        import tensorflow as tf
+
+        names = tf.data.Dataset.from_tensor_slices(files)
+        records = names.interleave(tf.data.TFRecordDataset, cycle_length=max(1, min(len(files), 8)), block_length=1,
+                                   num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return records.take(self.limit) if self.limit is not None else records
+
     def _parse_raw(self, serialized):
         """A batch of serialized records → (x, y) with the features' own dtypes; y as stored."""
         import tensorflow as tf
@@ -293,20 +335,6 @@ class Stream:
         if y.dtype == tf.int64:
             y = tf.cast(y, tf.int32)
         return (next(iter(x.values())) if len(x) == 1 else x), y
-
-    def _parse(self, serialized):
-        import tensorflow as tf
-
-        x, y = self._parse_raw(serialized)
-        shaping = self.labels
-        if shaping is not None:
-            if shaping.one_hot:
-                y = tf.one_hot(tf.cast(y, tf.int32), shaping.one_hot, dtype=tf.float32)
-            else:
-                y = tf.cast(y, shaping.dtype)
-                if shaping.column:
-                    y = tf.reshape(y, [-1, 1])
-        return x, y
 
 
 def _bounded(dataset):
@@ -326,9 +354,10 @@ def _block_shuffle(records, size: int, seed: int):
     import tensorflow as tf
 
     def permute(block_number, block):
-        keys = tf.random.stateless_uniform(tf.shape(block)[:1], seed=tf.stack([tf.constant(seed, tf.int64),
-                                                                                 block_number]))
-        return tf.gather(block, tf.argsort(keys))
+        rows = tf.shape(tf.nest.flatten(block)[0])[:1]
+        keys = tf.random.stateless_uniform(rows, seed=tf.stack([tf.constant(seed, tf.int64), block_number]))
+        order = tf.argsort(keys)
+        return tf.nest.map_structure(lambda t: tf.gather(t, order), block)
 
     return records.batch(size).enumerate().map(permute).prefetch(1)
 
@@ -363,11 +392,11 @@ def _decode(values, feature: FeatureSpec):
 
 @dataclass(frozen=True)
 class Streams:
-    """The streamed train, validation and test splits of a ``tfrecord`` config (like :class:`Splits`)."""
+    """The streamed train, validation and test splits of a streamed source (like :class:`Splits`)."""
 
-    train: Stream
-    val: Stream | None
-    test: Stream | None
+    train: ShardedStream
+    val: ShardedStream | None
+    test: ShardedStream | None
     info: DataInfo
     adapt_samples: int | None
     """Training examples the adapting preprocessing steps see (None: all)."""
@@ -403,7 +432,7 @@ def build(cfg: TfrecordSource, *, seed: int, encoders: EncoderState) -> Streams:
         patterns = getattr(cfg.files, split)
         if patterns is None:
             continue
-        files = _expand(patterns, f"data.files.{split}")
+        files = expand_files(patterns, f"data.files.{split}")
         scanned[split] = (files, *_scan(files, cfg.features, cfg.label, split))
     files, count, low, high = scanned["train"]
     if count == 0:
@@ -445,7 +474,12 @@ def build(cfg: TfrecordSource, *, seed: int, encoders: EncoderState) -> Streams:
                    adapt_samples=None if cfg.adapt_samples == "all" else cfg.adapt_samples)
 
 
-def _expand(patterns: str | list[str], key: str) -> list[str]:
+def expand_files(patterns: str | list[str], key: str, what: str = "TFRecord shards") -> list[str]:
+    """The files a glob or a list of files/globs names (through ``tf.io.gfile``), sorted per pattern.
+
+    Raises:
+        DataError: a pattern matches nothing or cannot be listed.
+    """
     import tensorflow as tf
 
     found: list[str] = []
@@ -455,7 +489,7 @@ def _expand(patterns: str | list[str], key: str) -> list[str]:
         except tf.errors.OpError as exc:
             raise DataError(f"{key}: cannot list '{pattern}': {exc.message.splitlines()[0]}") from None
         if not matched:
-            raise DataError(f"{key}: '{pattern}' matches no file; give a glob or list of TFRecord shards")
+            raise DataError(f"{key}: '{pattern}' matches no file; give a glob or list of {what}")
         found += [path for path in matched if path not in found]
     return found
 
@@ -548,4 +582,5 @@ def _dtype_hint(kind: str | None) -> str:
             "bytes_list": "set dtype: string, or image: png|jpeg"}.get(kind or "", "the feature is empty")
 
 
-__all__ = ["FeatureSpec", "LabelShape", "SplitFiles", "Stream", "Streams", "TfrecordSource", "build"]
+__all__ = ["FeatureSpec", "LabelShape", "ShardedStream", "SplitFiles", "Stream", "Streams", "TfrecordSource", "build",
+           "check_adapt_samples", "expand_files"]
