@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     pass
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from fmtrain.data import records, tabular
 from fmtrain.data.encoding import EncoderState
 from fmtrain.data.labels import Labels, encode_labels
 from fmtrain.data.sources import KERAS_ARRAYS, SOURCES, Loaded, SourceConfig
+from fmtrain.data.tfrecord import check_adapt_samples
 from fmtrain.errors import DataError
 from fmtrain.registry import describe_choices, did_you_mean
 
@@ -39,6 +40,14 @@ class CsvSource(SourceConfig):
     """Named model inputs instead of features, e.g. {numeric: [age, income], category: [city], text: review}:
     numeric → float32 matrix, category → int32 ids from vocabularies of the training rows (0 = unseen),
     text (one column) → strings. Each kind names one input of the model."""
+    stream: bool = False
+    """Stream the file(s) through tf.data instead of loading them (data larger than memory): path may then be a
+    glob of csv shards, split by whole shards (test_split/validation_split of them, split: last or random)."""
+    shuffle_buffer: int | None = Field(None, ge=1)
+    """With stream: training rows permuted together, in blocks (default 10000)."""
+    adapt_samples: int | Literal["all"] | None = None
+    """With stream: training rows that adapting preprocessing steps are fitted on (default 10000; all: every one).
+    Categories and labels are read from every training shard."""
 
     @model_validator(mode="after")
     def _inputs_replace_features(self) -> CsvSource:
@@ -47,6 +56,27 @@ class CsvSource(SourceConfig):
                 raise ValueError("inputs replaces features and categorical; give inputs alone")
             records.check_inputs(self.inputs, images=False)
         return self
+
+    @model_validator(mode="after")
+    def _stream_keys(self) -> CsvSource:
+        if self.stream and self.inputs is not None:
+            raise ValueError("stream: true reads features (and categorical), not inputs; remove one of them")
+        if not self.stream and (self.shuffle_buffer is not None or self.adapt_samples is not None):
+            raise ValueError("shuffle_buffer and adapt_samples are read with stream: true only; add it or remove them")
+        if isinstance(self.adapt_samples, int):
+            check_adapt_samples(self.adapt_samples)
+        return self
+
+    @property
+    def streams(self) -> bool:
+        """``stream: true``: :func:`fmtrain.data.build` returns streams (:meth:`build_streams`)."""
+        return self.stream
+
+    def build_streams(self, *, seed: int, encoders: EncoderState):
+        """The csv shards streamed: :func:`fmtrain.data.csv_stream.build`."""
+        from fmtrain.data import csv_stream
+
+        return csv_stream.build(self, seed=seed, encoders=encoders)
 
 
 class NpzSource(SourceConfig):

@@ -34,6 +34,7 @@ from fmtrain.data.sources import SOURCES, Loaded, SourceConfig
 from fmtrain.data.tabular import ColumnEncoder
 from fmtrain.data.tfrecord import (
     DEFAULT_ADAPT_SAMPLES,
+    DEFAULT_SHUFFLE_BUFFER,
     LabelShape,
     ShardedStream,
     SplitFiles,
@@ -65,7 +66,7 @@ class ParquetSource(SourceConfig):
     features: list[str] | None = None
     """Feature columns (default: every column but the label): numbers and booleans → float32, strings → one-hot
     over the categories of the training files."""
-    shuffle_buffer: int = Field(10_000, ge=1)
+    shuffle_buffer: int = Field(DEFAULT_SHUFFLE_BUFFER, ge=1)
     """Training rows permuted together (in blocks, after the seeded file order; memory grows with it)."""
     adapt_samples: int | Literal["all"] = DEFAULT_ADAPT_SAMPLES
     """Training rows (the first, in file order) that adapting preprocessing steps (standardize, ...) are fitted
@@ -115,21 +116,21 @@ class ParquetFormat:
     def columns(self, path: str) -> dict[str, pa.DataType]:
         import pyarrow.parquet as pq
 
-        with _open(path) as handle:
+        with open_file(path) as handle:
             schema = pq.read_schema(handle)
         return dict(zip(schema.names, schema.types, strict=True))
 
     def batches(self, path: str, columns: list[str]) -> Iterator[pa.RecordBatch]:
         import pyarrow.parquet as pq
 
-        with _open(path) as handle:
+        with open_file(path) as handle:
             yield from pq.ParquetFile(handle).iter_batches(batch_size=READ_ROWS, columns=columns)
 
 
 PARQUET = ParquetFormat()
 
 
-def _open(path: str):
+def open_file(path: str):
     """A local file as pyarrow opens it; a URL (gs://, s3://, ...) through ``tf.io.gfile``."""
     import pyarrow as pa
 

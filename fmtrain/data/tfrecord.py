@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 SCAN_BATCH = 1024
 """Records read per batch while counting a shard (labels only are parsed)."""
 DEFAULT_ADAPT_SAMPLES = 10_000
+DEFAULT_SHUFFLE_BUFFER = 10_000
 RAM_BUDGET = 64 * 2**20
 """Bytes tf.data's autotuning may spend on the buffers of a stream (uncapped: half the RAM)."""
 
@@ -142,7 +143,7 @@ class TfrecordSource(SourceConfig):
     """The feature that is the label (int64: class ids → classification; float32 → regression)."""
     classes: list[str] | None = None
     """Class names, index i naming class i (default: the ids 0..max seen in training)."""
-    shuffle_buffer: int = Field(10_000, ge=1)
+    shuffle_buffer: int = Field(DEFAULT_SHUFFLE_BUFFER, ge=1)
     """Training examples permuted together (in blocks, after the seeded shard order; memory grows with it)."""
     adapt_samples: int | Literal["all"] = DEFAULT_ADAPT_SAMPLES
     """Training examples (the first, in shard order) that adapting preprocessing steps (standardize,

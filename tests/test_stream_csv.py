@@ -1,0 +1,136 @@
+"""``source: csv`` with ``stream: true``: csv shards (a glob) streamed through the Parquet machinery — digits
+train as in memory, the encoders are the in-memory csv path's, splits are whole shards, order and skipping are
+exact, bad shards exit 2 naming the file. The resume of a table stream is tests/test_stream_parquet.py's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+pytestmark = pytest.mark.tf
+
+tf = pytest.importorskip("tensorflow")
+pytest.importorskip("pyarrow")
+
+from fmtrain.cli import app  # noqa: E402
+from fmtrain.config import load_config  # noqa: E402
+from fmtrain.data import build  # noqa: E402
+from fmtrain.fit import FitOptions, fit  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN = "train: {epochs: 3, early_stopping: null, jit_compile: false, deterministic: true}"
+HEADER = ",".join([f"p{i}" for i in range(64)] + ["digit"])
+
+
+def _write(path: Path, x: np.ndarray, y: np.ndarray) -> None:
+    rows = [",".join([*(f"{v:g}" for v in row), str(label)]) for row, label in zip(x, y, strict=True)]
+    path.write_text("\n".join([HEADER, *rows]) + "\n")
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory) -> Path:
+    """digits_mlp.yaml's in-memory splits as csv shards: digits-0..2 train, digits-3 val, digits-4 test
+    (the last shards in name order are held out: 1 of 5 for test_split 0.2, then 1 for validation)."""
+    out = tmp_path_factory.mktemp("csv")
+    splits = build(load_config(ROOT / "configs/digits_mlp.yaml").data, seed=42)
+    x = {name: np.asarray(split.x).reshape(len(split), -1) for name, split in
+         (("train", splits.train), ("val", splits.val), ("test", splits.test))}
+    for i, part in enumerate(np.array_split(np.arange(len(splits.train)), 3)):
+        _write(out / f"digits-{i}.csv", x["train"][part], splits.train.y[part])
+    _write(out / "digits-3.csv", x["val"], splits.val.y)
+    _write(out / "digits-4.csv", x["test"], splits.test.y)
+    return out
+
+
+def _config(tmp: Path, data: dict, name: str = "csv_stream") -> Path:
+    path = tmp / f"{name}.yaml"
+    path.write_text(f"extends: {ROOT / 'configs/digits_mlp.yaml'}\nname: {name}\n{TRAIN}\n"
+                    + yaml.safe_dump({"data": {"batch_size": 64, **data}}))
+    return path
+
+
+def _data(shards: Path, **extra) -> dict:
+    return {"source": "csv", "stream": True, "path": str(shards / "digits-*.csv"), "label": "digit",
+            "shuffle_buffer": 500, **extra}
+
+
+def test_training_from_csv_shards_reaches_the_in_memory_accuracy_and_eval_streams_exactly(shards, tmp_path):
+    run = fit(load_config(_config(tmp_path, _data(shards))), FitOptions(run_dir=tmp_path / "run", quiet=True))
+    assert run.metrics.data == {"train": 1149, "val": 288, "test": 360}  # the in-memory splits, shard by shard
+    # tests/test_stream.py's in-memory run of this config (same examples, 3 epochs) reaches 0.93-0.96
+    assert run.metrics.final["test"]["accuracy"] > 0.9
+    info = yaml.safe_load((run.run.path / "data_info.json").read_text())
+    assert info["streamed"]["files"]["test"] == [str(shards / "digits-4.csv")]
+    result = CliRunner().invoke(app, ["eval", str(run.run.path), "--quiet"])
+    assert result.exit_code == 0, result.output
+    evaluated = yaml.safe_load((run.run.path / "eval-test.json").read_text())
+    assert evaluated["n_samples"] == 360
+    assert evaluated["metrics"]["accuracy"] == pytest.approx(run.metrics.final["test"]["accuracy"], abs=1e-6)
+
+
+def test_the_order_depends_only_on_seed_and_epoch_and_a_start_skips_exactly(shards, tmp_path):
+    stream = build(load_config(_config(tmp_path, _data(shards))).data, seed=1).train
+    steps = -(-len(stream) // 64)
+
+    def order(seed, epoch, start=0):
+        batches = stream.train_batches(64, seed=seed, epoch=epoch, shuffle=True, start=start, steps=steps)
+        return np.concatenate([x.numpy() for x, _ in batches])
+
+    first = order(1, 0)
+    tf.random.set_seed(12345)
+    np.testing.assert_array_equal(order(1, 0), first)
+    assert not np.array_equal(order(1, 1), first)
+    np.testing.assert_array_equal(order(1, 0, start=5), first[5 * 64:])
+
+
+def test_the_encoders_are_the_in_memory_csv_ones_fitted_on_the_training_shards(tmp_path):
+    rows = ["size,color,flag,kind", "1.5,red,true,cat", "2,blue,false,dog", "3,red,true,dog", "4,green,false,cat"]
+    (tmp_path / "all.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "s-0.csv").write_text("\n".join(rows[:3]) + "\n")
+    (tmp_path / "s-1.csv").write_text("\n".join([rows[0], *rows[3:]]) + "\n")
+    (tmp_path / "s-2.csv").write_text("\n".join([rows[0], "5,violet,true,cat"]) + "\n")  # the test shard
+    keys = {"test_split": 0.34, "validation_split": 0}
+    memory = build(load_config(_config(tmp_path, {"source": "csv", "path": str(tmp_path / "all.csv"),
+                                                  "test_split": 0, "validation_split": 0})).data, seed=1).info
+    streamed = build(load_config(_config(tmp_path, {"source": "csv", "stream": True,
+                                                    "path": str(tmp_path / "s-*.csv"), **keys})).data, seed=1)
+    assert streamed.info.feature_names == memory.feature_names == [
+        "size", "color=blue", "color=green", "color=red", "flag=false", "flag=true"]
+    assert streamed.info.class_names == memory.class_names == ["cat", "dog"]
+    assert streamed.info.encoders == memory.encoders
+    assert streamed.test.files == (str(tmp_path / "s-2.csv"),)
+    x, y = streamed.test.arrays(None)
+    np.testing.assert_array_equal(x, [[5, 0, 0, 0, 0, 1]])  # violet, seen only in the test shard: all zeros
+    np.testing.assert_array_equal(y, [0])
+
+
+def _fit_error(tmp_path, data: dict) -> str:
+    result = CliRunner().invoke(app, ["fit", str(_config(tmp_path, data)), "--runs-root", str(tmp_path / "runs")])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and not (tmp_path / "runs").exists()
+    return " ".join(result.output.split())
+
+
+def test_bad_shards_and_keys_exit_2_naming_the_file(shards, tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for i in range(4):
+        (bad / f"s-{i}.csv").write_text((shards / f"digits-{i}.csv").read_text())
+    (bad / "s-1.csv").write_text((shards / "digits-1.csv").read_text().replace("p5,", "q5,", 1))
+    assert f"error: {bad / 's-1.csv'}: no column 'p5' (data.features)" in _fit_error(
+        tmp_path, _data(bad, path=str(bad / "s-*.csv")))
+    lines = (shards / "digits-0.csv").read_text().splitlines()
+    (bad / "s-1.csv").write_text("\n".join([lines[0], lines[1], ",".join(["1"] * 5 + [""] + ["2"] * 59)]) + "\n")
+    assert f"error: {bad / 's-1.csv'} row 2: column 'p5' is empty" in _fit_error(
+        tmp_path, _data(bad, path=str(bad / "s-*.csv")))
+    empty = tmp_path / "none-*.csv"
+    assert f"data.path: '{empty}' matches no file" in _fit_error(tmp_path, _data(bad, path=str(empty)))
+    one = _data(bad, path=str(bad / "s-0.csv"))
+    assert ("data.test_split 0.2: data.path matches 1 csv shard(s) and a streamed csv holds out whole shards"
+            in _fit_error(tmp_path, one))
+    assert "shuffle_buffer and adapt_samples are read with stream: true only" in _fit_error(
+        tmp_path, {**one, "stream": False})
