@@ -87,6 +87,17 @@ def test_the_order_depends_only_on_seed_and_epoch_and_a_start_skips_exactly(shar
     np.testing.assert_array_equal(order(1, 0, start=5), first[5 * 64:])
 
 
+def test_split_random_holds_out_whole_shards_drawn_by_the_seed(shards, tmp_path):
+    data = load_config(_config(tmp_path, _data(shards, split="random"))).data
+    drawn = {seed: build(data, seed=seed) for seed in (1, 2, 3)}
+    for streams in drawn.values():
+        held = streams.test.files + streams.val.files
+        assert len(streams.test.files) == len(streams.val.files) == 1 and len(streams.train.files) == 3
+        assert sorted(streams.train.files + held) == sorted(str(p) for p in shards.glob("digits-*.csv"))
+    assert len({streams.test.files for streams in drawn.values()}) > 1  # the seed draws them
+    assert build(data, seed=2).test.files == drawn[2].test.files
+
+
 def test_the_encoders_are_the_in_memory_csv_ones_fitted_on_the_training_shards(tmp_path):
     rows = ["size,color,flag,kind", "1.5,red,true,cat", "2,blue,false,dog", "3,red,true,dog", "4,green,false,cat"]
     (tmp_path / "all.csv").write_text("\n".join(rows) + "\n")
@@ -127,6 +138,11 @@ def test_bad_shards_and_keys_exit_2_naming_the_file(shards, tmp_path):
     (bad / "s-1.csv").write_text("\n".join([lines[0], lines[1], ",".join(["1"] * 5 + [""] + ["2"] * 59)]) + "\n")
     assert f"error: {bad / 's-1.csv'} row 2: column 'p5' is empty" in _fit_error(
         tmp_path, _data(bad, path=str(bad / "s-*.csv")))
+    (bad / "s-1.csv").write_text("\n".join([lines[0], lines[1], ",".join(["1"] * 5 + ["n/a"] + ["2"] * 59)]) + "\n")
+    assert f"error: {bad / 's-1.csv'}: not a readable csv file (" in _fit_error(
+        tmp_path, _data(bad, path=str(bad / "s-*.csv")))
+    assert "data.stratify: a streamed csv holds out whole shards" in _fit_error(
+        tmp_path, _data(bad, path=str(bad / "s-*.csv"), split="random", stratify=True))
     empty = tmp_path / "none-*.csv"
     assert f"data.path: '{empty}' matches no file" in _fit_error(tmp_path, _data(bad, path=str(empty)))
     one = _data(bad, path=str(bad / "s-0.csv"))

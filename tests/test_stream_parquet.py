@@ -140,8 +140,8 @@ def test_categories_and_labels_are_fitted_on_the_training_files_only(tmp_path):
                              "kind": ["cat", "dog", "dog", "cat"]}), tmp_path / "train.parquet", row_group_size=3)
     pq.write_table(pa.table({"size": [5.0, 6.0], "city": ["only_in_val", "a"], "kind": ["dog", "cat"]}),
                    tmp_path / "val.parquet")
-    cfg = load_config(_config(tmp_path, {"source": "parquet", "label": "kind", "files": {
-        "train": str(tmp_path / "train.parquet"), "val": str(tmp_path / "val.parquet")}}))
+    cfg = load_config(_config(tmp_path, {"source": "parquet", "label": "kind", "files": {  # a URL: via tf.io.gfile
+        "train": f"file://{tmp_path / 'train.parquet'}", "val": str(tmp_path / "val.parquet")}}))
     streams = build(cfg.data, seed=1)
     assert streams.info.feature_names == ["size", "city=a", "city=b"]
     assert streams.info.class_names == ["cat", "dog"] and streams.info.task == "classification"

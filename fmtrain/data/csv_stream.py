@@ -50,7 +50,9 @@ def _open(path: str, types: dict, columns: list[str] | None = None):
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
-    convert = pcsv.ConvertOptions(column_types=types, strings_can_be_null=True, include_columns=columns or [])
+    # Only an empty cell is missing, as in memory ("NA" is a category, "n/a" in a number column a mistake).
+    convert = pcsv.ConvertOptions(column_types=types, null_values=[""], strings_can_be_null=True,
+                                  include_columns=columns or [])
     source = open_file(path) if "://" in path else path
     return pcsv.open_csv(source, read_options=pcsv.ReadOptions(block_size=BLOCK_BYTES), convert_options=convert,
                          memory_pool=pa.default_memory_pool())
