@@ -3,6 +3,10 @@ bad shards refused before training, adapting steps fitted on the training stream
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -254,3 +258,59 @@ def test_a_resumed_streamed_run_refuses_shards_that_changed(streamed_run):
     with pytest.raises(DataError, match=r"data.files.train now gives 3 shard\(s\) of 1150 examples but the run "
                                         r"started with 3 shard\(s\) of 1149 examples"):
         check_same_shards(run, replace(info, streamed=grown))
+
+
+# The child: the real CLI, holding still past its first checkpoint in the middle of an epoch (18 steps) until killed.
+CHILD = """
+import sys, time
+from pathlib import Path
+from fmtrain.cli import app
+from fmtrain.engine.callbacks import CheckpointCallback
+
+marker, on_steps_end = Path(sys.argv[1]), CheckpointCallback.on_steps_end
+
+def paused(self, epoch, step, logs):
+    on_steps_end(self, epoch, step, logs)
+    if self.last_saved_step % 18 and self.trainer.global_step > self.last_saved_step:
+        marker.write_text(str(self.trainer.global_step))
+        time.sleep(120)
+
+CheckpointCallback.on_steps_end = paused
+app(args=sys.argv[2:], prog_name="fmtrain")
+"""
+
+
+@pytest.mark.slow
+def test_a_streamed_run_killed_mid_epoch_and_resumed_with_the_cli_equals_the_uninterrupted_run(streamed_run,
+                                                                                                tmp_path):
+    from fmtrain.engine.checkpoints import CheckpointManager
+
+    config, whole = streamed_run
+    run, marker = tmp_path / "run", tmp_path / "paused"
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(marker), "fit", str(config), "--run-dir", str(run),
+                              "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 180
+        while not (marker.exists() and marker.read_text()):
+            assert child.poll() is None, child.stderr.read().decode()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        child.send_signal(signal.SIGKILL)
+        assert child.wait(timeout=60) == -signal.SIGKILL
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait(timeout=60)
+    saved = CheckpointManager(run / "checkpoints").latest()
+    assert saved.state.step > 0  # killed mid-epoch, after a checkpoint there
+
+    resumed = CliRunner().invoke(app, ["fit", "--resume", str(run), "--quiet"])
+    assert resumed.exit_code == 0, resumed.output
+    metrics = yaml.safe_load((run / "metrics.json").read_text())
+    assert metrics["resume"]["from_step"] == saved.state.global_step and metrics["global_step"] == 54
+    last = CheckpointManager(run / "checkpoints").latest()
+    expected = CheckpointManager(whole.run.path / "checkpoints").latest()
+    assert last.path.name == expected.path.name
+    for group, arrays in expected.groups.items():
+        for a, b in zip(last.groups[group], arrays, strict=True):
+            np.testing.assert_array_equal(a, b, err_msg=group)
