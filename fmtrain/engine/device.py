@@ -8,7 +8,9 @@ from __future__ import annotations
 import os
 import platform
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from typing import Any
 
 from fmtrain.errors import ConfigError
 
@@ -50,11 +52,16 @@ def import_tensorflow(verbose: bool = False):
     return tf
 
 
-def configure(device: str, seed: int, verbose: bool = False, deterministic: bool = False) -> list[str]:
+def configure(device: str, seed: int, verbose: bool = False, deterministic: bool = False,
+              cpu_devices: int | None = None) -> list[str]:
     """Select the device and seed everything; return the names of the devices in use.
 
+    ``cpu_devices`` splits the CPU into that many logical devices (``distribute.cpu_devices``); it
+    must come before anything initializes TensorFlow's devices, so once per process.
+
     Raises:
-        ConfigError: ``--device gpu`` on a machine without a visible GPU.
+        ConfigError: ``--device gpu`` on a machine without a visible GPU; ``cpu_devices`` in a process
+            whose devices are already initialized.
     """
     tf = import_tensorflow(verbose)
     if not verbose:
@@ -70,12 +77,69 @@ def configure(device: str, seed: int, verbose: bool = False, deterministic: bool
             tf.config.experimental.set_memory_growth(gpu, True)
         except RuntimeError:  # already initialised in this process
             pass
+    if cpu_devices:
+        _split_cpu(tf, cpu_devices)
     import keras
 
     keras.utils.set_random_seed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
     return [d.name.replace("/physical_device:", "") for d in tf.config.get_visible_devices()]
+
+
+def _split_cpu(tf, count: int) -> None:
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    wanted = [tf.config.LogicalDeviceConfiguration() for _ in range(count)]
+    current = tf.config.get_logical_device_configuration(cpu)
+    if current is not None and len(current) == count:
+        return
+    try:
+        tf.config.set_logical_device_configuration(cpu, wanted)
+    except RuntimeError:
+        raise ConfigError(
+            f"distribute.cpu_devices: {count} logical CPUs must be set before TensorFlow initializes its devices, "
+            "and this process already did; run it in a fresh process (fmtrain fit does)"
+        ) from None
+
+
+@dataclass
+class Distribution:
+    """How training is spread over devices: a tf.distribute strategy, or None for one device (the
+    plain engine, unchanged)."""
+
+    strategy_name: str
+    """``one_device`` or ``mirrored``."""
+    replicas: int = 1
+    workers: int = 1
+    strategy: Any = None
+
+    def scope(self):
+        """Where the model, optimizer and metrics must be created (a no-op on one device)."""
+        return self.strategy.scope() if self.strategy is not None else nullcontext()
+
+    def check_batch(self, batch_size: int) -> None:
+        """Raises ConfigError: the global batch does not divide evenly among the replicas."""
+        if batch_size % self.replicas:
+            lower = batch_size - batch_size % self.replicas
+            raise ConfigError(
+                f"data.batch_size: {batch_size} is the global batch and must divide evenly among the "
+                f"{self.replicas} replicas of distribute.strategy {self.strategy_name}; use "
+                f"{lower or self.replicas} or {lower + self.replicas}"
+            )
+
+
+def distribution(setting: str) -> Distribution:
+    """The strategy ``distribute.strategy`` asks for, over the visible GPUs, or the logical CPUs
+    when there is none (``auto``: mirrored when there is more than one such device)."""
+    import tensorflow as tf
+
+    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    if setting == "auto":
+        setting = "mirrored" if len(devices) > 1 else "one_device"
+    if setting == "one_device":
+        return Distribution("one_device")
+    strategy = tf.distribute.MirroredStrategy([d.name for d in devices])
+    return Distribution("mirrored", strategy.num_replicas_in_sync, 1, strategy)
 
 
 def device_kind() -> str:

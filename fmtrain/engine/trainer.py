@@ -16,7 +16,7 @@ from fmtrain.engine import plan_cache
 from fmtrain.engine import steps as compiled
 from fmtrain.engine.callbacks import Callback
 from fmtrain.engine.checkpoints import Checkpoint, Snapshot, TrainingState
-from fmtrain.engine.feeds import BatchStream, DatasetFeed, GraphFeed, StreamFeed, padded
+from fmtrain.engine.feeds import BatchStream, DatasetFeed, GraphFeed, StreamFeed, distributed, padded
 from fmtrain.engine.planning import CallPlan, JitDecision, PlanRecord, has_convolutions
 from fmtrain.errors import Interrupted, TrainingFailed, first_line
 
@@ -71,9 +71,16 @@ class Trainer:
 
         self.model = model
         self.optimizer = optimizer
-        self.parts = compiled.StepParts(model, loss_fn, list(metrics), optimizer, keras.metrics.Mean(name="loss"))
+        # Built under a tf.distribute strategy's scope (distribute.strategy), each step runs on every replica.
+        strategy = tf.distribute.get_strategy() if tf.distribute.has_strategy() else None
+        self.parts = compiled.StepParts(model, loss_fn, list(metrics), optimizer, keras.metrics.Mean(name="loss"),
+                                        strategy)
         self.notes: list[str] = []
         self._config_why = "train.deterministic: no timing-based choice" if deterministic else "train.jit_compile"
+        if jit_compile is not False and strategy is not None:
+            jit_compile = False
+            self.notes.append(f"{self.parts.replicas} replicas (tf.distribute): trained and evaluated without XLA")
+            self._config_why = "distribute: the steps of several replicas are not compiled with XLA"
         if jit_compile is not False and _takes_strings(model):
             # XLA has no string type: text models run the vectorizer inside the graph.
             jit_compile = False
@@ -125,10 +132,11 @@ class Trainer:
                 checkpoint of that state is written).
             Interrupted: :meth:`request_stop` was called (SIGINT/SIGTERM); callbacks saw ``on_interrupt``.
         """
+        strategy = self.parts.strategy
         if _is_stream(x):
-            data = StreamFeed(x, batch_size, seed, shuffle)
+            data = StreamFeed(x, batch_size, seed, shuffle, strategy)
         elif feed == "dataset":
-            data = DatasetFeed(x, y, batch_size, seed, shuffle, cache, prefetch)
+            data = DatasetFeed(x, y, batch_size, seed, shuffle, cache, prefetch, strategy)
         else:
             data = GraphFeed(x, y, batch_size, seed, shuffle)
         if self.optimizer.built is False:
@@ -347,6 +355,7 @@ class Trainer:
         """Loss and metrics over all of (x, y), exactly (padding rows carry zero weight).
 
         ``x`` may be a :class:`~fmtrain.engine.feeds.BatchStream` (``y`` None): read once, in order."""
+        batch_size = -(-batch_size // self.parts.replicas) * self.parts.replicas  # whole slices per replica
         if _is_stream(x):
             return self._evaluate_stream(x, batch_size)
         if self._eval_fn is None or self._eval_batch != batch_size:
@@ -363,7 +372,7 @@ class Trainer:
             self._stream_eval_batch = batch_size
         for metric in self.parts.metrics:
             metric.reset_state()
-        result = self._stream_eval_fn(stream.eval_batches(batch_size))
+        result = self._stream_eval_fn(distributed(stream.eval_batches(batch_size), self.parts.strategy))
         return {k: float(v) for k, v in result.items()}
 
     def predict_stream(self, stream: BatchStream, batch_size: int = EVAL_BATCH) -> tuple[np.ndarray, np.ndarray]:
@@ -409,7 +418,11 @@ def _make_stream_eval_function(parts, jit_compile: bool):
     def one_batch(x, y, weights):
         return compiled.eval_step(parts, compiled.as_float_inputs(x), y, weights)
 
-    batch = tf.function(one_batch, jit_compile=True) if jit_compile else one_batch
+    step = tf.function(one_batch, jit_compile=True) if jit_compile else one_batch
+
+    def batch(x, y, weights):
+        loss_sum, weight_sum = compiled.on_replicas(parts, step, x, y, weights)
+        return compiled.summed(parts, loss_sum), compiled.summed(parts, weight_sum)
 
     @tf.function
     def evaluate(dataset):
