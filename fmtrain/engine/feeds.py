@@ -45,6 +45,20 @@ def distributed(dataset, strategy):
     return dataset if strategy is None else strategy.experimental_distribute_dataset(dataset)
 
 
+def replicated(value, strategy):
+    """``value`` (tensors) copied onto every replica's device, so each replica gathers its slice of a
+    batch from its own memory (a PerReplica that ``strategy.run`` unpacks); as is without a strategy."""
+    if strategy is None:
+        return value
+    devices = strategy.extended.worker_devices
+
+    def copy(context):
+        with tf.device(devices[context.replica_id_in_sync_group]):
+            return tf.nest.map_structure(tf.identity, value)
+
+    return strategy.experimental_distribute_values_from_function(copy)
+
+
 def to_device(x):
     return tf.nest.map_structure(tf.convert_to_tensor, x)
 
@@ -54,9 +68,9 @@ class GraphFeed:
 
     kind = "graph"
 
-    def __init__(self, x, y, batch_size: int, seed: int, shuffle: bool):
+    def __init__(self, x, y, batch_size: int, seed: int, shuffle: bool, strategy=None):
         self.n = len(y)
-        self.x, self.y = to_device(x), tf.convert_to_tensor(y)
+        self.x, self.y = replicated(to_device(x), strategy), replicated(tf.convert_to_tensor(y), strategy)
         self.batch_size, self.seed, self.shuffle = batch_size, seed, shuffle
         self.steps = steps_per_epoch(self.n, batch_size)
         self._order = None

@@ -200,7 +200,8 @@ def make_eval_function(parts: StepParts, batch_size: int, jit_compile: bool):
     def evaluate(x, y, weights):
         total = tf.constant(0.0)
         count = tf.constant(0.0)
-        batches = tf.shape(weights)[0] // batch_size
+        rows = weights if parts.strategy is None else parts.strategy.experimental_local_results(weights)[0]
+        batches = tf.shape(rows)[0] // batch_size
         i = tf.constant(0)
         while i < batches:
             loss_sum, weight_sum = batch(x, y, weights, i * batch_size)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from fmtrain.engine import plan_cache
 from fmtrain.engine import steps as compiled
 from fmtrain.engine.callbacks import Callback
 from fmtrain.engine.checkpoints import Checkpoint, Snapshot, TrainingState
-from fmtrain.engine.feeds import BatchStream, DatasetFeed, GraphFeed, StreamFeed, distributed, padded
+from fmtrain.engine.feeds import BatchStream, DatasetFeed, GraphFeed, StreamFeed, distributed, padded, replicated
 from fmtrain.engine.planning import CallPlan, JitDecision, PlanRecord, has_convolutions
 from fmtrain.errors import Interrupted, TrainingFailed, first_line
 
@@ -138,7 +139,7 @@ class Trainer:
         elif feed == "dataset":
             data = DatasetFeed(x, y, batch_size, seed, shuffle, cache, prefetch, strategy)
         else:
-            data = GraphFeed(x, y, batch_size, seed, shuffle)
+            data = GraphFeed(x, y, batch_size, seed, shuffle, strategy)
         if self.optimizer.built is False:
             self.optimizer.build(self.model.trainable_variables)
         self._callbacks = list(callbacks)
@@ -363,7 +364,7 @@ class Trainer:
             self._eval_batch = batch_size
         for metric in self.parts.metrics:
             metric.reset_state()
-        result = self._eval_fn(*padded(x, y, batch_size))
+        result = self._eval_fn(*(replicated(part, self.parts.strategy) for part in padded(x, y, batch_size)))
         return {k: float(v) for k, v in result.items()}
 
     def _evaluate_stream(self, stream: BatchStream, batch_size: int) -> dict[str, float]:
@@ -372,7 +373,9 @@ class Trainer:
             self._stream_eval_batch = batch_size
         for metric in self.parts.metrics:
             metric.reset_state()
-        result = self._stream_eval_fn(distributed(stream.eval_batches(batch_size), self.parts.strategy))
+        with warnings.catch_warnings():  # tf.data's note on reading a distributed dataset's options while tracing
+            warnings.filterwarnings("ignore", message="To make it possible to preserve tf.data options")
+            result = self._stream_eval_fn(distributed(stream.eval_batches(batch_size), self.parts.strategy))
         return {k: float(v) for k, v in result.items()}
 
     def predict_stream(self, stream: BatchStream, batch_size: int = EVAL_BATCH) -> tuple[np.ndarray, np.ndarray]:
