@@ -6,6 +6,7 @@ import os
 import platform
 import shutil
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -17,7 +18,7 @@ from fmtrain import __version__
 from fmtrain import data as data_layer
 from fmtrain.config import locate
 from fmtrain.engine.callbacks import CheckpointCallback, EarlyStopping, ProgressCallback
-from fmtrain.engine.device import Distribution, configure, set_mixed_precision
+from fmtrain.engine.device import Distribution, configure, set_mixed_precision, worker_role
 from fmtrain.engine.device import distribution as distribution_of
 from fmtrain.engine.mode_gap import BATCH_DEPENDENT_LOSSES, mode_gap_warning
 from fmtrain.engine.signals import stop_on_signals
@@ -99,6 +100,33 @@ class _Prepared:
 
 def fit(cfg: Config, options: FitOptions) -> FitOutcome:
     """Train ``cfg`` and write its run directory (or continue ``options.resume``).
+
+    Under ``distribute.strategy: multi_worker`` every worker trains, but only the chief writes the run
+    directory: the others write theirs (checkpoints included) to a temporary folder, removed at the end.
+
+    Raises: as :func:`train_and_write`.
+    """
+    if cfg.distribute.strategy != "multi_worker":
+        return train_and_write(cfg, options)
+    role = worker_role()
+    if not options.quiet:
+        print(f"multi_worker: this is {role.describe()}", file=sys.stderr, flush=True)
+    if role.chief:
+        return train_and_write(cfg, options)
+    scratch = Path(tempfile.mkdtemp(prefix=f"fmtrain-{role.task_type}{role.index}-"))
+    try:
+        if options.resume is not None:  # continue from a copy of the chief's run
+            shutil.copytree(options.resume, scratch / "run")
+            options = replace(options, resume=scratch / "run")
+        else:
+            options = replace(options, run_dir=scratch / "run", overwrite=False)
+        return train_and_write(cfg, options)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def train_and_write(cfg: Config, options: FitOptions) -> FitOutcome:
+    """Train ``cfg`` and write its run directory (or continue ``options.resume``), on this process.
 
     Raises:
         ConfigError, DataError, RunDirError: bad config, data or run directory (exit 2).

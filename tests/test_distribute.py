@@ -3,7 +3,7 @@ the same loss curve as one device for the same global batch and seed, reports it
 checkpoints resume on one device and the other way round.
 
 Logical CPU devices can be set only once per process, before TensorFlow initializes its devices, so
-the mirrored runs are subprocesses (two); the one-device runs are in-process.
+the mirrored run and the `fmtrain launch` of two workers are subprocesses; the one-device runs are in-process.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -45,12 +46,13 @@ def invoke(*args):
     return CliRunner().invoke(app, [str(a) for a in args])
 
 
-def fit_in_child(*args) -> None:
-    """``fmtrain fit`` in a fresh process (its own logical devices), from this source tree."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-m", "fmtrain", "fit", *map(str, args), "--device", "cpu", "--quiet"],
-                          capture_output=True, text=True, env=env, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+def fmtrain_in_child(*args, **env) -> str:
+    """``fmtrain ARGS`` in a fresh process (its own logical devices), from this source tree; its output."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), **env}
+    done = subprocess.run([sys.executable, "-m", "fmtrain", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    return done.stdout + done.stderr
 
 
 def losses(run: Path, key: str = "loss") -> list[float]:
@@ -78,7 +80,7 @@ def test_mirrored_matches_one_device_and_checkpoints_move_between_replica_counts
     config.write_text(CONFIG)
     one, two = tmp_path / "one", tmp_path / "two"
 
-    fit_in_child(config, "--run-dir", two, *TWO_DEVICES)
+    fmtrain_in_child("fit", config, "--run-dir", two, *TWO_DEVICES, "--device", "cpu", "--quiet")
     assert invoke("fit", config, "--run-dir", one, "--device", "cpu", "--quiet").exit_code == 0
 
     # The same global batch and seed on 1 and 2 replicas: the same curve.
@@ -100,14 +102,34 @@ def test_mirrored_matches_one_device_and_checkpoints_move_between_replica_counts
     assert metrics(two_then_one)["distribute"]["replicas"] == 1
     assert losses(two_then_one) == pytest.approx(losses(one), rel=RTOL)
 
-    # ... and one written on 1 replica resumes on 2.
+    # ... and one written on 1 replica resumes on 2 workers of `fmtrain launch` (multi_worker, TF_CONFIG on
+    # localhost): only the chief writes the run directory; the other worker's scratch folder is gone.
     one_then_two = back_to_epoch_2(one, tmp_path / "one_then_two")
-    fit_in_child("--resume", one_then_two, *TWO_DEVICES, "--allow-config-change")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    launched = fmtrain_in_child("launch", "--workers", "2", "--resume", one_then_two, "--allow-config-change",
+                                "--device", "cpu", "--quiet", TMPDIR=str(scratch))
+    assert "[worker 0] " in launched and "[worker 1] " in launched
     assert metrics(one_then_two)["resume"]["from_step"] == 36
-    assert metrics(one_then_two)["distribute"]["replicas"] == 2
+    assert metrics(one_then_two)["distribute"] == {"strategy": "multi_worker", "replicas": 2, "workers": 2,
+                                                   "per_replica_batch": 32}
     assert losses(one_then_two) == pytest.approx(losses(one), rel=RTOL)
     assert metrics(one_then_two)["final"]["test"]["accuracy"] == pytest.approx(
-        metrics(one)["final"]["test"]["accuracy"], abs=1e-6)
+        metrics(one)["final"]["test"]["accuracy"], abs=0.02)
+    assert list(scratch.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml", "one", "one_then_two", "scratch", "two",
+                                                          "two_then_one"]
+
+
+def test_launch_ends_the_other_workers_when_one_dies_and_says_which(monkeypatch):
+    from fmtrain.commands import launch
+
+    monkeypatch.setattr(launch, "STOP_AFTER_S", 1)
+    started = time.monotonic()
+    workers = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]),
+               subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])]
+    assert launch._wait(workers) == (1, 3)
+    assert time.monotonic() - started < 15 and workers[0].returncode is not None
 
 
 def test_a_global_batch_that_does_not_split_evenly_is_refused():
@@ -126,6 +148,29 @@ def test_distribute_is_validated_and_left_out_of_the_resolved_config_while_defau
     assert "distribute" not in Config.model_validate(base).to_yaml_dict()  # old runs keep their config hash
     cfg = Config.model_validate({**base, "distribute": {"strategy": "mirrored", "cpu_devices": 2}})
     assert cfg.to_yaml_dict()["distribute"] == {"strategy": "mirrored", "cpu_devices": 2}
+    assert Config.model_validate({**base, "distribute": {"strategy": "multi_worker"}}).distribute.strategy \
+        == "multi_worker"
     for bad in ({"strategy": "ring"}, {"cpu_devices": 0}, {"workers": 2}):
         with pytest.raises(ValueError):
             Config.model_validate({**base, "distribute": bad})
+
+
+def test_tf_config_gives_the_role_as_cluster_launchers_set_it(monkeypatch):
+    from fmtrain.engine.device import worker_role
+    from fmtrain.errors import ConfigError
+
+    def role(spec):
+        monkeypatch.setenv("TF_CONFIG", json.dumps(spec))
+        return worker_role()
+
+    workers = {"worker": ["a:1", "b:2"]}
+    assert role({"cluster": workers, "task": {"type": "worker", "index": 0}}).chief
+    assert not role({"cluster": workers, "task": {"type": "worker", "index": 1}}).chief
+    with_chief = {"chief": ["c:0"], **workers}  # Kubeflow's TFJob with a Chief replica
+    assert role({"cluster": with_chief, "task": {"type": "chief", "index": 0}}).describe() == "chief 0 of 3 (chief)"
+    assert not role({"cluster": with_chief, "task": {"type": "worker", "index": 0}}).chief
+    with pytest.raises(ConfigError, match="^TF_CONFIG: expected"):
+        role({"cluster": workers, "task": {"type": "worker", "index": 2}})
+    monkeypatch.delenv("TF_CONFIG")
+    with pytest.raises(ConfigError, match="TF_CONFIG environment variable, which is not set"):
+        worker_role()

@@ -450,7 +450,7 @@ class DistributeConfig(StrictModel):
     """Where training runs: one device, or several in sync through tf.distribute. data.batch_size
     is the global batch; each replica trains on batch_size / replicas of it."""
 
-    strategy: Literal["auto", "one_device", "mirrored"] = "auto"
+    strategy: Literal["auto", "one_device", "mirrored", "multi_worker"] = "auto"
     """one_device: today's single-device engine; mirrored: every local GPU (or, with cpu_devices, every
     logical CPU) holds a copy of the model and the gradients are summed each step (MirroredStrategy);
     auto: mirrored when more than one such device is visible, else one_device."""

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import sys
@@ -108,7 +109,7 @@ class Distribution:
     plain engine, unchanged)."""
 
     strategy_name: str
-    """``one_device`` or ``mirrored``."""
+    """``one_device``, ``mirrored`` or ``multi_worker``."""
     replicas: int = 1
     workers: int = 1
     strategy: Any = None
@@ -128,11 +129,52 @@ class Distribution:
             )
 
 
+@dataclass
+class WorkerRole:
+    """This process's place in a multi-worker cluster, as ``TF_CONFIG`` gives it (Kubeflow's TFJob,
+    Vertex AI and ``fmtrain launch`` set it alike)."""
+
+    task_type: str = "worker"
+    index: int = 0
+    workers: int = 1
+    chief: bool = True
+    """Writes the run directory: task type chief, or worker 0 when the cluster has no chief."""
+
+    def describe(self) -> str:
+        return f"{self.task_type} {self.index} of {self.workers}{' (chief)' if self.chief else ''}"
+
+
+def worker_role() -> WorkerRole:
+    """Read ``TF_CONFIG`` (no TensorFlow needed).
+
+    Raises:
+        ConfigError: TF_CONFIG is missing or not a cluster spec with this task in it.
+    """
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        raise ConfigError("distribute.strategy: multi_worker reads the cluster from the TF_CONFIG environment "
+                          "variable, which is not set; start the workers with fmtrain launch or a cluster launcher")
+    try:
+        spec = json.loads(raw)
+        cluster, task = spec["cluster"], spec["task"]
+        task_type, index = str(task["type"]), int(task["index"])
+        workers = sum(len(cluster.get(job, [])) for job in ("chief", "worker"))
+        cluster[task_type][index]  # noqa: B018 - this task must be in the cluster
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
+        raise ConfigError(f"TF_CONFIG: expected {{cluster: {{worker: [host:port, …]}}, task: {{type, index}}}} "
+                          f"naming a task of the cluster ({type(exc).__name__}: {exc})") from None
+    chief = task_type == "chief" or (task_type == "worker" and index == 0 and "chief" not in cluster)
+    return WorkerRole(task_type, index, workers, chief)
+
+
 def distribution(setting: str) -> Distribution:
     """The strategy ``distribute.strategy`` asks for, over the visible GPUs, or the logical CPUs
     when there is none (``auto``: mirrored when there is more than one such device)."""
     import tensorflow as tf
 
+    if setting == "multi_worker":  # reads TF_CONFIG; before anything lists the devices
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        return Distribution("multi_worker", strategy.num_replicas_in_sync, worker_role().workers, strategy)
     devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
     if setting == "auto":
         setting = "mirrored" if len(devices) > 1 else "one_device"

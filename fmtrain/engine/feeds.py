@@ -50,10 +50,10 @@ def replicated(value, strategy):
     batch from its own memory (a PerReplica that ``strategy.run`` unpacks); as is without a strategy."""
     if strategy is None:
         return value
-    devices = strategy.extended.worker_devices
+    devices = iter(strategy.extended.worker_devices)  # this worker's, in the order of its replicas
 
-    def copy(context):
-        with tf.device(devices[context.replica_id_in_sync_group]):
+    def copy(_context):
+        with tf.device(next(devices)):
             return tf.nest.map_structure(tf.identity, value)
 
     return strategy.experimental_distribute_values_from_function(copy)
