@@ -6,6 +6,7 @@ import os
 import platform
 import shutil
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -17,7 +18,8 @@ from fmtrain import __version__
 from fmtrain import data as data_layer
 from fmtrain.config import locate
 from fmtrain.engine.callbacks import CheckpointCallback, EarlyStopping, ProgressCallback
-from fmtrain.engine.device import configure, set_mixed_precision
+from fmtrain.engine.device import Distribution, configure, set_mixed_precision, worker_role
+from fmtrain.engine.device import distribution as distribution_of
 from fmtrain.engine.mode_gap import BATCH_DEPENDENT_LOSSES, mode_gap_warning
 from fmtrain.engine.signals import stop_on_signals
 from fmtrain.errors import ConfigError, DataError, Interrupted, RunDirError, TrainingFailed
@@ -26,6 +28,7 @@ from fmtrain.optim import build_optimizer
 from fmtrain.report import write_fit_details, write_report
 from fmtrain.runs import (
     CompileInfo,
+    DistributeInfo,
     Interruption,
     PlanInfo,
     PreciseBNInfo,
@@ -98,6 +101,33 @@ class _Prepared:
 def fit(cfg: Config, options: FitOptions) -> FitOutcome:
     """Train ``cfg`` and write its run directory (or continue ``options.resume``).
 
+    Under ``distribute.strategy: multi_worker`` every worker trains, but only the chief writes the run
+    directory: the others write theirs (checkpoints included) to a temporary folder, removed at the end.
+
+    Raises: as :func:`train_and_write`.
+    """
+    if cfg.distribute.strategy != "multi_worker":
+        return train_and_write(cfg, options)
+    role = worker_role()
+    if not options.quiet:
+        print(f"multi_worker: this is {role.describe()}", file=sys.stderr, flush=True)
+    if role.chief:
+        return train_and_write(cfg, options)
+    scratch = Path(tempfile.mkdtemp(prefix=f"fmtrain-{role.task_type}{role.index}-"))
+    try:
+        if options.resume is not None:  # continue from a copy of the chief's run
+            shutil.copytree(options.resume, scratch / "run")
+            options = replace(options, resume=scratch / "run")
+        else:
+            options = replace(options, run_dir=scratch / "run", overwrite=False)
+        return train_and_write(cfg, options)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def train_and_write(cfg: Config, options: FitOptions) -> FitOutcome:
+    """Train ``cfg`` and write its run directory (or continue ``options.resume``), on this process.
+
     Raises:
         ConfigError, DataError, RunDirError: bad config, data or run directory (exit 2).
         TrainingFailed: training diverged or the saved model does not reload identically (exit 1).
@@ -112,43 +142,50 @@ def fit(cfg: Config, options: FitOptions) -> FitOutcome:
     if not resume_from:
         check_run_path(path, options.overwrite)
 
-    devices = configure(options.device, cfg.seed, options.verbose, deterministic=cfg.train.deterministic)
-    precision = set_mixed_precision(cfg.train.mixed_precision)
-    encoders = _saved_encoders(RunDir(path)) if resume_from else None
-    try:  # a config problem found while building names the file and line of its key
-        prepared = _prepare(cfg, options, encoders, precision)
-        if resume_from is not None and prepared.splits.info.streamed is not None:
-            check_same_shards(RunDir(path), prepared.splits.info)
-        transfer = start_transfer(cfg, prepared.model)
-        trainer = _first_trainer(cfg, prepared, resume_from)  # optimizer, loss, metrics: checked before any write
-    except (ConfigError, DataError) as exc:
-        raise type(exc)(locate(cfg, str(exc))) from None
-
-    check_expectation_names(options.expectations, metric_names=trainer.metric_names,
-                            splits=list(_present(prepared.splits)))
-    if resume_from is not None and not options.quiet:
-        state = resume_from.state
-        print(f"resuming {path} from {resume_from.path.name}: epoch {state.epoch + 1}, step {state.step} "
-              f"(global step {state.global_step})", file=sys.stderr, flush=True)
-    run = _open_run(cfg, path, options, prepared, resume_from, devices)
+    devices = configure(options.device, cfg.seed, options.verbose, deterministic=cfg.train.deterministic,
+                        cpu_devices=cfg.distribute.cpu_devices)
+    distribution = distribution_of(cfg.distribute.strategy)
     try:
-        trainer, result = _train(cfg, options, prepared, run, resume_from, transfer, trainer)
-    except BaseException:
-        if resume_from is None:
-            _remove_if_nothing_trained(run)
-        raise
+        distribution.check_batch(cfg.data.batch_size)
+    except ConfigError as exc:
+        raise ConfigError(locate(cfg, str(exc))) from None
+    with distribution.scope():  # model, optimizer and metrics are created on every replica
+        precision = set_mixed_precision(cfg.train.mixed_precision)
+        encoders = _saved_encoders(RunDir(path)) if resume_from else None
+        try:  # a config problem found while building names the file and line of its key
+            prepared = _prepare(cfg, options, encoders, precision)
+            if resume_from is not None and prepared.splits.info.streamed is not None:
+                check_same_shards(RunDir(path), prepared.splits.info)
+            transfer = start_transfer(cfg, prepared.model)
+            trainer = _first_trainer(cfg, prepared, resume_from)  # optimizer, loss, metrics: checked before any write
+        except (ConfigError, DataError) as exc:
+            raise type(exc)(locate(cfg, str(exc))) from None
 
-    precise_bn = _recompute_bn_statistics(cfg, prepared)  # what the final numbers and the saved model use
-    final = {name: trainer.evaluate(_inputs(split), prepared.labels[name])
-             for name, split in _present(prepared.splits).items()}
-    _save_model(prepared.model, run)
-    run.write_history(result.history)
-    # model_summary.json always; data_stats.json (class counts, overlaps) needs the arrays, which a stream never holds
-    write_fit_details(run.path, None if data_layer.streams(cfg.data) else prepared.splits, prepared.model)
-    metrics = _metrics_payload(cfg, prepared, result, final, trainer, started, precise_bn)
-    if transfer:
-        metrics = metrics.model_copy(update={"transfer": {**transfer, **trainable_report(prepared.model)}})
-    run.write_json(run.metrics, metrics.to_dict())
+        check_expectation_names(options.expectations, metric_names=trainer.metric_names,
+                                splits=list(_present(prepared.splits)))
+        if resume_from is not None and not options.quiet:
+            state = resume_from.state
+            print(f"resuming {path} from {resume_from.path.name}: epoch {state.epoch + 1}, step {state.step} "
+                  f"(global step {state.global_step})", file=sys.stderr, flush=True)
+        run = _open_run(cfg, path, options, prepared, resume_from, devices)
+        try:
+            trainer, result = _train(cfg, options, prepared, run, resume_from, transfer, trainer)
+        except BaseException:
+            if resume_from is None:
+                _remove_if_nothing_trained(run)
+            raise
+
+        precise_bn = _recompute_bn_statistics(cfg, prepared)  # what the final numbers and the saved model use
+        final = {name: trainer.evaluate(_inputs(split), prepared.labels[name])
+                 for name, split in _present(prepared.splits).items()}
+        _save_model(prepared.model, run)
+        run.write_history(result.history)
+        # model_summary.json always; data_stats.json (class counts, overlaps) needs the arrays (a stream has none)
+        write_fit_details(run.path, None if data_layer.streams(cfg.data) else prepared.splits, prepared.model)
+        metrics = _metrics_payload(cfg, prepared, result, final, trainer, started, precise_bn, distribution)
+        if transfer:
+            metrics = metrics.model_copy(update={"transfer": {**transfer, **trainable_report(prepared.model)}})
+        run.write_json(run.metrics, metrics.to_dict())
     if options.quiet:  # the summary that would say it is not printed
         for warning in metrics.warnings:
             print(f"warning: {warning}", file=sys.stderr, flush=True)
@@ -444,7 +481,8 @@ def _check_reload(model, run: RunDir, splits) -> None:
         )
 
 
-def _metrics_payload(cfg: Config, prepared: _Prepared, result, final, trainer, started, precise_bn) -> RunMetrics:
+def _metrics_payload(cfg: Config, prepared: _Prepared, result, final, trainer, started, precise_bn,
+                     distribution: Distribution) -> RunMetrics:
     import keras
 
     info, splits, model = prepared.splits.info, prepared.splits, prepared.model
@@ -480,6 +518,9 @@ def _metrics_payload(cfg: Config, prepared: _Prepared, result, final, trainer, s
         keras_version=keras.__version__,
         precise_bn=PreciseBNInfo(**asdict(precise_bn)) if precise_bn is not None else None,
         warnings=_warnings(cfg, prepared, result, final, precise_bn),
+        distribute=DistributeInfo(strategy=distribution.strategy_name, replicas=distribution.replicas,
+                                  workers=distribution.workers,
+                                  per_replica_batch=cfg.data.batch_size // distribution.replicas),
     )
 
 

@@ -38,6 +38,17 @@ class Throughput(_Section):
     train_samples_per_second: float | None = None
 
 
+class DistributeInfo(_Section):
+    """How training was spread over devices (``distribute`` in the config, ``engine/device.py``)."""
+
+    strategy: str
+    """``one_device`` or ``mirrored``."""
+    replicas: int
+    workers: int
+    per_replica_batch: int
+    """data.batch_size (the global batch) / replicas."""
+
+
 class PlanInfo(_Section):
     """How the compiled calls were planned (``engine/planning.py``)."""
 
@@ -120,6 +131,8 @@ class RunMetrics(_Section):
     """Results the user must not miss, e.g. the training split scoring far worse in inference mode."""
     interrupted: Interruption | None = None
     """Set while the run is unfinished: where it stopped."""
+    distribute: DistributeInfo | None = None
+    """Strategy, replicas and per-replica batch; None in runs made before it was recorded."""
 
     @field_validator("interrupted", mode="before")
     @classmethod
@@ -129,7 +142,7 @@ class RunMetrics(_Section):
     def to_dict(self) -> dict[str, Any]:
         """The JSON form; sections that do not apply are left out rather than written empty."""
         out = self.model_dump(mode="json")
-        for key in ("transfer", "precise_bn", "interrupted"):
+        for key in ("transfer", "precise_bn", "interrupted", "distribute"):
             if out[key] is None:
                 del out[key]
         return out

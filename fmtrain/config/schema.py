@@ -443,6 +443,22 @@ class TrainConfig(StrictModel):
         return value
 
 
+# --------------------------------------------------------------------------- distribute
+
+
+class DistributeConfig(StrictModel):
+    """Where training runs: one device, or several in sync through tf.distribute. data.batch_size
+    is the global batch; each replica trains on batch_size / replicas of it."""
+
+    strategy: Literal["auto", "one_device", "mirrored", "multi_worker"] = "auto"
+    """one_device: today's single-device engine; mirrored: every local GPU (or, with cpu_devices, every
+    logical CPU) holds a copy of the model and the gradients are summed each step (MirroredStrategy);
+    auto: mirrored when more than one such device is visible, else one_device."""
+    cpu_devices: int | None = Field(None, ge=1)
+    """Split the CPU into this many logical devices, so mirrored training runs (and is tested) on a
+    machine without GPUs."""
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -504,6 +520,8 @@ class Config(StrictModel):
     metrics: list[MetricConfig] = Field(default_factory=lambda: [MetricConfig(name="auto")])
     """auto: accuracy for classification, mae for regression."""
     train: TrainConfig = Field(default_factory=TrainConfig)
+    distribute: DistributeConfig = Field(default_factory=DistributeConfig)
+    """Training on several devices (tf.distribute); default: one device."""
     report: ReportConfig = Field(default_factory=ReportConfig)
     """Integrations a finished run reports to (MLflow)."""
 
@@ -541,10 +559,12 @@ class Config(StrictModel):
     def to_yaml_dict(self) -> dict[str, Any]:
         """The resolved config as plain data, in the YAML spelling (round-trips through validation).
 
-        ``report`` is left out while it reports nowhere, so runs made before it existed keep their
-        config (and its hash)."""
+        ``distribute`` and ``report`` are left out while they are the defaults, so runs made before they
+        existed keep their config (and its hash)."""
         out = self.model_dump(mode="json")
         ordered = ["name", "seed", "data", "preprocess", "model", "optimizer", "loss", "metrics", "train"]
+        if self.distribute != DistributeConfig():
+            ordered.append("distribute")
         if self.report != ReportConfig():
             ordered.append("report")
         return {key: out[key] for key in ordered}

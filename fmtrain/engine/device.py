@@ -5,10 +5,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from typing import Any
 
 from fmtrain.errors import ConfigError
 
@@ -50,11 +53,16 @@ def import_tensorflow(verbose: bool = False):
     return tf
 
 
-def configure(device: str, seed: int, verbose: bool = False, deterministic: bool = False) -> list[str]:
+def configure(device: str, seed: int, verbose: bool = False, deterministic: bool = False,
+              cpu_devices: int | None = None) -> list[str]:
     """Select the device and seed everything; return the names of the devices in use.
 
+    ``cpu_devices`` splits the CPU into that many logical devices (``distribute.cpu_devices``); it
+    must come before anything initializes TensorFlow's devices, so once per process.
+
     Raises:
-        ConfigError: ``--device gpu`` on a machine without a visible GPU.
+        ConfigError: ``--device gpu`` on a machine without a visible GPU; ``cpu_devices`` in a process
+            whose devices are already initialized.
     """
     tf = import_tensorflow(verbose)
     if not verbose:
@@ -70,12 +78,110 @@ def configure(device: str, seed: int, verbose: bool = False, deterministic: bool
             tf.config.experimental.set_memory_growth(gpu, True)
         except RuntimeError:  # already initialised in this process
             pass
+    if cpu_devices:
+        _split_cpu(tf, cpu_devices)
     import keras
 
     keras.utils.set_random_seed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
     return [d.name.replace("/physical_device:", "") for d in tf.config.get_visible_devices()]
+
+
+def _split_cpu(tf, count: int) -> None:
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    wanted = [tf.config.LogicalDeviceConfiguration() for _ in range(count)]
+    current = tf.config.get_logical_device_configuration(cpu)
+    if current is not None and len(current) == count:
+        return
+    try:
+        tf.config.set_logical_device_configuration(cpu, wanted)
+    except RuntimeError:
+        raise ConfigError(
+            f"distribute.cpu_devices: {count} logical CPUs must be set before TensorFlow initializes its devices, "
+            "and this process already did; run it in a fresh process (fmtrain fit does)"
+        ) from None
+
+
+@dataclass
+class Distribution:
+    """How training is spread over devices: a tf.distribute strategy, or None for one device (the
+    plain engine, unchanged)."""
+
+    strategy_name: str
+    """``one_device``, ``mirrored`` or ``multi_worker``."""
+    replicas: int = 1
+    workers: int = 1
+    strategy: Any = None
+
+    def scope(self):
+        """Where the model, optimizer and metrics must be created (a no-op on one device)."""
+        return self.strategy.scope() if self.strategy is not None else nullcontext()
+
+    def check_batch(self, batch_size: int) -> None:
+        """Raises ConfigError: the global batch does not divide evenly among the replicas."""
+        if batch_size % self.replicas:
+            lower = batch_size - batch_size % self.replicas
+            raise ConfigError(
+                f"data.batch_size: {batch_size} is the global batch and must divide evenly among the "
+                f"{self.replicas} replicas of distribute.strategy {self.strategy_name}; use "
+                f"{lower or self.replicas} or {lower + self.replicas}"
+            )
+
+
+@dataclass
+class WorkerRole:
+    """This process's place in a multi-worker cluster, as ``TF_CONFIG`` gives it (Kubeflow's TFJob,
+    Vertex AI and ``fmtrain launch`` set it alike)."""
+
+    task_type: str = "worker"
+    index: int = 0
+    workers: int = 1
+    chief: bool = True
+    """Writes the run directory: task type chief, or worker 0 when the cluster has no chief."""
+
+    def describe(self) -> str:
+        return f"{self.task_type} {self.index} of {self.workers}{' (chief)' if self.chief else ''}"
+
+
+def worker_role() -> WorkerRole:
+    """Read ``TF_CONFIG`` (no TensorFlow needed).
+
+    Raises:
+        ConfigError: TF_CONFIG is missing or not a cluster spec with this task in it.
+    """
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        raise ConfigError("distribute.strategy: multi_worker reads the cluster from the TF_CONFIG environment "
+                          "variable, which is not set; start the workers with fmtrain launch or a cluster launcher")
+    try:
+        spec = json.loads(raw)
+        cluster, task = spec["cluster"], spec["task"]
+        task_type, index = str(task["type"]), int(task["index"])
+        workers = sum(len(cluster.get(job, [])) for job in ("chief", "worker"))
+        cluster[task_type][index]  # noqa: B018 - this task must be in the cluster
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
+        raise ConfigError(f"TF_CONFIG: expected {{cluster: {{worker: [host:port, …]}}, task: {{type, index}}}} "
+                          f"naming a task of the cluster ({type(exc).__name__}: {exc})") from None
+    chief = task_type == "chief" or (task_type == "worker" and index == 0 and "chief" not in cluster)
+    return WorkerRole(task_type, index, workers, chief)
+
+
+def distribution(setting: str) -> Distribution:
+    """The strategy ``distribute.strategy`` asks for, over the visible GPUs, or the logical CPUs
+    when there is none (``auto``: mirrored when there is more than one such device)."""
+    import tensorflow as tf
+
+    if setting == "multi_worker":  # reads TF_CONFIG; before anything lists the devices
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        return Distribution("multi_worker", strategy.num_replicas_in_sync, worker_role().workers, strategy)
+    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    if setting == "auto":
+        setting = "mirrored" if len(devices) > 1 else "one_device"
+    if setting == "one_device":
+        return Distribution("one_device")
+    strategy = tf.distribute.MirroredStrategy([d.name for d in devices])
+    return Distribution("mirrored", strategy.num_replicas_in_sync, 1, strategy)
 
 
 def device_kind() -> str:

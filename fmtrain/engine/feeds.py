@@ -39,6 +39,26 @@ def epoch_order(n: int, batch_size: int, seed: int, epoch: int, shuffle: bool) -
     return order.astype(np.int32)
 
 
+def distributed(dataset, strategy):
+    """A dataset of global batches; under a strategy each element is split into one slice per replica,
+    in order (``strategy.experimental_distribute_dataset``)."""
+    return dataset if strategy is None else strategy.experimental_distribute_dataset(dataset)
+
+
+def replicated(value, strategy):
+    """``value`` (tensors) copied onto every replica's device, so each replica gathers its slice of a
+    batch from its own memory (a PerReplica that ``strategy.run`` unpacks); as is without a strategy."""
+    if strategy is None:
+        return value
+    devices = iter(strategy.extended.worker_devices)  # this worker's, in the order of its replicas
+
+    def copy(_context):
+        with tf.device(next(devices)):
+            return tf.nest.map_structure(tf.identity, value)
+
+    return strategy.experimental_distribute_values_from_function(copy)
+
+
 def to_device(x):
     return tf.nest.map_structure(tf.convert_to_tensor, x)
 
@@ -48,9 +68,9 @@ class GraphFeed:
 
     kind = "graph"
 
-    def __init__(self, x, y, batch_size: int, seed: int, shuffle: bool):
+    def __init__(self, x, y, batch_size: int, seed: int, shuffle: bool, strategy=None):
         self.n = len(y)
-        self.x, self.y = to_device(x), tf.convert_to_tensor(y)
+        self.x, self.y = replicated(to_device(x), strategy), replicated(tf.convert_to_tensor(y), strategy)
         self.batch_size, self.seed, self.shuffle = batch_size, seed, shuffle
         self.steps = steps_per_epoch(self.n, batch_size)
         self._order = None
@@ -73,8 +93,9 @@ class DatasetFeed:
 
     kind = "dataset"
 
-    def __init__(self, x, y, batch_size: int, seed: int, shuffle: bool, cache: bool, prefetch):
+    def __init__(self, x, y, batch_size: int, seed: int, shuffle: bool, cache: bool, prefetch, strategy=None):
         self.n = len(y)
+        self.strategy = strategy
         self.batch_size, self.seed, self.shuffle = batch_size, seed, shuffle
         self.steps = steps_per_epoch(self.n, batch_size)
         self.buffer = tf.data.AUTOTUNE if prefetch == "auto" else int(prefetch)
@@ -94,7 +115,7 @@ class DatasetFeed:
             # A new stream from batch `start` of this epoch (the first call, or a resume mid-epoch).
             batches = tf.data.Dataset.from_tensor_slices(self._order[start:])
             batches = batches.map(self._batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            self._iterator = iter(batches.prefetch(self.buffer))
+            self._iterator = iter(distributed(batches.prefetch(self.buffer), self.strategy))
         self._next_step = start + n
         return (self._iterator, tf.constant(n, tf.int32))
 
@@ -125,8 +146,9 @@ class StreamFeed:
 
     kind = "dataset"
 
-    def __init__(self, stream: BatchStream, batch_size: int, seed: int, shuffle: bool):
+    def __init__(self, stream: BatchStream, batch_size: int, seed: int, shuffle: bool, strategy=None):
         self.stream, self.n = stream, len(stream)
+        self.strategy = strategy
         self.batch_size, self.seed, self.shuffle = batch_size, seed, shuffle
         self.steps = steps_per_epoch(self.n, batch_size)
         self._epoch = 0
@@ -140,7 +162,7 @@ class StreamFeed:
         if self._iterator is None or start != self._next_step:
             batches = self.stream.train_batches(self.batch_size, seed=self.seed, epoch=self._epoch,
                                                 shuffle=self.shuffle, start=start, steps=self.steps)
-            self._iterator = iter(batches)
+            self._iterator = iter(distributed(batches, self.strategy))
         self._next_step = start + n
         return (self._iterator, tf.constant(n, tf.int32))
 

@@ -26,6 +26,12 @@ class StepParts:
     metrics: list[Any]
     optimizer: Any = None
     loss_tracker: Any = None  # keras.metrics.Mean of the training loss
+    strategy: Any = None
+    """A tf.distribute strategy: each step runs on every replica, on its slice of the batch (None: one device)."""
+
+    @property
+    def replicas(self) -> int:
+        return self.strategy.num_replicas_in_sync if self.strategy is not None else 1
 
 
 def as_float_inputs(x):
@@ -59,14 +65,22 @@ def watched_variables(parts: StepParts) -> list:
 
 
 def train_step(parts: StepParts, x, y) -> None:
-    """Forward pass, loss, gradients, optimizer update, metric update."""
+    """Forward pass, loss, gradients, optimizer update, metric update.
+
+    Under a strategy this runs on each replica with its slice of the global batch: the optimizer
+    sums the replicas' gradients, so each replica's loss is divided by the number of replicas (the
+    mean over the global batch, as ``tf.nn.compute_average_loss`` with the global batch size, since
+    every slice has the same size); the loss tracker and metrics take the replica's own values and
+    sum them across replicas when read.
+    """
     with tf.GradientTape() as tape:
         predictions = parts.model(x, training=True)
         loss = tf.reduce_mean(tf.cast(parts.loss_fn(y, predictions), tf.float32))
         if parts.model.losses:
             loss += tf.cast(tf.add_n(parts.model.losses), tf.float32)
+        objective = loss if parts.strategy is None else loss / parts.replicas
         # Identity unless the optimizer is a LossScaleOptimizer (float16 training).
-        scaled_loss = parts.optimizer.scale_loss(loss)
+        scaled_loss = parts.optimizer.scale_loss(objective)
     variables = parts.model.trainable_variables
     gradients = tape.gradient(scaled_loss, variables)
     parts.optimizer.apply_gradients(zip(gradients, variables, strict=True))
@@ -84,6 +98,26 @@ def eval_step(parts: StepParts, x, y, weights) -> tuple[tf.Tensor, tf.Tensor]:
     return tf.reduce_sum(losses * weights), tf.reduce_sum(weights)
 
 
+def replica_rows(start, batch_size: int, replicas: int):
+    """The positions of this replica's slice of the batch of ``batch_size`` rows at ``start``
+    (inside ``strategy.run``; all of them on one device)."""
+    if replicas == 1:
+        return start + tf.range(batch_size)
+    per_replica = batch_size // replicas
+    replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+    return start + replica * per_replica + tf.range(per_replica)
+
+
+def on_replicas(parts: StepParts, fn, *args):
+    """``fn(*args)`` on every replica (``strategy.run``), or once without a strategy."""
+    return fn(*args) if parts.strategy is None else parts.strategy.run(fn, args=args)
+
+
+def summed(parts: StepParts, value):
+    """A per-replica scalar summed over the replicas (``strategy.reduce`` with ``axis=None``)."""
+    return value if parts.strategy is None else parts.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+
+
 def metric_results(parts: StepParts) -> dict[str, tf.Tensor]:
     return {metric.name: metric.result() for metric in parts.metrics}
 
@@ -98,14 +132,19 @@ def make_graph_train_function(parts: StepParts, batch_size: int, jit_compile: bo
     finite after the call's last update.
     """
     watched = watched_variables(parts)
+    replicas = parts.replicas
+
+    def one_step(x, y, order, start):
+        # Each replica gathers its own slice of the batch on its device.
+        index = tf.gather(order, replica_rows(start, batch_size, replicas))
+        train_step(parts, as_float_inputs(gather_rows(x, index)), tf.gather(y, index))
 
     @tf.function(jit_compile=jit_compile)
     def train_steps(x, y, order):
         steps = tf.shape(order)[0] // batch_size
         i = tf.constant(0)
         while i < steps:
-            index = tf.gather(order, i * batch_size + tf.range(batch_size))
-            train_step(parts, as_float_inputs(gather_rows(x, index)), tf.gather(y, index))
+            on_replicas(parts, one_step, x, y, order, i * batch_size)
             i += 1
         return {"loss": parts.loss_tracker.result(), **metric_results(parts)}, all_finite(watched)
 
@@ -130,8 +169,8 @@ def make_dataset_train_function(parts: StepParts, jit_compile: bool):
     def train_steps(iterator, n):
         i = tf.constant(0)
         while i < n:
-            x, y = next(iterator)
-            step(x, y)
+            x, y = next(iterator)  # under a strategy: each replica's slice of the global batch
+            on_replicas(parts, step, x, y)
             i += 1
         return {"loss": parts.loss_tracker.result(), **metric_results(parts)}, all_finite(watched)
 
@@ -145,17 +184,24 @@ def make_eval_function(parts: StepParts, batch_size: int, jit_compile: bool):
     weight 0 so they count in neither the loss nor the metrics.
     """
 
+    replicas = parts.replicas
+
     def one_batch(x, y, weights, offset):
-        index = offset + tf.range(batch_size)
+        index = replica_rows(offset, batch_size, replicas)
         return eval_step(parts, as_float_inputs(gather_rows(x, index)), tf.gather(y, index), tf.gather(weights, index))
 
-    batch = tf.function(one_batch, jit_compile=True) if jit_compile else one_batch
+    step = tf.function(one_batch, jit_compile=True) if jit_compile else one_batch
+
+    def batch(x, y, weights, offset):
+        loss_sum, weight_sum = on_replicas(parts, step, x, y, weights, offset)
+        return summed(parts, loss_sum), summed(parts, weight_sum)
 
     @tf.function(reduce_retracing=True)
     def evaluate(x, y, weights):
         total = tf.constant(0.0)
         count = tf.constant(0.0)
-        batches = tf.shape(weights)[0] // batch_size
+        rows = weights if parts.strategy is None else parts.strategy.experimental_local_results(weights)[0]
+        batches = tf.shape(rows)[0] // batch_size
         i = tf.constant(0)
         while i < batches:
             loss_sum, weight_sum = batch(x, y, weights, i * batch_size)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from fmtrain.engine import plan_cache
 from fmtrain.engine import steps as compiled
 from fmtrain.engine.callbacks import Callback
 from fmtrain.engine.checkpoints import Checkpoint, Snapshot, TrainingState
-from fmtrain.engine.feeds import BatchStream, DatasetFeed, GraphFeed, StreamFeed, padded
+from fmtrain.engine.feeds import BatchStream, DatasetFeed, GraphFeed, StreamFeed, distributed, padded, replicated
 from fmtrain.engine.planning import CallPlan, JitDecision, PlanRecord, has_convolutions
 from fmtrain.errors import Interrupted, TrainingFailed, first_line
 
@@ -71,9 +72,16 @@ class Trainer:
 
         self.model = model
         self.optimizer = optimizer
-        self.parts = compiled.StepParts(model, loss_fn, list(metrics), optimizer, keras.metrics.Mean(name="loss"))
+        # Built under a tf.distribute strategy's scope (distribute.strategy), each step runs on every replica.
+        strategy = tf.distribute.get_strategy() if tf.distribute.has_strategy() else None
+        self.parts = compiled.StepParts(model, loss_fn, list(metrics), optimizer, keras.metrics.Mean(name="loss"),
+                                        strategy)
         self.notes: list[str] = []
         self._config_why = "train.deterministic: no timing-based choice" if deterministic else "train.jit_compile"
+        if jit_compile is not False and strategy is not None:
+            jit_compile = False
+            self.notes.append(f"{self.parts.replicas} replicas (tf.distribute): trained and evaluated without XLA")
+            self._config_why = "distribute: the steps of several replicas are not compiled with XLA"
         if jit_compile is not False and _takes_strings(model):
             # XLA has no string type: text models run the vectorizer inside the graph.
             jit_compile = False
@@ -125,12 +133,13 @@ class Trainer:
                 checkpoint of that state is written).
             Interrupted: :meth:`request_stop` was called (SIGINT/SIGTERM); callbacks saw ``on_interrupt``.
         """
+        strategy = self.parts.strategy
         if _is_stream(x):
-            data = StreamFeed(x, batch_size, seed, shuffle)
+            data = StreamFeed(x, batch_size, seed, shuffle, strategy)
         elif feed == "dataset":
-            data = DatasetFeed(x, y, batch_size, seed, shuffle, cache, prefetch)
+            data = DatasetFeed(x, y, batch_size, seed, shuffle, cache, prefetch, strategy)
         else:
-            data = GraphFeed(x, y, batch_size, seed, shuffle)
+            data = GraphFeed(x, y, batch_size, seed, shuffle, strategy)
         if self.optimizer.built is False:
             self.optimizer.build(self.model.trainable_variables)
         self._callbacks = list(callbacks)
@@ -347,6 +356,7 @@ class Trainer:
         """Loss and metrics over all of (x, y), exactly (padding rows carry zero weight).
 
         ``x`` may be a :class:`~fmtrain.engine.feeds.BatchStream` (``y`` None): read once, in order."""
+        batch_size = -(-batch_size // self.parts.replicas) * self.parts.replicas  # whole slices per replica
         if _is_stream(x):
             return self._evaluate_stream(x, batch_size)
         if self._eval_fn is None or self._eval_batch != batch_size:
@@ -354,7 +364,7 @@ class Trainer:
             self._eval_batch = batch_size
         for metric in self.parts.metrics:
             metric.reset_state()
-        result = self._eval_fn(*padded(x, y, batch_size))
+        result = self._eval_fn(*(replicated(part, self.parts.strategy) for part in padded(x, y, batch_size)))
         return {k: float(v) for k, v in result.items()}
 
     def _evaluate_stream(self, stream: BatchStream, batch_size: int) -> dict[str, float]:
@@ -363,7 +373,9 @@ class Trainer:
             self._stream_eval_batch = batch_size
         for metric in self.parts.metrics:
             metric.reset_state()
-        result = self._stream_eval_fn(stream.eval_batches(batch_size))
+        with warnings.catch_warnings():  # tf.data's note on reading a distributed dataset's options while tracing
+            warnings.filterwarnings("ignore", message="To make it possible to preserve tf.data options")
+            result = self._stream_eval_fn(distributed(stream.eval_batches(batch_size), self.parts.strategy))
         return {k: float(v) for k, v in result.items()}
 
     def predict_stream(self, stream: BatchStream, batch_size: int = EVAL_BATCH) -> tuple[np.ndarray, np.ndarray]:
@@ -409,7 +421,11 @@ def _make_stream_eval_function(parts, jit_compile: bool):
     def one_batch(x, y, weights):
         return compiled.eval_step(parts, compiled.as_float_inputs(x), y, weights)
 
-    batch = tf.function(one_batch, jit_compile=True) if jit_compile else one_batch
+    step = tf.function(one_batch, jit_compile=True) if jit_compile else one_batch
+
+    def batch(x, y, weights):
+        loss_sum, weight_sum = compiled.on_replicas(parts, step, x, y, weights)
+        return compiled.summed(parts, loss_sum), compiled.summed(parts, weight_sum)
 
     @tf.function
     def evaluate(dataset):
