@@ -23,8 +23,7 @@ STOP_AFTER_S = 20
 
 
 def register(app: typer.Typer) -> None:
-    # Hidden until README's table of commands has its row (tests/test_cli_fast.py checks the two agree).
-    app.command("launch", cls=Command, hidden=True,
+    app.command("launch", cls=Command,
                 context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(launch)
 
 
