@@ -40,9 +40,12 @@ lint: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not tf and not slow"
 
-## Speed of fmtrain's engine against plain and tuned model.fit, side by side.
+## Speed of fmtrain's engine against plain and tuned model.fit, side by side; then streamed shards
+## (peak memory as data grows, throughput against in memory) and KerasHub (against task.fit).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py
+	$(BIN)/python benchmarks/bench_stream.py
+	$(BIN)/python benchmarks/bench_hub.py
 
 ## Regenerate fmtrain/config/keras_names.py after a Keras upgrade.
 keras-names: $(STAMP)
