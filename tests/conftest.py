@@ -56,3 +56,21 @@ def hub_config_presets(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("hub-config-presets")
     return {"bert": bert_classifier_preset(tmp / "bert", [text for text, _ in sentiment_rows(50)]),
             "vit": vit_classifier_preset(tmp / "vit")}
+
+
+@pytest.fixture(scope="session")
+def small_digits_run(tmp_path_factory):
+    """One finished run of a small digits MLP (1 epoch, 20% test split), for the tests that read a run
+    (predict, export) without changing it."""
+    from typer.testing import CliRunner
+
+    from fmtrain.cli import app
+
+    tmp = tmp_path_factory.mktemp("digits")
+    (tmp / "c.yaml").write_text(
+        "name: d\ndata: {source: digits, test_split: 0.2}\npreprocess: [{rescale: {scale: 0.0625}}]\n"
+        "model: {type: mlp, hidden_units: [16]}\ntrain: {epochs: 1, jit_compile: false}\n"
+    )
+    result = CliRunner().invoke(app, ["fit", str(tmp / "c.yaml"), "--run-dir", str(tmp / "run"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    return tmp / "run"

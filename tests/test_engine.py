@@ -9,8 +9,10 @@ pytestmark = pytest.mark.tf
 
 keras = pytest.importorskip("keras")
 
+from stopping import StopAt  # noqa: E402
+
 from fmtrain.config.schema import MetricConfig  # noqa: E402
-from fmtrain.engine.callbacks import Callback, CheckpointCallback  # noqa: E402
+from fmtrain.engine.callbacks import CheckpointCallback  # noqa: E402
 from fmtrain.engine.checkpoints import CheckpointManager, load_checkpoint  # noqa: E402
 from fmtrain.engine.trainer import Trainer  # noqa: E402
 from fmtrain.errors import Interrupted, TrainingFailed  # noqa: E402
@@ -76,17 +78,6 @@ def test_graph_and_dataset_feeds_train_on_the_same_batches():
             np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7, err_msg=str(key))
 
 
-class _StopAt(Callback):
-    """Asks the trainer to stop, as SIGINT does, once it reaches a global step."""
-
-    def __init__(self, global_step):
-        self.global_step = global_step
-
-    def on_steps_end(self, epoch, step, logs):
-        if self.trainer.global_step == self.global_step:
-            self.trainer.request_stop("test")
-
-
 @pytest.mark.parametrize("feed, jit, stop_at, position", [
     ("graph", False, 21, (1, 8)), ("graph", True, 21, (1, 8)), ("dataset", False, 21, (1, 8)),
     # A stop on an epoch's last step finishes that epoch (validation, history row) first.
@@ -102,7 +93,7 @@ def test_interrupted_and_resumed_in_a_new_trainer_equals_uninterrupted(feed, jit
     manager = CheckpointManager(tmp_path)
     saver = CheckpointCallback(manager, every_epochs=None, every_steps=None, monitor="loss", mode="min", config_hash="")
     with pytest.raises(Interrupted):
-        interrupted.fit(x, y, callbacks=[_StopAt(stop_at), saver], **fit)
+        interrupted.fit(x, y, callbacks=[StopAt(stop_at), saver], **fit)
     checkpoint = manager.latest()
     assert (checkpoint.state.epoch, checkpoint.state.step, checkpoint.state.global_step) == (*position, stop_at)
 

@@ -20,11 +20,11 @@ pytestmark = pytest.mark.tf
 pytest.importorskip("tensorflow")
 
 import keras  # noqa: E402
+from stopping import StopAt  # noqa: E402
 
 from fmtrain.cli import app  # noqa: E402
 from fmtrain.config.schema import MetricConfig  # noqa: E402
 from fmtrain.engine import precise_bn  # noqa: E402
-from fmtrain.engine.callbacks import Callback  # noqa: E402
 from fmtrain.engine.mode_gap import SCORE_MARGIN, mode_gap_warning  # noqa: E402
 from fmtrain.engine.precise_bn import batch_rows, recompute_bn_statistics  # noqa: E402
 from fmtrain.engine.trainer import Trainer  # noqa: E402
@@ -135,17 +135,6 @@ def test_precise_bn_makes_the_saved_model_match_its_training(with_precise_bn):
     assert len(norms) == 2 and all(layer.momentum == 0.99 for layer in norms)
 
 
-class _StopAt(Callback):
-    """Ask the trainer to stop, as SIGTERM would, once it has trained ``step`` steps."""
-
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_steps_end(self, epoch, step, logs):
-        if self.trainer.global_step >= self.step:
-            self.trainer.request_stop("SIGTERM")
-
-
 def test_a_resumed_run_recomputes_the_statistics_and_equals_the_uninterrupted_one(tmp_path, monkeypatch):
     write_image_folder(tmp_path / "images")
     settings = ["--set", "train.epochs=4", "--set", "train.deterministic=true", "--set", "train.jit_compile=false",
@@ -156,7 +145,7 @@ def test_a_resumed_run_recomputes_the_statistics_and_equals_the_uninterrupted_on
     import fmtrain.fit
 
     callbacks = fmtrain.fit._callbacks
-    monkeypatch.setattr(fmtrain.fit, "_callbacks", lambda *a: [*callbacks(*a), _StopAt(3)])
+    monkeypatch.setattr(fmtrain.fit, "_callbacks", lambda *a: [*callbacks(*a), StopAt(3, "SIGTERM")])
     config, parted = tmp_path / "cnn.yaml", tmp_path / "parted"
     stopped = invoke("fit", config, "--run-dir", parted, *settings)
     assert stopped.exit_code == 130, stopped.output

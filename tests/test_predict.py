@@ -52,18 +52,6 @@ def csv_run(tmp_path_factory) -> Path:
     return tmp / "run"
 
 
-@pytest.fixture(scope="module")
-def digits_run(tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("digits")
-    (tmp / "c.yaml").write_text(
-        "name: d\ndata: {source: digits, test_split: 0.2}\npreprocess: [{rescale: {scale: 0.0625}}]\n"
-        "model: {type: mlp, hidden_units: [16]}\ntrain: {epochs: 1, jit_compile: false}\n"
-    )
-    result = invoke("fit", tmp / "c.yaml", "--run-dir", tmp / "run", "--quiet")
-    assert result.exit_code == 0, result.output
-    return tmp / "run"
-
-
 def _images(root: Path, size: tuple[int, int], names=None, per_class: int = 6) -> Path:
     """Dark circles and bright squares (or, with ``names``, loose images of both kinds)."""
     from PIL import Image
@@ -196,22 +184,22 @@ def test_a_missing_column_exits_2_naming_it_and_leaves_the_old_output_alone(csv_
     assert result.exit_code == 2 and "no data rows" in result.output
 
 
-def test_examples_of_another_shape_exit_2_naming_both_shapes(digits_run, tmp_path):
+def test_examples_of_another_shape_exit_2_naming_both_shapes(small_digits_run, tmp_path):
     np.savez(tmp_path / "wide.npz", x=np.zeros((5, 4, 16), np.float32))
-    result = invoke("predict", digits_run, tmp_path / "wide.npz")
+    result = invoke("predict", small_digits_run, tmp_path / "wide.npz")
     assert result.exit_code == 2, result.output
     assert "4×16" in result.output and "8×8" in result.output
 
 
-def test_a_bundled_sets_run_predicts_an_npz_of_examples(digits_run, tmp_path):
+def test_a_bundled_sets_run_predicts_an_npz_of_examples(small_digits_run, tmp_path):
     import keras
     from sklearn.datasets import load_digits
 
     x = load_digits().data[:30].reshape(-1, 8, 8).astype(np.float32)
     np.savez(tmp_path / "x.npz", x=x)
-    result = invoke("predict", digits_run, tmp_path / "x.npz", "-o", tmp_path / "p.npz")
+    result = invoke("predict", small_digits_run, tmp_path / "x.npz", "-o", tmp_path / "p.npz")
     assert result.exit_code == 0, result.output
-    expected = np.asarray(keras.saving.load_model(digits_run / "model.keras")(x, training=False))
+    expected = np.asarray(keras.saving.load_model(small_digits_run / "model.keras")(x, training=False))
     with np.load(tmp_path / "p.npz") as npz:
         np.testing.assert_allclose(npz["probabilities"], expected, atol=1e-6)
         assert npz["class_names"].tolist() == [str(i) for i in range(10)]

@@ -18,9 +18,10 @@ pytestmark = pytest.mark.tf
 
 tf = pytest.importorskip("tensorflow")
 
+from stopping import StopAt  # noqa: E402
+
 from fmtrain.cli import app  # noqa: E402
 from fmtrain.config import load_config  # noqa: E402
-from fmtrain.engine.callbacks import Callback  # noqa: E402
 from fmtrain.errors import Interrupted  # noqa: E402
 from fmtrain.fit import FitOptions, fit  # noqa: E402
 
@@ -119,15 +120,6 @@ def test_the_order_depends_only_on_seed_and_epoch_and_a_start_skips_exactly(shar
     np.testing.assert_array_equal(order(1, 0, start=7), first[7 * 64:])
 
 
-class _StopAt(Callback):
-    def __init__(self, global_step):
-        self.global_step = global_step
-
-    def on_steps_end(self, epoch, step, logs):
-        if self.trainer.global_step >= self.global_step:
-            self.trainer.request_stop("test")
-
-
 def test_a_streamed_run_stopped_mid_epoch_and_resumed_ends_equal_to_the_uninterrupted_one(streamed_run, tmp_path):
     """As tests/test_resume.py, in-process: stop mid-epoch (a checkpoint is written), resume in a new
     fit (a new model, a new stream that skips the batches trained), compare every array."""
@@ -136,7 +128,7 @@ def test_a_streamed_run_stopped_mid_epoch_and_resumed_ends_equal_to_the_uninterr
     config, whole = streamed_run
     cfg = load_config(config)
     with pytest.raises(Interrupted):
-        fit(cfg, FitOptions(run_dir=tmp_path / "run", quiet=True, callbacks=[_StopAt(26)]))  # epoch 2 of 18 steps
+        fit(cfg, FitOptions(run_dir=tmp_path / "run", quiet=True, callbacks=[StopAt(26)]))  # epoch 2 of 18 steps
     saved = CheckpointManager(tmp_path / "run" / "checkpoints").latest()
     assert saved.state.epoch == 1 and saved.state.step > 0  # mid-epoch 2
 

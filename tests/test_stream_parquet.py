@@ -16,10 +16,11 @@ tf = pytest.importorskip("tensorflow")
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
+from stopping import StopAt  # noqa: E402
+
 from fmtrain.cli import app  # noqa: E402
 from fmtrain.config import load_config  # noqa: E402
 from fmtrain.data import build  # noqa: E402
-from fmtrain.engine.callbacks import Callback  # noqa: E402
 from fmtrain.errors import DataError, Interrupted  # noqa: E402
 from fmtrain.fit import FitOptions, fit  # noqa: E402
 
@@ -105,22 +106,13 @@ def test_the_order_depends_only_on_seed_and_epoch_and_a_start_skips_exactly(file
     np.testing.assert_array_equal(order(1, 0, start=7), first[7 * 64:])
 
 
-class _StopAt(Callback):
-    def __init__(self, global_step):
-        self.global_step = global_step
-
-    def on_steps_end(self, epoch, step, logs):
-        if self.trainer.global_step >= self.global_step:
-            self.trainer.request_stop("test")
-
-
 def test_a_parquet_run_stopped_mid_epoch_and_resumed_ends_equal_to_the_uninterrupted_one(parquet_run, tmp_path):
     from fmtrain.engine.checkpoints import CheckpointManager
 
     config, whole = parquet_run
     cfg = load_config(config)
     with pytest.raises(Interrupted):
-        fit(cfg, FitOptions(run_dir=tmp_path / "run", quiet=True, callbacks=[_StopAt(26)]))  # epoch 2 of 18 steps
+        fit(cfg, FitOptions(run_dir=tmp_path / "run", quiet=True, callbacks=[StopAt(26)]))  # epoch 2 of 18 steps
     saved = CheckpointManager(tmp_path / "run" / "checkpoints").latest()
     assert saved.state.epoch == 1 and saved.state.step > 0
 
