@@ -9,8 +9,10 @@ imports TensorFlow.
 from __future__ import annotations
 
 import difflib
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -45,7 +47,8 @@ class Command(_FlagsTakeNoValue, TyperCommand):
 
 class OneLineUsageErrors(_FlagsTakeNoValue, TyperGroup):
     """Usage errors as one ``error:`` line and exit 2, like every other fmtrain error (Typer would
-    draw a panel); an unknown option that is a config key gets the ``--set`` that sets it."""
+    draw a panel); an unknown option that is a config key gets the ``--set`` that sets it. A reader
+    of stdout that goes away (``| head``) ends any command quietly (see :func:`stdout_closed`)."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         argv = list(sys.argv[1:] if args is None else args)
@@ -59,6 +62,62 @@ class OneLineUsageErrors(_FlagsTakeNoValue, TyperGroup):
         if standalone_mode:
             sys.exit(code if isinstance(code, int) else 0)
         return code
+
+    # Help pages and --version are written while the context is made, a command's output while it
+    # is invoked; Typer would turn a closed pipe there into exit 1.
+    def make_context(self, *args, **kwargs):
+        with _reader_may_leave():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx):
+        with _reader_may_leave():
+            return super().invoke(ctx)
+
+
+SIGPIPE_EXIT = 141
+"""The exit code when stdout's reader went away: 128 + SIGPIPE, what the shell reports for any Unix
+tool a closed pipe ends (``git log | head``), so a ``set -o pipefail`` script treats fmtrain alike.
+0 would say the whole output was delivered; 1 (Python's and Click's choice) says the command failed."""
+
+
+def stdout_closed() -> typer.Exit:
+    """The exit for a closed stdout (``fmtrain … | head``): stdout now points at /dev/null, so the
+    interpreter's last flush of what is still buffered cannot raise a second time at exit.
+
+    Returns:
+        ``typer.Exit(SIGPIPE_EXIT)``, for the caller to raise.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # a stdout without a file descriptor (CliRunner's)
+        pass
+    return typer.Exit(SIGPIPE_EXIT)
+
+
+@contextmanager
+def _reader_may_leave() -> Iterator[None]:
+    before = _stdout_file()
+    try:
+        yield
+        sys.stdout.flush()  # what is still buffered fails here, not as a warning at exit
+    except BrokenPipeError:
+        raise stdout_closed() from None
+    except SystemExit as exc:
+        # rich's Console (tables, Typer's help pages) answers a closed pipe itself: stdout to
+        # /dev/null, then exit 1. That swap of the file behind stdout is how it is told apart.
+        if exc.code == 1 and before is not None and _stdout_file() != before:
+            raise typer.Exit(SIGPIPE_EXIT) from None
+        raise
+
+
+def _stdout_file() -> tuple[int, int] | None:
+    try:
+        status = os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        return None
+    return status.st_dev, status.st_ino
 
 
 def _usage_problem(exc: UsageError, argv: list[str]) -> str:
@@ -136,9 +195,13 @@ Debug = Annotated[bool, flag("--debug", help="Show the Python traceback on error
 
 
 def run_action(action: Callable[[], int | None], debug: bool) -> None:
-    """Run a command body; map fmtrain's errors to one line on stderr and an exit code."""
+    """Run a command body; map fmtrain's errors to one line on stderr and an exit code (a closed
+    stdout to a quiet :data:`SIGPIPE_EXIT`)."""
     try:
-        code = action() or 0
+        with _reader_may_leave():
+            code = action() or 0
+    except typer.Exit:
+        raise
     except FmtrainError as exc:
         if debug:
             raise

@@ -295,3 +295,19 @@ def test_cache_dir_and_clear(tmp_path, monkeypatch):
     assert sorted(p.name for p in (tmp_path / "cache").rglob("*")) == ["keep.txt"]
     wrong = CliRunner().invoke(app, ["cache", "clr"])
     assert wrong.exit_code == 2 and "did you mean 'clear'" in wrong.output
+
+
+@pytest.mark.parametrize("args", [["init", "--list"], ["--help"]], ids=["command-output", "help-page"])
+def test_a_reader_that_went_away_ends_the_command_quietly_with_141(args):
+    """`fmtrain init --list | head -5` printed "error: unexpected BrokenPipeError". The pipe's read end
+    is closed before fmtrain writes, so the first write fails every time (with `head` it is a race).
+    A command's own output goes through run_action; a help page through rich, which exits by itself."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([sys.executable, "-m", "fmtrain", *args], cwd=ROOT, stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(write_end)
+    assert done.stderr == ""  # no traceback, no "Exception ignored … BrokenPipeError" at exit
+    assert done.returncode == 141  # 128 + SIGPIPE, as the shell reports `git log | head`
