@@ -9,7 +9,6 @@ absolute difference from the Keras model is reported, and past ``--tolerance`` t
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
 import sys
@@ -21,16 +20,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fmtrain.engine.device import configure, set_mixed_precision
-from fmtrain.errors import ConfigError, FmtrainError, RunDirError, first_line
-from fmtrain.registry import did_you_mean
+from fmtrain.errors import FmtrainError, RunDirError, first_line
+from fmtrain.export_options import ExportOptions, check_format
 
 if TYPE_CHECKING:
     import numpy as np
 
-FORMATS = ("saved_model", "tflite", "onnx")
 DEFAULT_NAMES = {"saved_model": "saved_model", "tflite": "model.tflite", "onnx": "model.onnx"}
 OUTPUT_NAME = "output"
-ONNX_INSTALL = "pip install 'fmtrain[onnx]'"
 
 
 class ParityFailed(FmtrainError):
@@ -45,21 +42,6 @@ class ExportFailed(FmtrainError):
     exit_code = 1
 
 
-@dataclass
-class ExportOptions:
-    format: str
-    output: Path | None = None
-    """Where the export goes (default: ``<run>/export/saved_model``, ``model.tflite`` or ``model.onnx``)."""
-    tolerance: float = 1e-4
-    """Largest absolute difference from the Keras model's outputs that passes (float32 arithmetic)."""
-    samples: int = 256
-    """Examples of the run's data the parity check runs on (test split, else validation, else training)."""
-    overwrite: bool = False
-    unsafe: bool = False
-    device: str = "auto"
-    verbose: bool = False
-
-
 @dataclass(frozen=True)
 class ExportOutcome:
     path: Path
@@ -70,30 +52,6 @@ class ExportOutcome:
     split: str
     inputs: list[str]
     """The serving signature's input names."""
-
-
-def check_format(format: str) -> str:
-    """``format`` lower-cased, once its packages are known to be installed.
-
-    Raises:
-        ConfigError: an unknown format, or ``onnx`` without tf2onnx/onnxruntime (with the install command).
-    """
-    format = format.lower()
-    if format not in FORMATS:
-        raise ConfigError(f"--format {format}: expected {', '.join(FORMATS)}{did_you_mean(format, FORMATS)}")
-    if format == "onnx":
-        missing = [name for name in ("tf2onnx", "onnxruntime") if not _installed(name)]
-        if missing:
-            raise ConfigError(f"--format onnx needs {' and '.join(missing)}, which "
-                              f"{'is' if len(missing) == 1 else 'are'} not installed; run: {ONNX_INSTALL}")
-    return format
-
-
-def _installed(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):  # ValueError: a module set to None in sys.modules
-        return False
 
 
 def export_run(run_dir: Path, options: ExportOptions) -> ExportOutcome:

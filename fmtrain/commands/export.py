@@ -9,7 +9,7 @@ import typer
 
 from fmtrain.cli_kit import Command, Debug, Device, Quiet, RunDirArg, Unsafe, Verbose, check_device, flag, run_action
 from fmtrain.engine.device import quiet_tensorflow_logs
-from fmtrain.export import FORMATS, ExportOptions, check_format, export_run
+from fmtrain.export_options import FORMATS, ExportOptions, check_format
 
 
 def register(app: typer.Typer) -> None:
@@ -37,6 +37,8 @@ def export(
     """Export RUN_DIR's model (serving signature 'serving_default') and check it against the Keras model."""
 
     def action() -> int:
+        from fmtrain.export import export_run
+
         check_format(format)
         quiet_tensorflow_logs(verbose)
         options = ExportOptions(format=format, output=output, tolerance=tolerance, samples=max(samples, 1),

@@ -8,8 +8,7 @@ from typing import Annotated
 import typer
 
 from fmtrain.cli_kit import Command, Debug, Device, Overrides, Quiet, Verbose, check_device, console, flag, run_action
-from fmtrain.tune import BEST_CONFIG, STUDY_DB, Objective, TuneOptions, TuneOutcome, tune
-from fmtrain.tune_space import read_space
+from fmtrain.tune_options import BEST_CONFIG, STUDY_DB, Objective, TuneOptions, TuneOutcome
 
 
 def register(app: typer.Typer) -> None:
@@ -45,6 +44,8 @@ def tune_command(
 
     def action() -> int:
         from fmtrain.config import load_config
+        from fmtrain.tune import tune
+        from fmtrain.tune_space import read_space
 
         objective = Objective.parse(metric, direction)
         params = read_space(space)
