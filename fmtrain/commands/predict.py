@@ -20,7 +20,7 @@ from fmtrain.cli_kit import (
     run_action,
 )
 from fmtrain.engine.device import quiet_tensorflow_logs
-from fmtrain.predict import PredictOptions, check_output, predict_run
+from fmtrain.predict_options import PredictOptions, check_batch_size, check_output
 
 
 def register(app: typer.Typer) -> None:
@@ -44,7 +44,10 @@ def predict(
     """Predict INPUT with RUN_DIR's model: row, class and probabilities (or values), batch by batch."""
 
     def action() -> int:
+        from fmtrain.predict import predict_run
+
         check_output(output)
+        check_batch_size(batch_size)
         quiet_tensorflow_logs(verbose)
         options = PredictOptions(output=output, batch_size=batch_size, device=check_device(device), unsafe=unsafe,
                                  verbose=verbose)
