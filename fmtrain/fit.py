@@ -520,7 +520,8 @@ def _metrics_payload(cfg: Config, prepared: _Prepared, result, final, trainer, s
         warnings=_warnings(cfg, prepared, result, final, precise_bn),
         distribute=DistributeInfo(strategy=distribution.strategy_name, replicas=distribution.replicas,
                                   workers=distribution.workers,
-                                  per_replica_batch=cfg.data.batch_size // distribution.replicas),
+                                  per_replica_batch=cfg.data.batch_size // distribution.replicas,
+                                  input_sharding=distribution.input_sharding),
     )
 
 

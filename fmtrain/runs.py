@@ -47,6 +47,8 @@ class DistributeInfo(_Section):
     workers: int
     per_replica_batch: int
     """data.batch_size (the global batch) / replicas."""
+    input_sharding: str | None = None
+    """How the replicas' input is split: ``data`` (each takes its slice of every global batch); None on one device."""
 
 
 class PlanInfo(_Section):

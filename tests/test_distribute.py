@@ -12,12 +12,14 @@ import csv
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from fmtrain.cli import app
@@ -85,9 +87,9 @@ def test_mirrored_matches_one_device_and_checkpoints_move_between_replica_counts
 
     # The same global batch and seed on 1 and 2 replicas: the same curve.
     assert metrics(two)["distribute"] == {"strategy": "mirrored", "replicas": 2, "workers": 1,
-                                          "per_replica_batch": 32}
+                                          "per_replica_batch": 32, "input_sharding": "data"}
     assert metrics(one)["distribute"] == {"strategy": "one_device", "replicas": 1, "workers": 1,
-                                          "per_replica_batch": 64}
+                                          "per_replica_batch": 64, "input_sharding": None}
     for key in ("loss", "accuracy", "val_loss"):
         assert losses(two, key) == pytest.approx(losses(one, key), rel=RTOL), key
     assert metrics(two)["final"]["test"]["loss"] == pytest.approx(metrics(one)["final"]["test"]["loss"], rel=RTOL)
@@ -102,23 +104,127 @@ def test_mirrored_matches_one_device_and_checkpoints_move_between_replica_counts
     assert metrics(two_then_one)["distribute"]["replicas"] == 1
     assert losses(two_then_one) == pytest.approx(losses(one), rel=RTOL)
 
-    # ... and one written on 1 replica resumes on 2 workers of `fmtrain launch` (multi_worker, TF_CONFIG on
-    # localhost): only the chief writes the run directory; the other worker's scratch folder is gone.
-    one_then_two = back_to_epoch_2(one, tmp_path / "one_then_two")
-    scratch = tmp_path / "scratch"
+
+# `fmtrain launch` in a child whose worker 1 runs through test_resume.CHILD: it holds still past its first
+# checkpoint (part-way to the next) and writes the marker `paused`, so the test kills it at a known point.
+LAUNCHER = """
+import sys
+from fmtrain.cli import app
+from fmtrain.commands import launch
+
+child, folder, plain = sys.argv[1], sys.argv[2], launch.worker_command
+
+def worker_1_holds(index, fit_args):
+    command = plain(index, fit_args)  # [python, -m, fmtrain, fit, ...]
+    return command if index != 1 else [sys.executable, "-c", child, "1", folder, "-", *command[3:]]
+
+launch.worker_command = worker_1_holds
+app(args=sys.argv[3:], prog_name="fmtrain")
+"""
+STREAMED_TRAIN = {"epochs": 3, "early_stopping": None, "checkpoint": {"every_steps": 12, "keep_last": 50}}
+
+
+def workers_of(launcher: int) -> dict[int, int]:
+    """The worker processes ``launcher`` started: their TF_CONFIG task index → process id (Linux /proc)."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        try:
+            parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1]) if proc.name.isdigit() else 0
+            if parent == launcher:
+                env = dict(v.split(b"=", 1) for v in (proc / "environ").read_bytes().split(b"\0") if b"=" in v)
+                found[json.loads(env[b"TF_CONFIG"])["task"]["index"]] = int(proc.name)
+        except (OSError, KeyError, ValueError):
+            continue
+    return found
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def newest_step(run: Path) -> int:
+    return max((int(p.stem.split("-")[1]) for p in (run / "checkpoints").glob("step-*.npz")), default=0)
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the workers through /proc")
+def test_launch_over_streamed_shards_survives_a_killed_worker_and_resumes_to_the_one_device_curve(tmp_path):
+    """Two workers (multi_worker, TF_CONFIG on localhost) over tfrecord shards of unequal number per worker
+    (3 shards): data sharding keeps the one-device order. The launch starts from a one-device checkpoint
+    (1 → 2 replicas), worker 1 is SIGKILLed after a checkpoint, the launch ends naming it and the resume
+    command, and that command finishes the run on the one-device curve; only the chief's directory exists."""
+    from test_resume import CHILD
+
+    shards, scratch, folder = tmp_path / "shards", tmp_path / "scratch", tmp_path / "held"
     scratch.mkdir()
-    launched = fmtrain_in_child("launch", "--workers", "2", "--resume", one_then_two, "--allow-config-change",
-                                "--device", "cpu", "--quiet", TMPDIR=str(scratch))
+    config = tmp_path / "c.yaml"
+    config.write_text(CONFIG)
+    assert invoke("data", "pack", config, shards, "--shards", "3", "--quiet").exit_code == 0
+    block = yaml.safe_load((shards / "data.yaml").read_text())["data"]
+    streamed = yaml.safe_load(CONFIG)
+    config.write_text(yaml.safe_dump({**streamed, "data": {**block, "batch_size": 64}, "train": STREAMED_TRAIN}))
+
+    one = tmp_path / "one"  # the reference: one device, uninterrupted
+    assert invoke("fit", config, "--run-dir", one, "--device", "cpu", "--quiet").exit_code == 0
+    run = tmp_path / "run"  # the same run's first epoch, to continue on two workers
+    shutil.copytree(one, run)
+    for late in (p for p in (run / "checkpoints").glob("step-*.npz") if int(p.stem.split("-")[1]) > 18):
+        late.unlink()
+    (run / "checkpoints" / "best.json").unlink(missing_ok=True)
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+           "TMPDIR": str(scratch)}
+    folder.mkdir()
+    launcher = subprocess.Popen(
+        [sys.executable, "-c", LAUNCHER, CHILD, folder, "launch", "--workers", "2", "--resume", run,
+         "--allow-config-change", "--device", "cpu", "--quiet"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    workers = {}
+    try:
+        deadline = time.monotonic() + 180
+        while not ((folder / "paused").exists() and (folder / "paused").read_text() and newest_step(run) > 18):
+            assert launcher.poll() is None, launcher.stdout.read()[-3000:]
+            assert time.monotonic() < deadline, "worker 1 never held past a checkpoint"
+            time.sleep(0.05)
+        workers = workers_of(launcher.pid)
+        assert sorted(workers) == [0, 1]
+        saved = newest_step(run)
+        killed = time.monotonic()
+        os.kill(workers[1], signal.SIGKILL)
+        output, _ = launcher.communicate(timeout=60)
+        ended = time.monotonic() - killed
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait()
+        for pid in workers.values():
+            if not gone(pid):
+                os.kill(pid, signal.SIGKILL)
+
+    resume = f"fmtrain launch --workers 2 --resume {run}"
+    assert launcher.returncode == 1 and ended < 60, (ended, output[-3000:])
+    assert output.splitlines()[-1] == ("error: worker 1 was killed by SIGKILL; the other workers were stopped; "
+                                       f"continue from its last checkpoint: {resume}"), output[-3000:]
+    assert all(gone(pid) for pid in workers.values())
+    assert saved > 18 and newest_step(run) == saved  # nothing trained after the kill was saved
+
+    launched = fmtrain_in_child(*resume.split()[1:], "--device", "cpu", "--quiet", TMPDIR=str(scratch))
     assert "[worker 0] " in launched and "[worker 1] " in launched
-    assert metrics(one_then_two)["resume"]["from_step"] == 36
-    assert metrics(one_then_two)["distribute"] == {"strategy": "multi_worker", "replicas": 2, "workers": 2,
-                                                   "per_replica_batch": 32}
-    assert losses(one_then_two) == pytest.approx(losses(one), rel=RTOL)
-    assert metrics(one_then_two)["final"]["test"]["accuracy"] == pytest.approx(
-        metrics(one)["final"]["test"]["accuracy"], abs=0.02)
-    assert list(scratch.iterdir()) == []
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml", "one", "one_then_two", "scratch", "two",
-                                                          "two_then_one"]
+    assert metrics(run)["resume"]["from_step"] == saved and metrics(run)["global_step"] == 3 * 18
+    assert metrics(run)["distribute"] == {"strategy": "multi_worker", "replicas": 2, "workers": 2,
+                                          "per_replica_batch": 32, "input_sharding": "data"}
+    for key in ("loss", "accuracy", "val_loss"):
+        assert losses(run, key) == pytest.approx(losses(one, key), rel=RTOL), key
+    for key in ("loss", "accuracy"):
+        assert metrics(run)["final"]["test"][key] == pytest.approx(metrics(one)["final"]["test"][key], rel=RTOL)
+    # Worker 1's scratch copies of the run are gone, but the one SIGKILL stopped before it could remove it.
+    assert [p.name.split("-")[1] for p in scratch.glob("fmtrain-*")] == ["worker1"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml", "held", "one", "run", "scratch", "shards"]
 
 
 def test_launch_ends_the_other_workers_when_one_dies_and_says_which(monkeypatch):

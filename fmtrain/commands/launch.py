@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -18,8 +20,13 @@ import typer
 from fmtrain.cli_kit import Command, Debug, run_action
 from fmtrain.errors import TrainingFailed
 
-STOP_AFTER_S = 20
-"""How long the other workers get to end on their own after one died, before they are stopped."""
+STOP_AFTER_S = 5
+"""How long the other workers get to end on their own after one died (a bad input fails every worker,
+each with its own message), before they are asked to stop (SIGTERM). A synchronous step cannot finish
+without every worker, so waiting longer only delays the end."""
+KILL_AFTER_S = 5
+"""How long a worker asked to stop gets before it is killed: one blocked in a collective with a dead
+peer never returns to Python to handle SIGTERM."""
 
 
 def register(app: typer.Typer) -> None:
@@ -53,6 +60,34 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
+def worker_command(index: int, fit_args: list[str]) -> list[str]:
+    """The command line of worker ``index`` (every worker runs the same one; TF_CONFIG tells them apart)."""
+    return [sys.executable, "-m", "fmtrain", "fit", *fit_args, "--set", "distribute.strategy=multi_worker"]
+
+
+def run_directory(fit_args: list[str]) -> tuple[Path, list[str]]:
+    """The run directory the chief writes, read from ``fit_args`` as ``fmtrain fit`` parses them, and the
+    arguments to give every worker: with ``--run-dir`` added when neither it nor ``--resume`` is there,
+    so a failure can name the directory to resume.
+
+    Raises:
+        ConfigError: the config does not load (the one message, before any worker starts).
+    """
+    from fmtrain.cli import app
+    from fmtrain.config import load_config
+    from fmtrain.runs import default_run_path
+
+    fit = typer.main.get_command(app).commands["fit"]
+    params = fit.make_context("fit", list(fit_args), resilient_parsing=True).params
+    given = params.get("resume") or params.get("run_dir")
+    if given is not None or params.get("config") is None:  # fit itself explains a missing CONFIG
+        return Path(given or "RUN_DIR"), fit_args
+    overrides = [*(params.get("overrides") or []), "distribute.strategy=multi_worker"]
+    cfg = load_config(Path(params["config"]), overrides)
+    path = default_run_path(Path(params.get("runs_root") or "runs"), cfg.name)
+    return path, [*fit_args, "--run-dir", str(path)]
+
+
 def _relay(index: int, stream, out) -> None:
     for line in stream:
         out.write(f"[worker {index}] {line}")
@@ -63,14 +98,17 @@ def run_workers(count: int, fit_args: list[str]) -> int:
     """Start the workers, relay their output, and return the chief's exit code.
 
     Raises:
-        TrainingFailed: a worker failed; the others were ended within ``STOP_AFTER_S`` seconds.
+        ConfigError: the config does not load.
+        TrainingFailed: a worker failed; the others were ended within ``STOP_AFTER_S + KILL_AFTER_S``
+            seconds. The message names the worker and the command that resumes the run.
     """
+    run_dir, fit_args = run_directory(fit_args)
     cluster = {"worker": [f"localhost:{port}" for port in free_ports(count)]}
-    command = [sys.executable, "-m", "fmtrain", "fit", *fit_args, "--set", "distribute.strategy=multi_worker"]
     processes, relays = [], []
     for index in range(count):
         env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
-        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        process = subprocess.Popen(worker_command(index, fit_args), env=env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True)
         relay = threading.Thread(target=_relay, args=(index, process.stdout, sys.stdout), daemon=True)
         relay.start()
         processes.append(process)
@@ -80,14 +118,17 @@ def run_workers(count: int, fit_args: list[str]) -> int:
         relay.join(timeout=5)
     if failed is not None:
         index, code = failed
-        raise TrainingFailed(f"worker {index} exited with code {code}; the other workers were stopped. Continue "
-                             f"the run from its last checkpoint: fmtrain launch --workers {count} --resume RUN_DIR")
+        died = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+        saved = any((run_dir / "checkpoints").glob("step-*"))
+        then = (f"continue from its last checkpoint: fmtrain launch --workers {count} --resume {run_dir}" if saved
+                else "no checkpoint was written, so start it again")
+        raise TrainingFailed(f"worker {index} {died}; the other workers were stopped; {then}")
     return processes[0].returncode
 
 
 def _wait(processes) -> tuple[int, int] | None:
-    """Wait for every worker; when one fails, give the others ``STOP_AFTER_S`` seconds, then stop them.
-    Returns the first failed worker and its exit code, or None."""
+    """Wait for every worker; when one fails, give the others ``STOP_AFTER_S`` seconds, then stop them
+    (SIGTERM, then SIGKILL after ``KILL_AFTER_S``). Returns the first failed worker and its exit code, or None."""
     failed = None
     deadline = None
     while None in [p.poll() for p in processes]:  # poll every one: poll() is what sets returncode
@@ -99,9 +140,10 @@ def _wait(processes) -> tuple[int, int] | None:
             for p in processes:
                 if p.poll() is None:
                     p.terminate()
+            kill_at = time.monotonic() + KILL_AFTER_S
             for p in processes:
                 try:
-                    p.wait(timeout=10)
+                    p.wait(timeout=max(0.0, kill_at - time.monotonic()))
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait()

@@ -103,6 +103,14 @@ def _split_cpu(tf, count: int) -> None:
         ) from None
 
 
+INPUT_SHARDING = "data"
+"""How a multi-worker run splits its input among workers: tf.data's auto-shard policy DATA. Every worker
+reads the whole input in the one-device order and keeps its replicas' slices of each global batch, so the
+batches trained depend only on (seed, epoch), as on one device, and every worker takes the same number of
+steps. FILE sharding (TensorFlow's AUTO picks it for file sources) would give each worker other files: another
+order, and unequal step counts when the shards differ in size, which hangs the run at the end of the epoch."""
+
+
 @dataclass
 class Distribution:
     """How training is spread over devices: a tf.distribute strategy, or None for one device (the
@@ -113,6 +121,9 @@ class Distribution:
     replicas: int = 1
     workers: int = 1
     strategy: Any = None
+    input_sharding: str | None = None
+    """``INPUT_SHARDING`` under a strategy (each replica trains on its slice of every global batch);
+    None on one device."""
 
     def scope(self):
         """Where the model, optimizer and metrics must be created (a no-op on one device)."""
@@ -174,14 +185,15 @@ def distribution(setting: str) -> Distribution:
 
     if setting == "multi_worker":  # reads TF_CONFIG; before anything lists the devices
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
-        return Distribution("multi_worker", strategy.num_replicas_in_sync, worker_role().workers, strategy)
+        return Distribution("multi_worker", strategy.num_replicas_in_sync, worker_role().workers, strategy,
+                            INPUT_SHARDING)
     devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
     if setting == "auto":
         setting = "mirrored" if len(devices) > 1 else "one_device"
     if setting == "one_device":
         return Distribution("one_device")
     strategy = tf.distribute.MirroredStrategy([d.name for d in devices])
-    return Distribution("mirrored", strategy.num_replicas_in_sync, 1, strategy)
+    return Distribution("mirrored", strategy.num_replicas_in_sync, 1, strategy, INPUT_SHARDING)
 
 
 def device_kind() -> str:

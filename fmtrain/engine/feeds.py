@@ -20,6 +20,7 @@ from typing import Protocol
 import numpy as np
 import tensorflow as tf
 
+from fmtrain.engine.device import INPUT_SHARDING
 from fmtrain.engine.steps import gather_rows
 
 
@@ -41,8 +42,14 @@ def epoch_order(n: int, batch_size: int, seed: int, epoch: int, shuffle: bool) -
 
 def distributed(dataset, strategy):
     """A dataset of global batches; under a strategy each element is split into one slice per replica,
-    in order (``strategy.experimental_distribute_dataset``)."""
-    return dataset if strategy is None else strategy.experimental_distribute_dataset(dataset)
+    in order (``strategy.experimental_distribute_dataset``), every worker reading the whole input
+    (auto-shard policy ``device.INPUT_SHARDING``, set rather than left to TensorFlow's AUTO)."""
+    if strategy is None:
+        return dataset
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = getattr(tf.data.experimental.AutoShardPolicy,
+                                                                INPUT_SHARDING.upper())
+    return strategy.experimental_distribute_dataset(dataset.with_options(options))
 
 
 def replicated(value, strategy):
