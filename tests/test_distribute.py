@@ -280,3 +280,32 @@ def test_tf_config_gives_the_role_as_cluster_launchers_set_it(monkeypatch):
     monkeypatch.delenv("TF_CONFIG")
     with pytest.raises(ConfigError, match="TF_CONFIG environment variable, which is not set"):
         worker_role()
+
+
+def test_the_kubeflow_tfjob_example_runs_a_shipped_config_as_fmtrain_parses_it():
+    """examples/kubeflow/tfjob.yaml: a TFJob whose every replica runs one `fmtrain fit` command line that the
+    CLI accepts, on a config in configs/ that validates with its --set's and whose global batch splits
+    evenly among all the replicas; TF_CONFIG is left to the operator."""
+    import typer
+
+    from fmtrain.config import load_config
+
+    manifest = yaml.safe_load((ROOT / "examples/kubeflow/tfjob.yaml").read_text())
+    assert manifest["apiVersion"] == "kubeflow.org/v1" and manifest["kind"] == "TFJob"
+    specs = manifest["spec"]["tfReplicaSpecs"]
+    assert sorted(specs) == ["Chief", "Worker"] and specs["Chief"]["replicas"] == 1
+    containers = [c for spec in specs.values() for c in spec["template"]["spec"]["containers"]]
+    assert [c["name"] for c in containers] == ["tensorflow"] * len(specs)  # the name the operator looks for
+    assert not any(e["name"] == "TF_CONFIG" for c in containers for e in c.get("env", []))
+    commands = {tuple(c["command"]) for c in containers}
+    assert len(commands) == 1, "every replica runs the same command line"
+    program, *args = next(iter(commands))
+    assert program == "fmtrain" and args[0] == "fit"
+
+    fit = typer.main.get_command(app).commands["fit"]
+    params = fit.make_context("fit", list(args[1:])).params  # an unknown option or a missing value raises
+    assert (ROOT / params["config"]).is_file() and Path(params["config"]).parts[0] == "configs"
+    assert "distribute.strategy=multi_worker" in params["overrides"]
+    assert invoke("validate", ROOT / params["config"], *(f"--set={s}" for s in params["overrides"])).exit_code == 0
+    cfg = load_config(ROOT / params["config"], params["overrides"])
+    assert cfg.data.batch_size % sum(spec["replicas"] for spec in specs.values()) == 0
