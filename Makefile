@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py
 	$(BIN)/python benchmarks/bench_stream.py
 	$(BIN)/python benchmarks/bench_hub.py
+	$(BIN)/python benchmarks/bench_distribute.py
 
 ## Regenerate fmtrain/config/keras_names.py after a Keras upgrade.
 keras-names: $(STAMP)
