@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from fmtrain.engine import plan_cache
-from fmtrain.engine.planning import PlanRecord
+from fmtrain.engine import plan_cache, planning
+from fmtrain.engine.planning import GraphTiming, PlanRecord
 
 SIGNATURE = {"layers": ["Dense", "Dense"], "batch_size": 32, "device": "cpu:test", "tensorflow": "2.x"}
 MEASURED = PlanRecord(jit=True, why="timed: XLA 1 ms/step, graph 2 ms/step", steps_per_execution=64,
@@ -62,32 +63,72 @@ def test_an_unwritable_cache_is_not_an_error(tmp_path, monkeypatch):
     assert plan_cache.load(SIGNATURE) is None
 
 
-@pytest.mark.tf
-def test_a_later_run_reuses_the_measured_choice_without_a_trial(cache):
-    """First run: XLA and graph are timed. A fresh trainer with the same architecture and batch
-    reuses the choice (no trial call); another batch size measures again."""
+def test_a_graph_timing_is_kept_without_a_choice_and_a_choice_replaces_it(cache):
+    timing = GraphTiming(overhead=0.5, per_step=0.001)
+    path = plan_cache.store_timing(SIGNATURE, timing)
+    assert plan_cache.load(SIGNATURE) is None  # no decision
+    assert plan_cache.load_timing(SIGNATURE) == timing
+    assert "jit" not in json.loads(path.read_text())
+    assert plan_cache.store(SIGNATURE, MEASURED, timing) == path
+    assert plan_cache.load(SIGNATURE).jit is True and plan_cache.load_timing(SIGNATURE) == timing
+    assert plan_cache.load_timing({**SIGNATURE, "batch_size": 64}) is None
+
+
+def _fit(batch_size: int = 16, epochs: int = 4):
+    """A tiny dense model trained under jit auto; returns the trainer and its FitResult."""
     keras = pytest.importorskip("keras")
     from fmtrain.config.schema import MetricConfig
     from fmtrain.engine.trainer import Trainer
     from fmtrain.losses import build_loss
     from fmtrain.metrics import MetricContext, build_metrics
 
-    def fit(batch_size):
-        keras.utils.set_random_seed(0)
-        inputs = keras.Input((2,))
-        model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(keras.layers.Dense(8)(inputs)))
-        trainer = Trainer(model, keras.optimizers.Adam(0.01), build_loss("sparse_categorical_crossentropy", {}),
-                          build_metrics([MetricConfig(name="accuracy")], MetricContext("classification", 3, False, 3)),
-                          jit_compile="auto")
-        rng = np.random.default_rng(0)
-        x, y = rng.normal(size=(128, 2)).astype(np.float32), rng.integers(0, 3, 128).astype(np.int32)
-        return trainer, trainer.fit(x, y, epochs=4, batch_size=batch_size, seed=1)
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((2,))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(keras.layers.Dense(8)(inputs)))
+    trainer = Trainer(model, keras.optimizers.Adam(0.01), build_loss("sparse_categorical_crossentropy", {}),
+                      build_metrics([MetricConfig(name="accuracy")], MetricContext("classification", 3, False, 3)),
+                      jit_compile="auto")
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(128, 2)).astype(np.float32), rng.integers(0, 3, 128).astype(np.int32)
+    return trainer, trainer.fit(x, y, epochs=epochs, batch_size=batch_size, seed=1)
 
-    first_trainer, first = fit(16)
+
+@pytest.mark.tf
+def test_a_later_run_reuses_the_measured_choice_without_a_trial(cache, monkeypatch):
+    """First run (a budget that admits the trial): graph and XLA are timed. A fresh trainer with
+    the same architecture and batch reuses the choice (no trial call); another batch size measures again."""
+    monkeypatch.setattr(planning, "TRIAL_BUDGET", math.inf)
+    first_trainer, first = _fit(16)
     assert first.plan.source == "measured" and len(list((cache / "plans").glob("*.json"))) == 1
-    second_trainer, second = fit(16)
+    assert [jit for _, jit in first_trainer._train_fns] == [False, True]  # the graph first
+    second_trainer, second = _fit(16)
     assert second.plan.source == "cache" and second.plan.jit == first.plan.jit
     assert second.plan.candidates == (first.plan.jit,)
     assert [jit for _, jit in second_trainer._train_fns] == [first.plan.jit]  # nothing else compiled
-    _, other = fit(32)
+    _, other = _fit(32)
     assert other.plan.source == "measured"
+
+
+@pytest.mark.tf
+def test_a_run_too_short_for_the_trial_never_compiles_xla_and_caches_no_choice(cache, monkeypatch):
+    """32 steps of a tiny model: XLA's compile cannot fit in 10% of the run. The run trains on the
+    graph only, says why, and stores the graph's timing, not a choice: an identical run makes the
+    same plan from it, and a run whose budget admits the trial still measures."""
+    trainer, first = _fit()
+    assert [jit for _, jit in trainer._train_fns] == [False]  # XLA never compiled
+    assert (first.plan.jit, first.plan.source) == (False, "measured")
+    assert first.plan.why.startswith("XLA not tried: est. compile") and "> 10% of the run's est." in first.plan.why
+    assert plan_cache.load(first_signature := _signature(trainer)) is None
+    assert plan_cache.load_timing(first_signature) is not None
+    again_trainer, again = _fit()
+    assert [jit for _, jit in again_trainer._train_fns] == [False]
+    assert (again.plan.jit, again.plan.steps_per_execution, again.plan.source) == (False, 8, "cache")
+    assert again.plan.why.endswith("(graph timing cached by an earlier run)")
+    monkeypatch.setattr(planning, "TRIAL_BUDGET", math.inf)  # as a run long enough to afford it
+    _, longer = _fit()
+    assert longer.plan.source == "measured" and set(longer.plan.per_step) == {False, True}
+    assert plan_cache.load(first_signature) is not None  # now decided
+
+
+def _signature(trainer):
+    return plan_cache.model_signature(trainer.parts, batch_size=16, feed="graph")

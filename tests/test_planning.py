@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fmtrain.engine.planning import CallPlan, JitDecision, pick_chunk
+from fmtrain.engine import planning
+from fmtrain.engine.planning import CallPlan, GraphTiming, JitDecision, pick_chunk
 
 
 @pytest.mark.parametrize("steps, target, expected",
@@ -13,17 +14,91 @@ def test_chunks_prefer_divisors_so_every_call_has_one_shape(steps, target, expec
     assert pick_chunk(steps, target) == expected
 
 
-def test_auto_jit_times_both_candidates_and_keeps_the_faster():
-    plan = CallPlan(steps_per_epoch=100, batch_size=256, total_steps=1000, steps_per_execution="auto",
-                    jit_policy="auto")
-    assert plan.candidates == [True, False]
-    seconds = {True: 3.0, False: 0.5}  # XLA slower here (e.g. convolutions on some CPUs)
-    for _ in range(4):
+def _run(plan: CallPlan, seconds: dict[bool, tuple[float, float]], calls: int) -> list[bool]:
+    """Feed the plan fake call times: (first call, steady call) seconds of a full call per candidate."""
+    used = []
+    for _ in range(calls):
         n, jit = plan.next_call(0)
-        plan.record(jit, n, seconds[jit] * n / plan.chunk)
-    assert plan.decided and plan.jit is False
+        first, steady = seconds[jit]
+        plan.record(jit, n, (first if jit not in used else steady) * n / plan.chunk)
+        used.append(jit)
+    return used
+
+
+# Graph: first call 0.6 s (0.5 s of trace), then 0.1 s per 100-step call; XLA: the given steady time.
+def _timings(xla_steady: float, xla_first: float = 2.0) -> dict[bool, tuple[float, float]]:
+    return {False: (0.6, 0.1), True: (xla_first, xla_steady)}
+
+
+def test_auto_jit_times_the_graph_first_then_xla_and_keeps_the_faster():
+    # 1000 calls of 100 steps: the run is est. 100 s, XLA's compile est. 3 × 0.5 s = 1.5 s ≤ 10 s.
+    plan = CallPlan(steps_per_epoch=100, batch_size=256, total_steps=100_000, steps_per_execution=100,
+                    jit_policy="auto")
+    assert plan.candidates == [False, True]
+    used = _run(plan, _timings(xla_steady=0.3), 6)  # XLA slower here (e.g. convolutions on some CPUs)
+    assert used == [False, False, True, True, False, False]
+    assert plan.decided and plan.jit is False and plan.measured
     # The first (compiling) call of each candidate is never what decides.
-    assert set(plan.per_step) == {True, False}
+    assert plan.per_step == pytest.approx({False: 0.001, True: 0.003})
+    assert "est. compile 1.5 s ≤ 10% of the run's est. 100 s" in plan.why
+    assert "XLA's compile took 1.7 s" in plan.why  # 2.0 s first call less its 100 steps at 3 ms
+
+
+def test_the_trial_is_skipped_when_its_estimated_cost_exceeds_the_budget():
+    # 100 calls: the run is est. 10 s, XLA's compile est. 1.5 s > 1 s: XLA is never compiled.
+    plan = CallPlan(steps_per_epoch=100, batch_size=256, total_steps=10_000, steps_per_execution=100,
+                    jit_policy="auto")
+    used = _run(plan, _timings(xla_steady=0.01), 10)
+    assert used == [False] * 10
+    assert plan.decided and plan.jit is False and plan.skipped
+    assert plan.why == ("XLA not tried: est. compile 1.5 s > 10% of the run's est. 10 s "
+                        "(graph 1 ms/step × 10000 steps)")
+    record = plan.record_of()
+    assert (record.jit, record.source, record.candidates) == (False, "measured", (False,))
+    assert record.per_step == pytest.approx({False: 0.001})
+    # Nothing decided: a later, longer run may still try XLA; only the graph's timing is kept.
+    assert not plan.measured and plan.timing_measured == GraphTiming(pytest.approx(0.5), pytest.approx(0.001))
+
+
+def test_the_budget_is_exactly_a_tenth_of_the_run(monkeypatch):
+    # est. compile 3 × 0.5 s = 1.5 s against 10% of 15,000 steps × 1 ms = 1.5 s: allowed, just.
+    at_budget = CallPlan(steps_per_epoch=100, batch_size=256, total_steps=15_000, steps_per_execution=100,
+                         jit_policy="auto")
+    assert _run(at_budget, _timings(xla_steady=0.05), 3)[-1] is True
+    under = CallPlan(steps_per_epoch=100, batch_size=256, total_steps=14_900, steps_per_execution=100,
+                     jit_policy="auto")
+    assert _run(under, _timings(xla_steady=0.05), 3)[-1] is False and under.skipped
+    monkeypatch.setattr(planning, "TRIAL_BUDGET", 1.0)  # the constant is read per plan
+    generous = CallPlan(steps_per_epoch=100, batch_size=256, total_steps=1_500, steps_per_execution=100,
+                        jit_policy="auto")
+    assert _run(generous, _timings(xla_steady=0.05), 3)[-1] is True
+
+
+def test_an_epoch_with_a_shorter_last_call_prices_two_compiles():
+    # 150 steps an epoch in calls of 100 and 50: XLA compiles twice, est. 2 × 1.5 s = 3 s.
+    plan = CallPlan(steps_per_epoch=150, batch_size=256, total_steps=25_000, steps_per_execution=100,
+                    jit_policy="auto")
+    plan.record(False, 100, 0.6)
+    plan.record(False, 50, 0.35)  # the tail: traced again, not timed
+    plan.record(False, 100, 0.1)
+    assert plan.skipped and "est. compile 3 s > 10% of the run's est. 25 s" in plan.why
+
+
+def test_a_cached_graph_timing_decides_the_budget_before_any_call():
+    """Identical runs judge the same cached numbers: no timing of this run can flip the choice."""
+    cached = GraphTiming(overhead=0.5, per_step=0.001)
+    short = CallPlan(steps_per_epoch=100, batch_size=256, total_steps=10_000, steps_per_execution=100,
+                     jit_policy="auto", timing=cached)
+    assert short.candidates == [False] and short.skipped and short.source == "cache"
+    assert short.why.endswith("(graph timing cached by an earlier run)")
+    assert not short.measured and short.timing_measured is None  # nothing new to store
+    # This run's graph would have priced the trial cheaply; the cached timing still decides.
+    assert _run(short, {False: (0.1, 0.1)}, 4) == [False] * 4 and short.jit is False
+    longer = CallPlan(steps_per_epoch=100, batch_size=256, total_steps=100_000, steps_per_execution=100,
+                      jit_policy="auto", timing=cached)
+    # A longer run finds the trial affordable; a slow first graph call of its own changes nothing.
+    used = _run(longer, {False: (50.0, 0.1), True: (2.0, 0.05)}, 5)
+    assert used == [False, False, True, True, True] and longer.measured and longer.jit is True
 
 
 def test_a_short_run_does_not_pay_for_calibration():
@@ -61,10 +136,11 @@ def test_a_short_run_skips_xla_even_when_a_cache_says_it_wins():
 
 
 def test_a_measured_plan_reports_both_timings():
-    plan = CallPlan(steps_per_epoch=100, batch_size=256, total_steps=1000, steps_per_execution="auto",
+    plan = CallPlan(steps_per_epoch=100, batch_size=256, total_steps=100_000, steps_per_execution=100,
                     jit_policy="auto")
-    for per_step in (9.0, 0.002, 9.0, 0.001):
-        n, jit = plan.next_call(0)
+    for jit, per_step in ((False, 0.006), (False, 0.001), (True, 9.0), (True, 0.002)):
+        n, next_jit = plan.next_call(0)
+        assert next_jit is jit
         plan.record(jit, n, per_step * n)
     record = plan.record_of()
     assert plan.measured and record.source == "measured" and record.jit is False

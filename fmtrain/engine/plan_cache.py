@@ -5,6 +5,10 @@ are stored under the cache directory, keyed by what decides them: the model's la
 variable shapes, the batch shape, the loss, metrics and optimizer, the dtype policy, the device
 and the TensorFlow/Keras versions. A later run with the same key reuses the choice without a trial.
 
+A run whose trial budget kept XLA untried stores no choice, only the plain graph's timing the
+budget was judged on: an identical later run judges the same numbers (the same choice), a
+longer one may find the trial affordable, and its measured choice then replaces the timing.
+
 The cache is an optimisation only: an unreadable, corrupt or stale file is ignored (and rewritten
 by the next measurement), and a failed write is not an error. Only :func:`model_signature`
 imports TensorFlow.
@@ -20,7 +24,7 @@ from typing import Any
 
 from fmtrain.cache import cache_dir
 from fmtrain.engine.device import device_kind
-from fmtrain.engine.planning import JitDecision, PlanRecord
+from fmtrain.engine.planning import GraphTiming, JitDecision, PlanRecord
 from fmtrain.errors import RunDirError
 from fmtrain.fileio import atomic_write_json
 
@@ -81,17 +85,49 @@ def load(signature: dict[str, Any]) -> JitDecision | None:
     return JitDecision(jit, "cache", f"cached {path.name}: {why}", per_step)
 
 
-def store(signature: dict[str, Any], plan: PlanRecord) -> Path | None:
-    """Store a measured plan's jit choice for ``signature``; returns the file, or None when it could
-    not be written (the cache is an optimisation: the run goes on)."""
+def load_timing(signature: dict[str, Any]) -> GraphTiming | None:
+    """The plain graph's timing an earlier run judged its trial budget on, or None."""
     path = plans_dir() / f"{plan_key(signature)}.json"
+    try:
+        entry = json.loads(path.read_text(encoding="utf-8"))
+        if entry.get("version") != FORMAT_VERSION or entry.get("signature") != _jsonable(signature):
+            return None
+        timing = entry["graph_timing"]
+        overhead, per_step = float(timing["overhead_s"]), float(timing["ms_per_step"]) / 1e3
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return GraphTiming(overhead, per_step) if overhead >= 0 and per_step > 0 else None
+
+
+def store(signature: dict[str, Any], plan: PlanRecord, timing: GraphTiming | None = None) -> Path | None:
+    """Store a measured plan's jit choice for ``signature`` (and the graph timing its budget was
+    judged on); returns the file, or None when it could not be written (the cache is an
+    optimisation: the run goes on)."""
     entry = {
         "version": FORMAT_VERSION,
         "jit": plan.jit,
         "why": plan.why,
         "ms_per_step": {"xla" if jit else "graph": seconds * 1e3 for jit, seconds in plan.per_step.items()},
-        "signature": _jsonable(signature),
+        **_timing_entry(timing),
     }
+    return _write(signature, entry)
+
+
+def store_timing(signature: dict[str, Any], timing: GraphTiming) -> Path | None:
+    """Store only the plain graph's timing, no jit choice (a run whose budget kept XLA untried);
+    returns the file, or None when it could not be written."""
+    return _write(signature, {"version": FORMAT_VERSION, **_timing_entry(timing)})
+
+
+def _timing_entry(timing: GraphTiming | None) -> dict[str, Any]:
+    if timing is None:
+        return {}
+    return {"graph_timing": {"overhead_s": timing.overhead, "ms_per_step": timing.per_step * 1e3}}
+
+
+def _write(signature: dict[str, Any], entry: dict[str, Any]) -> Path | None:
+    path = plans_dir() / f"{plan_key(signature)}.json"
+    entry = {**entry, "signature": _jsonable(signature)}
     try:
         atomic_write_json(path, entry)
     except (RunDirError, OSError):

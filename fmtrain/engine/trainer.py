@@ -159,7 +159,8 @@ class Trainer:
                         steps_per_execution=self.steps_per_execution,
                         jit_policy=self.jit_policy, max_chunk=every_steps,
                         known=self._known_jit(signature) if signature is not None else None,
-                        config_why=self._config_why)
+                        config_why=self._config_why,
+                        timing=plan_cache.load_timing(signature) if signature is not None else None)
         self.stop_training = False
         for cb in self._callbacks:
             cb.on_train_begin({"epochs": epochs, "steps": data.steps, "batch_size": batch_size,
@@ -211,7 +212,9 @@ class Trainer:
         if plan.measured:  # a later fit on this trainer, or a later run, need not measure again
             self._measured_jit = JitDecision(plan.jit, "measured", f"earlier phase of this run: {plan.why}",
                                              plan.per_step)
-            plan_cache.store(signature, plan.record_of())
+            plan_cache.store(signature, plan.record_of(), plan.timing)
+        elif plan.timing_measured is not None:  # the budget kept XLA untried: no choice, only what it was judged on
+            plan_cache.store_timing(signature, plan.timing_measured)
         self._train_fn = self._train_fns.get((data.kind, self.jit_compile))
         for cb in self._callbacks:
             cb.on_train_end(self.history)
