@@ -107,8 +107,10 @@ INPUT_SHARDING = "data"
 """How a multi-worker run splits its input among workers: tf.data's auto-shard policy DATA. Every worker
 reads the whole input in the one-device order and keeps its replicas' slices of each global batch, so the
 batches trained depend only on (seed, epoch), as on one device, and every worker takes the same number of
-steps. FILE sharding (TensorFlow's AUTO picks it for file sources) would give each worker other files: another
-order, and unequal step counts when the shards differ in size, which hangs the run at the end of the epoch."""
+steps. FILE sharding (TensorFlow's AUTO picks it for file sources) gives each worker other files: another
+order than one device, and unequal shares when the files do not divide evenly among the workers (3 shards on 2
+workers, in tests/test_distribute.py, failed in the first epoch with an InvalidArgumentError). The cost: every
+worker reads all of the input."""
 
 
 @dataclass
