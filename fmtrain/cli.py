@@ -23,7 +23,7 @@ from fmtrain.cli_kit import check_device as _check_device
 from fmtrain.cli_kit import console as _console
 from fmtrain.cli_kit import flag as _flag
 from fmtrain.cli_kit import run_action as _run
-from fmtrain.config.schema_cache import json_schema_text
+from fmtrain.config.schema_cache import LISTS, component_lists, json_schema_text
 from fmtrain.engine.device import quiet_tensorflow_logs
 from fmtrain.errors import ConfigError
 from fmtrain.expectations import EVAL_DATA_SPLIT, SPLITS, parse_expectation
@@ -238,9 +238,6 @@ def report(
     _run(action, debug)
 
 
-LISTS = ("models", "sources", "preprocess", "metrics")
-
-
 @app.command("list", cls=_Command)
 def list_(
     what: Annotated[str, typer.Argument(help=f"One of: {', '.join(LISTS)}.")] = "models",
@@ -249,15 +246,14 @@ def list_(
     """List what a config can name: model types, data sources, preprocessing steps or metrics."""
 
     def action() -> int:
-        registries = _registries()
-        if what not in registries:
+        if what not in LISTS:
             raise ConfigError(f"list {what}: expected one of {', '.join(LISTS)}{did_you_mean(what, LISTS)}")
         from rich.table import Table
 
         table = Table(title=what, show_header=True, header_style="bold")
         table.add_column("name")
         table.add_column("what it is")
-        for entry in registries[what].entries():
+        for entry in component_lists()[what]:
             table.add_row(entry.name, entry.summary)
         _console().print(table)
         if what == "metrics":
@@ -268,10 +264,10 @@ def list_(
 
 
 def _registries() -> dict:
+    """The registries `list` shows, with their builders (scripts/readme_tables.py; `list` itself reads the cache)."""
     from fmtrain import components
 
-    return {"models": components.MODELS, "sources": components.SOURCES, "preprocess": components.STEPS,
-            "metrics": components.METRICS}
+    return components.listed()
 
 
 @app.command(cls=_Command)

@@ -26,8 +26,14 @@ from fmtrain.losses import LOSSES
 from fmtrain.metrics import METRICS
 from fmtrain.models.registry import MODELS
 from fmtrain.preprocess import STEPS
+from fmtrain.registry import Registry
 
-__all__ = ["LOSSES", "METRICS", "MODELS", "SOURCES", "STEPS", "loss_params", "metric_params"]
+__all__ = ["LOSSES", "METRICS", "MODELS", "SOURCES", "STEPS", "listed", "loss_params", "metric_params"]
+
+
+def listed() -> dict[str, Registry]:
+    """What ``fmtrain list`` lists (its ``LISTS``, in :mod:`fmtrain.config.schema_cache`): kind → registry."""
+    return {"models": MODELS, "sources": SOURCES, "preprocess": STEPS, "metrics": METRICS}
 
 
 # The arguments of fmtrain's own metrics. Their builders take ``(args, ctx)``, so no signature

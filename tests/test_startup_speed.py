@@ -76,6 +76,31 @@ def test_schema_is_built_once_then_read_from_the_cache(tmp_path):
     assert again.stdout == '{"from": "the cache"}\n'
 
 
+def test_list_is_built_once_then_read_from_the_cache(tmp_path, monkeypatch):
+    """`fmtrain list` needs every component imported to know their names; the cache spares that."""
+    from typer.testing import CliRunner
+
+    from fmtrain import components
+    from fmtrain.cli import app
+
+    monkeypatch.setenv("FMTRAIN_CACHE_DIR", str(tmp_path))
+    assert CliRunner().invoke(app, ["list", "sources"]).exit_code == 0
+    cached = list((tmp_path / "schema").glob("*.lists.json"))
+    assert len(cached) == 1
+    stored = json.loads(cached[0].read_text(encoding="utf-8"))
+    assert stored == {kind: [[entry.name, entry.summary] for entry in registry.entries()]
+                      for kind, registry in components.listed().items()}
+
+    cached[0].write_text(json.dumps({**stored, "sources": [["from_the_cache", "only the cache has it"]]}))
+    again = CliRunner().invoke(app, ["list", "sources"], env={"COLUMNS": "200"})
+    assert "from_the_cache" in again.output and "digits" not in again.output
+
+    cached[0].write_text("{not json")  # a broken cache is rebuilt, not shown
+    rebuilt = CliRunner().invoke(app, ["list", "sources"], env={"COLUMNS": "200"})
+    assert rebuilt.exit_code == 0 and "digits" in rebuilt.output and "from_the_cache" not in rebuilt.output
+    assert json.loads(cached[0].read_text(encoding="utf-8")) == stored
+
+
 def test_schema_without_a_writable_cache_still_prints(tmp_path):
     blocked = tmp_path / "file"
     blocked.write_text("not a folder", encoding="utf-8")
