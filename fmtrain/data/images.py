@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 if TYPE_CHECKING:
     import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from fmtrain.data import folders
+from fmtrain.data import folder_stream, folders
 from fmtrain.data.encoding import EncoderState
 from fmtrain.data.sources import SOURCES, Loaded, SourceConfig, fixed_task_reason
 from fmtrain.data.tabular import resolve_path
@@ -40,6 +40,30 @@ class ImageFolderSource(SourceConfig):
     which must then be the same for every image."""
     color_mode: ColorMode = "rgb"
     """Channels loaded: rgb (3), grayscale (1) or rgba (4)."""
+    stream: bool = False
+    """Decode the images inside tf.data, a batch at a time, instead of into memory (data larger than memory);
+    the same pixels and splits. Every image is decoded once before training to check it."""
+    shuffle_buffer: int | None = Field(None, ge=1)
+    """With stream: training images permuted together, in blocks, after a seeded shuffle of the files
+    (default 10000)."""
+    adapt_samples: int | Literal["all"] | None = None
+    """With stream: training images that adapting preprocessing steps are fitted on (default 10000; all)."""
+
+    @model_validator(mode="after")
+    def _stream_keys(self) -> ImageFolderSource:
+        folder_stream.check_stream_keys(self)
+        return self
+
+    @property
+    def streams(self) -> bool:
+        """``stream: true``: :func:`fmtrain.data.build` returns streams (:meth:`build_streams`)."""
+        return self.stream
+
+    def build_streams(self, *, seed: int, encoders: EncoderState):
+        """The images decoded inside tf.data: :func:`fmtrain.data.folder_stream.build`."""
+        decoder = folder_stream.ImageDecoder(self.color_mode, tuple(self.image_size) if self.image_size else None)
+        return folder_stream.build(self, seed=seed, encoders=encoders, suffixes=IMAGE_SUFFIXES, decoder=decoder,
+                                   hint="a folder with one sub-folder of images per class")
 
     @classmethod
     def fixed_task(cls, source: str) -> str | None:

@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     import numpy as np
 
-from fmtrain.data import folders, tabular
+from pydantic import Field, model_validator
+
+from fmtrain.data import folder_stream, folders, tabular
 from fmtrain.data.encoding import EncoderState
 from fmtrain.data.labels import encode_labels
 from fmtrain.data.sources import SOURCES, Loaded, SourceConfig, fixed_task_reason
@@ -57,6 +59,31 @@ class TextFolderSource(SourceConfig):
     """text_folder: a folder with one sub-folder of .txt files per class."""
     path: str
     """The folder (relative to the config file)."""
+    stream: bool = False
+    """Read the files inside tf.data, a batch at a time, instead of into memory (data larger than memory);
+    the same texts and splits. Every file is read once before training to check it is UTF-8."""
+    shuffle_buffer: int | None = Field(None, ge=1)
+    """With stream: training files permuted together, in blocks, after a seeded shuffle of the files
+    (default 10000)."""
+    adapt_samples: int | Literal["all"] | None = None
+    """With stream: training texts that adapting preprocessing steps (text_vectorize) are fitted on
+    (default 10000; all)."""
+
+    @model_validator(mode="after")
+    def _stream_keys(self) -> TextFolderSource:
+        folder_stream.check_stream_keys(self)
+        return self
+
+    @property
+    def streams(self) -> bool:
+        """``stream: true``: :func:`fmtrain.data.build` returns streams (:meth:`build_streams`)."""
+        return self.stream
+
+    def build_streams(self, *, seed: int, encoders: EncoderState):
+        """The files read inside tf.data: :func:`fmtrain.data.folder_stream.build`."""
+        return folder_stream.build(self, seed=seed, encoders=encoders, suffixes=TEXT_SUFFIXES,
+                                   decoder=folder_stream.TextDecoder(),
+                                   hint="a folder with one sub-folder of .txt files per class")
 
     @classmethod
     def fixed_task(cls, source: str) -> str | None:
