@@ -74,3 +74,25 @@ def small_digits_run(tmp_path_factory):
     result = CliRunner().invoke(app, ["fit", str(tmp / "c.yaml"), "--run-dir", str(tmp / "run"), "--quiet"])
     assert result.exit_code == 0, result.output
     return tmp / "run"
+
+
+@pytest.fixture(scope="session")
+def image_run(tmp_path_factory):
+    """One finished run of a tiny MLP on 8×8 shape images (image_folder, 1 epoch, 25% test split), for the
+    tests that read an image run (eval's run folders and --data files, predict on loose images). They may
+    add eval results to it; a test that changes anything else copies it first."""
+    from shape_images import shape_images
+    from typer.testing import CliRunner
+
+    from fmtrain.cli import app
+
+    tmp = tmp_path_factory.mktemp("images")
+    shape_images(tmp / "train", (8, 8))
+    (tmp / "c.yaml").write_text(
+        "name: shapes\ndata: {source: image_folder, path: train, test_split: 0.25, batch_size: 4}\n"
+        "preprocess: [{rescale: {scale: 0.0039}}]\nmodel: {type: mlp, hidden_units: [4]}\n"
+        "train: {epochs: 1, jit_compile: false}\n"
+    )
+    result = CliRunner().invoke(app, ["fit", str(tmp / "c.yaml"), "--run-dir", str(tmp / "run"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    return tmp / "run"

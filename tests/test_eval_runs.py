@@ -6,13 +6,14 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 pytestmark = pytest.mark.tf
 
 pytest.importorskip("tensorflow")
+
+from shape_images import shape_images  # noqa: E402
 
 from fmtrain.cli import app  # noqa: E402
 
@@ -21,31 +22,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def invoke(*args):
     return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def _images(root: Path, size: tuple[int, int], per_class: int = 6) -> Path:
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    for index, name in enumerate(("circle", "square")):
-        (root / name).mkdir(parents=True)
-        for i in range(per_class):
-            pixels = rng.integers(0, 80, (*size, 3), dtype=np.uint8) + np.uint8(120 * index)
-            Image.fromarray(pixels).save(root / name / f"{i}.png")
-    return root
-
-
-@pytest.fixture(scope="module")
-def image_run(tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("images")
-    _images(tmp / "train", (8, 8))
-    (tmp / "c.yaml").write_text(
-        "name: shapes\ndata: {source: image_folder, path: train, test_split: 0.25, batch_size: 4}\n"
-        "preprocess: [{rescale: {scale: 0.0039}}]\nmodel: {type: mlp, hidden_units: [4]}\ntrain: {epochs: 1}\n"
-    )
-    result = invoke("fit", tmp / "c.yaml", "--runs-root", tmp / "runs", "--quiet")
-    assert result.exit_code == 0, result.output
-    return next((tmp / "runs" / "shapes").iterdir())
 
 
 def test_a_folder_of_runs_evaluates_the_newest_finished_one_and_says_so(image_run, tmp_path):
@@ -74,7 +50,7 @@ def test_an_interrupted_run_suggests_resume(image_run, tmp_path):
 
 
 def test_images_of_another_size_name_the_trained_size_and_the_fix(image_run, tmp_path):
-    _images(tmp_path / "big", (12, 12))
+    shape_images(tmp_path / "big", (12, 12))
     result = invoke("eval", image_run, "--data", tmp_path / "big")
     assert result.exit_code == 2, result.output
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
@@ -88,7 +64,8 @@ def test_images_of_another_size_name_the_trained_size_and_the_fix(image_run, tmp
 def test_each_data_file_gets_its_own_result_with_its_path_and_hash(image_run, tmp_path):
     import hashlib
 
-    first, second = _images(tmp_path / "first", (8, 8), 3), _images(tmp_path / "second", (8, 8), 2)
+    first = shape_images(tmp_path / "first", (8, 8), per_class=3)
+    second = shape_images(tmp_path / "second", (8, 8), per_class=2)
     for folder in (first, second):
         assert invoke("eval", image_run, "--data", folder, "--quiet").exit_code == 0
     results = {p.name: json.loads(p.read_text()) for p in image_run.glob("eval-data-*.json")}
@@ -116,7 +93,7 @@ def test_the_per_class_summary_of_a_logit_model_agrees_with_its_accuracy(tmp_pat
 
 def test_expectations_on_a_data_file_name_the_split_data(image_run, tmp_path):
     """The failure message says data.accuracy; --expect takes that name (and data_accuracy) too."""
-    folder = _images(tmp_path / "more", (8, 8), 2)
+    folder = shape_images(tmp_path / "more", (8, 8), per_class=2)
     passed = invoke("eval", image_run, "--data", folder, "--quiet", "--expect", "data.accuracy>=0.0",
                     "--expect", "data_loss<1000")
     assert passed.exit_code == 0, passed.output

@@ -14,6 +14,8 @@ pytestmark = pytest.mark.tf
 
 pytest.importorskip("tensorflow")
 
+from shape_images import shape_images as _images  # noqa: E402
+
 from fmtrain.cli import app  # noqa: E402
 from fmtrain.predict import OutputReading  # noqa: E402
 
@@ -46,34 +48,6 @@ def csv_run(tmp_path_factory) -> Path:
     (tmp / "c.yaml").write_text(
         "name: pets\nseed: 3\ndata: {source: csv, path: pets.csv, label: kind, test_split: 0.25, batch_size: 16}\n"
         "model: {type: mlp, hidden_units: [8]}\ntrain: {epochs: 1, jit_compile: false}\n"
-    )
-    result = invoke("fit", tmp / "c.yaml", "--run-dir", tmp / "run", "--quiet")
-    assert result.exit_code == 0, result.output
-    return tmp / "run"
-
-
-def _images(root: Path, size: tuple[int, int], names=None, per_class: int = 6) -> Path:
-    """Dark circles and bright squares (or, with ``names``, loose images of both kinds)."""
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    for index, kind in enumerate(("circle", "square")):
-        folder = root if names else root / kind
-        folder.mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            pixels = rng.integers(0, 80, (*size, 3), dtype=np.uint8) + np.uint8(120 * index)
-            Image.fromarray(pixels).save(folder / (names[2 * i + index] if names else f"{i}.png"))
-    return root
-
-
-@pytest.fixture(scope="module")
-def image_run(tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("images")
-    _images(tmp / "train", (8, 8))
-    (tmp / "c.yaml").write_text(
-        "name: shapes\ndata: {source: image_folder, path: train, test_split: 0.25, batch_size: 4}\n"
-        "preprocess: [{rescale: {scale: 0.0039}}]\nmodel: {type: mlp, hidden_units: [4]}\n"
-        "train: {epochs: 1, jit_compile: false}\n"
     )
     result = invoke("fit", tmp / "c.yaml", "--run-dir", tmp / "run", "--quiet")
     assert result.exit_code == 0, result.output
