@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from fmtrain.cli_kit import Command, Debug, OneLineUsageErrors, Overrides, flag, run_action
-from fmtrain.config.yaml_marks import dump_yaml
 
 config_app = typer.Typer(cls=OneLineUsageErrors, name="config", no_args_is_help=True, rich_markup_mode="rich",
                          help="Look at a config as fmtrain resolves it (no TensorFlow).")
@@ -29,6 +28,7 @@ def show(
     """Print CONFIG resolved: extends: merged, --set applied, every default written out."""
 
     def action() -> int:
+        from fmtrain.config import dump_yaml
         from fmtrain.config.provenance import explain_config, format_explained
 
         cfg, rows = explain_config(config, overrides or [])
