@@ -238,6 +238,27 @@ def test_launch_ends_the_other_workers_when_one_dies_and_says_which(monkeypatch)
     assert time.monotonic() - started < 15 and workers[0].returncode is not None
 
 
+def test_launch_checks_the_config_once_and_fixes_the_run_directory_it_names_before_starting_workers(
+        tmp_path, monkeypatch):
+    from fmtrain.commands import launch
+
+    def no_workers(*args, **kwargs):
+        raise AssertionError("a worker was started")
+
+    monkeypatch.setattr(launch.subprocess, "Popen", no_workers)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ndata: {source: digits}\nmodel: {type: mlpp}\n")
+    refused = invoke("launch", "--workers", "2", bad, "--device", "cpu")
+    assert refused.exit_code == 2 and refused.output.startswith(f"error: {bad}:3:9: model.type: unknown model type")
+    assert len(refused.output.strip().splitlines()) == 1
+
+    config = tmp_path / "c.yaml"
+    config.write_text(CONFIG)
+    path, args = launch.run_directory([str(config), "--runs-root", str(tmp_path / "runs"), "--quiet"])
+    assert path.parent == tmp_path / "runs" / "dist" and args[-2:] == ["--run-dir", str(path)]
+    assert launch.run_directory(["--resume", "r", "--quiet"]) == (Path("r"), ["--resume", "r", "--quiet"])
+    assert launch.run_directory([str(config), "--run-dir=d"])[0] == Path("d")
+
 def test_a_global_batch_that_does_not_split_evenly_is_refused():
     from fmtrain.engine.device import Distribution
     from fmtrain.errors import ConfigError
