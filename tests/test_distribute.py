@@ -1,6 +1,9 @@
 """Training on several devices (``distribute:``): MirroredStrategy over 2 logical CPU devices trains
 the same loss curve as one device for the same global batch and seed, reports its replicas, and its
-checkpoints resume on one device and the other way round.
+checkpoints resume on one device and the other way round. ``fmtrain launch --workers 2`` over streamed
+shards continues a one-device checkpoint, survives a SIGKILLed worker (a one-line message naming it and
+the --resume command, no process left) and its resume ends on the one-device curve. The Kubeflow example
+is a command line fmtrain accepts.
 
 Logical CPU devices can be set only once per process, before TensorFlow initializes its devices, so
 the mirrored run and the `fmtrain launch` of two workers are subprocesses; the one-device runs are in-process.
