@@ -253,14 +253,17 @@ def test_a_text_file_that_is_not_utf8_exits_2_naming_it(tmp_path):
     assert f"error: {latin}: not UTF-8 text" in " ".join(result.output.split())
 
 
-def test_validate_accepts_stream_true_and_refuses_the_stream_keys_without_it_as_fit_does(shapes, tmp_path):
+def test_validate_accepts_stream_true_and_refuses_the_stream_keys_without_it_with_fits_line(shapes, tmp_path):
     streamed = _config(tmp_path, _data(shapes, stream=True, shuffle_buffer=64, adapt_samples="all"))
     assert CliRunner().invoke(app, ["validate", str(streamed)]).exit_code == 0
     text = _config(tmp_path, {"source": "text_folder", "path": str(shapes), "stream": True, "adapt_samples": 5},
                    "text")
     assert CliRunner().invoke(app, ["validate", str(text)]).exit_code == 0
-    for source in ("image_folder", "text_folder"):
-        message = "shuffle_buffer and adapt_samples are read with stream: true only; add it or remove them"
-        assert message in _fit_error(tmp_path, {"source": source, "path": str(shapes), "shuffle_buffer": 10})
-        assert message in " ".join(CliRunner().invoke(app, ["validate", str(_config(
-            tmp_path, {"source": source, "path": str(shapes), "adapt_samples": 10}))]).output.split())
+    for source, key in (("image_folder", "shuffle_buffer"), ("text_folder", "adapt_samples")):
+        config = _config(tmp_path, {"source": source, "path": str(shapes), key: 10})
+        line = next(i for i, text in enumerate(config.read_text().splitlines(), start=1) if f"{key}:" in text)
+        refused = _fit_error(tmp_path, {"source": source, "path": str(shapes), key: 10})
+        assert refused.startswith(f"error: {config}:{line}:")
+        assert f"data.{key}: {key} is read with stream: true only; add stream: true or remove it" in refused
+        validated = CliRunner().invoke(app, ["validate", str(config)])
+        assert validated.exit_code == 2 and " ".join(validated.output.split()) == refused

@@ -60,6 +60,8 @@ CASES = [
      "not read by source 'text_corpus' (only by "),
     ("digits-regression", ["source: digits"], "task: regression", "data.task",
      "source 'digits' is a classification data set; remove data.task or set it to classification"),
+    ("image_folder-shuffle_buffer", ["source: image_folder", "path: images"], "shuffle_buffer: 100",
+     "data.shuffle_buffer", "shuffle_buffer is read with stream: true only; add stream: true or remove it"),
 ]
 # Cases also run through fit: one per kind of source (bundled, file, generated) and of mistake.
 FIT_CASES = {"iris-categorical", "digits-path", "npz-categorical", "synthetic_sentiment-path", "iris-options",

@@ -29,7 +29,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pydantic import ValidationInfo
 
 from fmtrain.data import folders, splits
 from fmtrain.data.encoding import EncoderState
@@ -56,24 +58,18 @@ JPEG_SIGNATURE = b"\xff\xd8\xff"
 _SPACE = r"[\t\n\x0b\x0c\r\x1c-\x1f \x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]"
 
 
-class FolderStreamKeys(Protocol):
-    """The keys a folder source reads with ``stream: true``."""
-
-    stream: bool
-    shuffle_buffer: int | None
-    adapt_samples: int | str | None
-
-
-def check_stream_keys(cfg: FolderStreamKeys) -> None:
-    """``shuffle_buffer`` and ``adapt_samples`` are read with ``stream: true`` only (as ``csv`` says).
+def stream_only(value: Any, info: ValidationInfo) -> Any:
+    """A key read with ``stream: true`` only (``shuffle_buffer``, ``adapt_samples``): refused without it, on
+    its own line; ``adapt_samples`` must be ≥ 1 or ``all``.
 
     Raises:
-        ValueError: a stream-only key without ``stream: true``, or ``adapt_samples`` < 1.
+        ValueError: the key is set and ``stream`` is not true, or ``adapt_samples`` is below 1.
     """
-    if not cfg.stream and (cfg.shuffle_buffer is not None or cfg.adapt_samples is not None):
-        raise ValueError("shuffle_buffer and adapt_samples are read with stream: true only; add it or remove them")
-    if isinstance(cfg.adapt_samples, int):
-        check_adapt_samples(cfg.adapt_samples)
+    if value is not None and not info.data.get("stream", False):
+        raise ValueError(f"{info.field_name} is read with stream: true only; add stream: true or remove it")
+    if info.field_name == "adapt_samples" and value is not None:
+        check_adapt_samples(value)
+    return value
 
 
 # --------------------------------------------------------------------------- decoders
@@ -410,4 +406,4 @@ def _scan(files: list[str], decoder: ImageDecoder | TextDecoder, size: tuple[int
         decoder.diagnose(files[done])
 
 
-__all__ = ["FolderStream", "ImageDecoder", "TextDecoder", "build", "check_stream_keys", "to_mode"]
+__all__ = ["FolderStream", "ImageDecoder", "TextDecoder", "build", "stream_only", "to_mode"]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 if TYPE_CHECKING:
     import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator
 
 from fmtrain.data import folder_stream, folders
 from fmtrain.data.encoding import EncoderState
@@ -41,18 +41,16 @@ class ImageFolderSource(SourceConfig):
     color_mode: ColorMode = "rgb"
     """Channels loaded: rgb (3), grayscale (1) or rgba (4)."""
     stream: bool = False
-    """Decode the images inside tf.data, a batch at a time, instead of into memory (data larger than memory);
-    the same pixels and splits. Every image is decoded once before training to check it."""
+    """Decode the images inside tf.data instead of into memory (data larger than memory)."""
     shuffle_buffer: int | None = Field(None, ge=1)
-    """With stream: training images permuted together, in blocks, after a seeded shuffle of the files
-    (default 10000)."""
+    """With stream: images permuted together (default 10000)."""
     adapt_samples: int | Literal["all"] | None = None
-    """With stream: training images that adapting preprocessing steps are fitted on (default 10000; all)."""
+    """With stream: images adapting steps are fitted on (default 10000)."""
 
-    @model_validator(mode="after")
-    def _stream_keys(self) -> ImageFolderSource:
-        folder_stream.check_stream_keys(self)
-        return self
+    @field_validator("shuffle_buffer", "adapt_samples")
+    @classmethod
+    def _stream_only(cls, value, info):
+        return folder_stream.stream_only(value, info)
 
     @property
     def streams(self) -> bool:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     import numpy as np
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator
 
 from fmtrain.data import folder_stream, folders, tabular
 from fmtrain.data.encoding import EncoderState
@@ -60,19 +60,16 @@ class TextFolderSource(SourceConfig):
     path: str
     """The folder (relative to the config file)."""
     stream: bool = False
-    """Read the files inside tf.data, a batch at a time, instead of into memory (data larger than memory);
-    the same texts and splits. Every file is read once before training to check it is UTF-8."""
+    """Decode the files inside tf.data instead of into memory (data larger than memory)."""
     shuffle_buffer: int | None = Field(None, ge=1)
-    """With stream: training files permuted together, in blocks, after a seeded shuffle of the files
-    (default 10000)."""
+    """With stream: files permuted together (default 10000)."""
     adapt_samples: int | Literal["all"] | None = None
-    """With stream: training texts that adapting preprocessing steps (text_vectorize) are fitted on
-    (default 10000; all)."""
+    """With stream: texts adapting steps are fitted on (default 10000)."""
 
-    @model_validator(mode="after")
-    def _stream_keys(self) -> TextFolderSource:
-        folder_stream.check_stream_keys(self)
-        return self
+    @field_validator("shuffle_buffer", "adapt_samples")
+    @classmethod
+    def _stream_only(cls, value, info):
+        return folder_stream.stream_only(value, info)
 
     @property
     def streams(self) -> bool:
