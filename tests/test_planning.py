@@ -31,7 +31,7 @@ def _timings(xla_steady: float, xla_first: float = 2.0) -> dict[bool, tuple[floa
 
 
 def test_auto_jit_times_the_graph_first_then_xla_and_keeps_the_faster():
-    # 1000 calls of 100 steps: the run is est. 100 s, XLA's compile est. 3 × 0.5 s = 1.5 s ≤ 10 s.
+    # 1000 calls of 100 steps: the run is est. 100 s, XLA's compile est. 4 × 0.5 s = 2 s ≤ 10 s.
     plan = CallPlan(steps_per_epoch=100, batch_size=256, total_steps=100_000, steps_per_execution=100,
                     jit_policy="auto")
     assert plan.candidates == [False, True]
@@ -40,18 +40,18 @@ def test_auto_jit_times_the_graph_first_then_xla_and_keeps_the_faster():
     assert plan.decided and plan.jit is False and plan.measured
     # The first (compiling) call of each candidate is never what decides.
     assert plan.per_step == pytest.approx({False: 0.001, True: 0.003})
-    assert "est. compile 1.5 s ≤ 10% of the run's est. 100 s" in plan.why
+    assert "est. compile 2 s ≤ 10% of the run's est. 100 s" in plan.why
     assert "XLA's compile took 1.7 s" in plan.why  # 2.0 s first call less its 100 steps at 3 ms
 
 
 def test_the_trial_is_skipped_when_its_estimated_cost_exceeds_the_budget():
-    # 100 calls: the run is est. 10 s, XLA's compile est. 1.5 s > 1 s: XLA is never compiled.
+    # 100 calls: the run is est. 10 s, XLA's compile est. 2 s > 1 s: XLA is never compiled.
     plan = CallPlan(steps_per_epoch=100, batch_size=256, total_steps=10_000, steps_per_execution=100,
                     jit_policy="auto")
     used = _run(plan, _timings(xla_steady=0.01), 10)
     assert used == [False] * 10
     assert plan.decided and plan.jit is False and plan.skipped
-    assert plan.why == ("XLA not tried: est. compile 1.5 s > 10% of the run's est. 10 s "
+    assert plan.why == ("XLA not tried: est. compile 2 s > 10% of the run's est. 10 s "
                         "(graph 1 ms/step × 10000 steps)")
     record = plan.record_of()
     assert (record.jit, record.source, record.candidates) == (False, "measured", (False,))
@@ -61,27 +61,27 @@ def test_the_trial_is_skipped_when_its_estimated_cost_exceeds_the_budget():
 
 
 def test_the_budget_is_exactly_a_tenth_of_the_run(monkeypatch):
-    # est. compile 3 × 0.5 s = 1.5 s against 10% of 15,000 steps × 1 ms = 1.5 s: allowed, just.
-    at_budget = CallPlan(steps_per_epoch=100, batch_size=256, total_steps=15_000, steps_per_execution=100,
+    # est. compile 4 × 0.5 s = 2 s against 10% of 20,000 steps × 1 ms = 2 s: allowed, just.
+    at_budget = CallPlan(steps_per_epoch=100, batch_size=256, total_steps=20_000, steps_per_execution=100,
                          jit_policy="auto")
     assert _run(at_budget, _timings(xla_steady=0.05), 3)[-1] is True
-    under = CallPlan(steps_per_epoch=100, batch_size=256, total_steps=14_900, steps_per_execution=100,
+    under = CallPlan(steps_per_epoch=100, batch_size=256, total_steps=19_900, steps_per_execution=100,
                      jit_policy="auto")
     assert _run(under, _timings(xla_steady=0.05), 3)[-1] is False and under.skipped
     monkeypatch.setattr(planning, "TRIAL_BUDGET", 1.0)  # the constant is read per plan
-    generous = CallPlan(steps_per_epoch=100, batch_size=256, total_steps=1_500, steps_per_execution=100,
+    generous = CallPlan(steps_per_epoch=100, batch_size=256, total_steps=2_000, steps_per_execution=100,
                         jit_policy="auto")
     assert _run(generous, _timings(xla_steady=0.05), 3)[-1] is True
 
 
 def test_an_epoch_with_a_shorter_last_call_prices_two_compiles():
-    # 150 steps an epoch in calls of 100 and 50: XLA compiles twice, est. 2 × 1.5 s = 3 s.
+    # 150 steps an epoch in calls of 100 and 50: XLA compiles twice, est. 2 × 2 s = 4 s.
     plan = CallPlan(steps_per_epoch=150, batch_size=256, total_steps=25_000, steps_per_execution=100,
                     jit_policy="auto")
     plan.record(False, 100, 0.6)
     plan.record(False, 50, 0.35)  # the tail: traced again, not timed
     plan.record(False, 100, 0.1)
-    assert plan.skipped and "est. compile 3 s > 10% of the run's est. 25 s" in plan.why
+    assert plan.skipped and "est. compile 4 s > 10% of the run's est. 25 s" in plan.why
 
 
 def test_a_cached_graph_timing_decides_the_budget_before_any_call():
