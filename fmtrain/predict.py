@@ -10,34 +10,24 @@ from __future__ import annotations
 
 import sys
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from fmtrain.engine.device import configure, set_mixed_precision
-from fmtrain.errors import ConfigError, DataError
+from fmtrain.errors import DataError
+from fmtrain.predict_options import PredictOptions, check_batch_size, check_output
 from fmtrain.predict_output import columns, open_writer
 from fmtrain.trainers import build_trainer
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from fmtrain.config.schema import Config
     from fmtrain.data import DataInfo
 
-OUTPUT_SUFFIXES = (".csv", ".jsonl", ".npz")
 PREVIEW_ROWS = 10
-
-
-@dataclass
-class PredictOptions:
-    output: Path | None = None
-    """Where the predictions go (.csv, .jsonl or .npz); None: only a summary is printed."""
-    batch_size: int = 256
-    """Examples per model call (and per write)."""
-    device: str = "auto"
-    unsafe: bool = False
-    verbose: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,8 +60,6 @@ class OutputReading:
         return cls(info.task, names, from_logits)
 
     def read(self, rows: np.ndarray, scores: np.ndarray) -> Predictions:
-        import numpy as np
-
         scores = np.asarray(scores, dtype=np.float32).reshape(len(rows), -1)
         if self.task != "classification":
             return Predictions(rows, values=scores)
@@ -124,27 +112,16 @@ class PredictOutcome:
         return header[:keep], cells
 
 
-def check_output(output: Path | None) -> None:
-    """Refuse an output file fmtrain cannot write before anything is loaded.
-
-    Raises:
-        ConfigError: a suffix other than .csv, .jsonl or .npz, or a missing parent folder.
-    """
-    if output is None:
-        return
-    if output.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise ConfigError(f"--output {output}: expected a .csv, .jsonl or .npz file")
-    if not output.parent.is_dir():
-        raise ConfigError(f"--output {output}: folder {output.parent} does not exist; create it first")
-
-
 def predict_run(run_dir: Path, input_path: Path, options: PredictOptions) -> PredictOutcome:
     """Predict every example of ``input_path`` with the model of ``run_dir``.
 
     Args:
         run_dir: a finished run (or a folder of runs: its newest finished one).
         input_path: what the run's data source reads (csv, npz, image or text folder, text file);
-            for a run on a bundled or generated set, an .npz with the examples in array ``x``.
+            for a run on a bundled or generated set, an .npz with the examples in array ``x``; for a
+            run on a streamed source (tfrecord, parquet, csv with ``stream: true``), a file of that
+            format, a glob or a folder of them, read a batch at a time (rows numbered across the
+            files in name order).
         options: the output file, batch size, device.
 
     Returns:
@@ -155,49 +132,58 @@ def predict_run(run_dir: Path, input_path: Path, options: PredictOptions) -> Pre
         DataError: the input is missing a column, or its examples have another shape than the training data's.
         ConfigError: an output file of an unknown kind, or a batch size below 1.
     """
-    import numpy as np
-
     from fmtrain import data as data_layer
     from fmtrain.config import load_config
-    from fmtrain.data.splits import take
     from fmtrain.evaluate import _check_input_shape, load_run_model
     from fmtrain.runs import find_run
     from fmtrain.targets import Targets, output_units
 
     check_output(options.output)
-    if options.batch_size < 1:
-        raise ConfigError(f"--batch-size {options.batch_size}: expected at least 1")
+    check_batch_size(options.batch_size)
     run, note = find_run(run_dir)
     if note:
         _say(note)
     cfg = load_config(run.config)
     info = data_layer.DataInfo.from_dict(run.read_json(run.data_info))
-    input_path = Path(input_path).expanduser().resolve()
-    if not input_path.exists():
-        raise DataError(f"{input_path}: not found; give a file (or folder) the run's source '{cfg.data.source}' reads")
-    examples = read_inputs(cfg, info, input_path)
-    if _count(examples.x) == 0:
-        raise DataError(f"{input_path}: no examples to predict")
-
-    configure(options.device, cfg.seed, options.verbose)
-    set_mixed_precision("off")  # the saved layers carry their own dtype policies
-    model = load_run_model(run, unsafe=options.unsafe)
-    x = cfg.model.encode_inputs(examples.x, model)  # e.g. a hub text model's saved tokenizer
-    _check_input_shape(_example_shape(x), info.input_shape, str(input_path), cfg.data.source)
-    n = _count(x)
+    streamed = data_layer.streams(cfg.data)
+    if streamed:
+        configure(options.device, cfg.seed, options.verbose)  # before tf.data first runs
+        set_mixed_precision("off")
+        stream = streamed_input(cfg, info, Path(input_path).expanduser())
+        model = load_run_model(run, unsafe=options.unsafe)
+        n, files = None, None
+        batches = (cfg.model.encode_inputs(raw, model) for raw in stream.feature_batches(options.batch_size))
+    else:
+        input_path = Path(input_path).expanduser().resolve()
+        if not input_path.exists():
+            raise DataError(f"{input_path}: not found; give a file (or folder) the run's source "
+                            f"'{cfg.data.source}' reads")
+        examples = read_inputs(cfg, info, input_path)
+        if _count(examples.x) == 0:
+            raise DataError(f"{input_path}: no examples to predict")
+        configure(options.device, cfg.seed, options.verbose)
+        set_mixed_precision("off")  # the saved layers carry their own dtype policies
+        model = load_run_model(run, unsafe=options.unsafe)
+        x = cfg.model.encode_inputs(examples.x, model)  # e.g. a hub text model's saved tokenizer
+        _check_input_shape(_example_shape(x), info.input_shape, str(input_path), cfg.data.source)
+        n, files = _count(x), examples.files
+        batches = _slices(x, n, options.batch_size)
     targets = Targets.from_config(cfg, info)
     predict_batch = _batch_predictor(build_trainer(cfg, model, targets), options.batch_size)
     reading = OutputReading.of(info, targets.from_logits, output_units(model))
 
-    outcome = PredictOutcome(input_path, n, 0, reading, options.output, examples.files)
-    writer = open_writer(options.output, n, reading, examples.files) if options.output is not None else None
+    outcome = PredictOutcome(Path(input_path), 0, 0, reading, options.output, files)
+    writer = open_writer(options.output, n, reading, files) if options.output is not None else None
     try:
-        for start in range(0, n, options.batch_size):
-            rows = np.arange(start, min(start + options.batch_size, n), dtype=np.int64)
-            batch = reading.read(rows, predict_batch(take(x, slice(start, start + len(rows)))))
+        for inputs in batches:
+            rows = np.arange(outcome.n_rows, outcome.n_rows + _count(inputs), dtype=np.int64)
+            batch = reading.read(rows, predict_batch(inputs))
             if writer is not None:
                 writer.write(batch)
             _summarize(outcome, batch)
+            outcome.n_rows += len(rows)
+        if outcome.n_rows == 0:
+            raise DataError(f"{input_path}: no examples to predict")
         if writer is not None:
             writer.close()
     except BaseException:
@@ -205,6 +191,47 @@ def predict_run(run_dir: Path, input_path: Path, options: PredictOptions) -> Pre
             writer.discard()
         raise
     return outcome
+
+
+STREAMED_SUFFIXES = {"tfrecord": (".tfrecord", ".tfrecords", ".tfrec"), "parquet": (".parquet", ".pq"),
+                     "csv": (".csv",)}
+"""A streamed source's files, as a folder given as INPUT is filtered (a pack folder also holds data.yaml)."""
+
+
+def streamed_input(cfg: Config, info: DataInfo, path: Path):
+    """The files ``path`` names (a file, a glob, or a folder: its files of the source's format, by name) as a
+    predict-only stream of the run's source, encoded with the run's features and encoders; no label needed.
+
+    Args:
+        cfg: the run's config (its ``data`` streams).
+        info: the run's data info (its encoders: columns, categories).
+        path: a file, a glob or a folder.
+
+    Returns:
+        A stream (:class:`~fmtrain.data.tfrecord.Stream` or :class:`~fmtrain.data.parquet.TableStream`)
+        whose ``feature_batches`` give the model's inputs in file order.
+
+    Raises:
+        DataError: nothing matches, or a file lacks a trained feature, naming it.
+    """
+    from fmtrain.data import csv_stream, parquet, tfrecord
+
+    data = cfg.data
+    suffixes = STREAMED_SUFFIXES[data.source]
+    if path.is_dir():
+        files = sorted(str(p) for p in path.iterdir()
+                       if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith("."))
+        if not files:
+            raise DataError(f"{path}: no {' or '.join(suffixes)} files in the folder; give the run's source "
+                            f"'{data.source}' files, a glob or a folder of them")
+    else:
+        files = tfrecord.expand_files(str(path), "INPUT", f"{data.source} files")
+    if data.source == "tfrecord":
+        inputs = {name: spec for name, spec in data.features.items() if name != data.label}
+        return tfrecord.Stream.unlabelled(files, inputs)
+    if data.source == "parquet":
+        return parquet.TableStream.unlabelled(files, parquet.PARQUET, info.encoders)
+    return csv_stream.predict_stream(files, info.encoders)
 
 
 @dataclass(frozen=True)
@@ -327,6 +354,13 @@ def _npz_names(path: Path) -> list[str]:
         return []  # the loader says what is wrong with the file
 
 
+def _slices(x, n: int, batch_size: int) -> Iterator[Any]:
+    from fmtrain.data.splits import take
+
+    for start in range(0, n, batch_size):
+        yield take(x, slice(start, start + batch_size))
+
+
 def _count(x) -> int:
     return len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
 
@@ -340,8 +374,6 @@ def _example_shape(x):
 def _batch_predictor(trainer, batch_size: int):
     """A function from up to ``batch_size`` examples to the model's outputs, compiled once for that
     batch size (the last batch is padded), with eval's jit choice so the numbers match eval's."""
-    import numpy as np
-
     from fmtrain.engine.feeds import padded
     from fmtrain.engine.steps import make_predict_function
 
@@ -356,15 +388,11 @@ def _batch_predictor(trainer, batch_size: int):
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
-    import numpy as np
-
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
     return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 def _summarize(outcome: PredictOutcome, batch: Predictions) -> None:
-    import numpy as np
-
     outcome.batches += 1
     room = PREVIEW_ROWS - sum(len(p.rows) for p in outcome.preview)
     if room > 0:

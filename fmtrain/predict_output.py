@@ -9,13 +9,13 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from fmtrain.predict import OutputReading, Predictions
 
 
@@ -41,14 +41,24 @@ class _Writer:
         self.partial = output.with_name(output.name + ".partial")
         self.reading = reading
         self.files = files
+        self.expected: int | None = None
+        """Rows the caller will write, when known."""
+        self.written = 0
 
     def write(self, batch: Predictions) -> None:
+        """Append one batch's rows (batches come in row order)."""
+        self._write(batch)
+        self.written += len(batch.rows)
+
+    def _write(self, batch: Predictions) -> None:
         raise NotImplementedError
 
     def _finish(self) -> None:
         pass
 
     def close(self) -> None:
+        if self.expected is not None and self.written != self.expected:  # a caller's bug, never bad input
+            raise RuntimeError(f"{self.partial}: {self.written} rows written, {self.expected} expected")
         self._finish()
         os.replace(self.partial, self.output)
 
@@ -64,7 +74,7 @@ class _CsvWriter(_Writer):
         self.csv = csv.writer(self.file)
         self.header_written = False
 
-    def write(self, batch: Predictions) -> None:
+    def _write(self, batch: Predictions) -> None:
         if not self.header_written:
             width = batch.values.shape[1] if batch.values is not None else 1
             self.csv.writerow(columns(self.reading, width, files=self.files is not None))
@@ -88,7 +98,7 @@ class _JsonlWriter(_Writer):
         super().__init__(output, reading, files)
         self.file = self.partial.open("w", encoding="utf-8")
 
-    def write(self, batch: Predictions) -> None:
+    def _write(self, batch: Predictions) -> None:
         names = self.reading.class_names
         lines = []
         for i, row in enumerate(batch.rows.tolist()):
@@ -109,39 +119,43 @@ class _JsonlWriter(_Writer):
 
 
 class _NpzWriter(_Writer):
-    """Each array goes to a memory-mapped .npy beside the output, filled batch by batch; close
-    zips them into the .npz (``row``, ``class_id``, ``probabilities``, ``class_names`` or ``values``)."""
+    """Each array's rows are appended to a raw file beside the output, batch by batch (so the row count
+    need not be known up front, as for streamed shards); close writes each as an .npy into the .npz
+    (``row``, ``class_id``, ``probabilities``, ``class_names`` or ``values``)."""
 
-    def __init__(self, output: Path, reading: OutputReading, n: int, files: list[str] | None = None):
+    CHUNK = 1 << 20
+    """Bytes copied at a time from a part file into the archive."""
+
+    def __init__(self, output: Path, reading: OutputReading, files: list[str] | None = None):
         super().__init__(output, reading, files)
-        self.n = n
-        self.arrays: dict[str, Any] = {}
-        self.parts: list[Path] = []
+        self.parts: dict[str, _Part] = {}
 
-    def _array(self, name: str, like: np.ndarray):
+    def _write(self, batch: Predictions) -> None:
         import numpy as np
 
-        if name not in self.arrays:
-            part = self.output.with_name(f"{self.output.name}.{name}.partial.npy")
-            self.parts.append(part)
-            self.arrays[name] = np.lib.format.open_memmap(part, mode="w+", dtype=like.dtype,
-                                                          shape=(self.n, *like.shape[1:]))
-        return self.arrays[name]
-
-    def write(self, batch: Predictions) -> None:
-        start, stop = int(batch.rows[0]), int(batch.rows[-1]) + 1
         for name in ("rows", "class_ids", "probabilities", "values"):
             values = getattr(batch, name)
-            if values is not None:
-                self._array({"rows": "row", "class_ids": "class_id"}.get(name, name), values)[start:stop] = values
+            if values is None:
+                continue
+            key = {"rows": "row", "class_ids": "class_id"}.get(name, name)
+            if key not in self.parts:
+                path = self.output.with_name(f"{self.output.name}.{key}.partial")
+                self.parts[key] = _Part(path, path.open("wb"), values.dtype, values.shape[1:])
+            part = self.parts[key]
+            part.handle.write(np.ascontiguousarray(values, dtype=part.dtype).tobytes())
+            part.rows += len(values)
 
     def close(self) -> None:
         import numpy as np
 
         with zipfile.ZipFile(self.partial, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
-            for (name, array), part in zip(self.arrays.items(), self.parts, strict=True):
-                array.flush()
-                archive.write(part, f"{name}.npy")
+            for name, part in self.parts.items():
+                part.handle.close()
+                header = {"descr": np.lib.format.dtype_to_descr(part.dtype), "fortran_order": False,
+                          "shape": (part.rows, *part.shape)}
+                with archive.open(f"{name}.npy", "w", force_zip64=True) as handle, part.path.open("rb") as rows:
+                    np.lib.format.write_array_header_2_0(handle, header)
+                    shutil.copyfileobj(rows, handle, self.CHUNK)
             for name, strings in (("class_names", self.reading.class_names), ("file", self.files)):
                 if strings is not None:
                     with archive.open(f"{name}.npy", "w", force_zip64=True) as handle:
@@ -149,16 +163,37 @@ class _NpzWriter(_Writer):
         super().close()
 
     def _finish(self) -> None:
-        self.arrays.clear()  # drops the memory maps
-        for part in self.parts:
-            part.unlink(missing_ok=True)
+        for part in self.parts.values():
+            part.handle.close()
+            part.path.unlink(missing_ok=True)
 
 
-def open_writer(output: Path, n: int, reading: OutputReading, files: list[str] | None = None) -> _Writer:
-    """A writer for ``output`` by its suffix (checked by :func:`check_output`); ``files`` names each row."""
+@dataclass
+class _Part:
+    """One array of an .npz being written: its raw rows so far, in a file."""
+
+    path: Path
+    handle: BinaryIO
+    dtype: Any
+    shape: tuple[int, ...]
+    """The shape of one row."""
+    rows: int = 0
+
+
+def open_writer(output: Path, n: int | None, reading: OutputReading, files: list[str] | None = None) -> _Writer:
+    """A writer for ``output`` by its suffix (checked by :func:`~fmtrain.predict_options.check_output`).
+
+    Args:
+        output: a .csv, .jsonl or .npz file; written as ``<output>.partial`` until :meth:`_Writer.close`.
+        n: how many rows will be written, when known (close checks it); None for a stream.
+        reading: the task and class names, for the header.
+        files: the file each row came from, for a folder of loose files.
+
+    Returns:
+        A writer taking one batch of :class:`~fmtrain.predict.Predictions` after another, in row order.
+    """
     suffix = output.suffix.lower()
-    if suffix == ".csv":
-        return _CsvWriter(output, reading, files)
-    if suffix == ".jsonl":
-        return _JsonlWriter(output, reading, files)
-    return _NpzWriter(output, reading, n, files)
+    kind = _CsvWriter if suffix == ".csv" else _JsonlWriter if suffix == ".jsonl" else _NpzWriter
+    writer = kind(output, reading, files)
+    writer.expected = n
+    return writer

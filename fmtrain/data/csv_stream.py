@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from fmtrain.data.encoding import EncoderState
-from fmtrain.data.parquet import TableSpec, build_tables, open_file
+from fmtrain.data.parquet import TableSpec, TableStream, build_tables, open_file
 from fmtrain.data.tfrecord import DEFAULT_ADAPT_SAMPLES, DEFAULT_SHUFFLE_BUFFER, Streams, expand_files
 from fmtrain.errors import DataError
 
@@ -86,6 +86,32 @@ def build(cfg: CsvSource, *, seed: int, encoders: EncoderState) -> Streams:
     return build_tables(spec, encoders)
 
 
+def predict_stream(files: list[str], encoders: EncoderState) -> TableStream:
+    """A predict-only stream of csv ``files`` encoded with a trained run's ``encoders``: columns read with
+    the types training read them with (numbers as floats, the categorical columns as strings); a label
+    column in the files is ignored.
+
+    Args:
+        files: the csv files, in the order their rows are predicted.
+        encoders: the run's learned state (its feature columns and their categories).
+
+    Returns:
+        A :class:`~fmtrain.data.parquet.TableStream` whose ``feature_batches`` the model takes.
+
+    Raises:
+        DataError: a file that cannot be read or lacks a trained feature column, naming it.
+    """
+    import pyarrow as pa
+
+    try:
+        inferred = CsvFormat().columns(files[0])
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"{files[0]}: not a readable csv file ({str(exc).strip().splitlines()[0]})") from None
+    forced = set(encoders.categories or {})
+    types = {name: _read_as(kind, False, name in forced) for name, kind in inferred.items()}
+    return TableStream.unlabelled(files, CsvFormat(types), encoders)
+
+
 def _read_as(kind: pa.DataType, label: bool, categorical: bool) -> pa.DataType:
     import pyarrow as pa
 
@@ -116,4 +142,4 @@ def _split_files(cfg: CsvSource, files: list[str], seed: int) -> dict[str, list[
     return {"train": sorted(order), **held}
 
 
-__all__ = ["CsvFormat", "build"]
+__all__ = ["CsvFormat", "build", "predict_stream"]

@@ -170,7 +170,8 @@ class TableEncoding:
 
     format: TableFormat
     features: list[str]
-    label: str
+    label: str | None
+    """None: predict-only (:meth:`TableStream.unlabelled`); a label column in the files is not read."""
     encoder: ColumnEncoder
     """Fitted: numeric columns pass, categorical ones are one-hot over the training categories."""
     labels: EncoderState
@@ -178,7 +179,7 @@ class TableEncoding:
 
     @property
     def read(self) -> list[str]:
-        return [*self.features, self.label]
+        return self.features if self.label is None else [*self.features, self.label]
 
     @property
     def width(self) -> int:
@@ -190,8 +191,16 @@ class TableEncoding:
 
     def encode(self, batch: pa.RecordBatch, where: Callable[[int], str]) -> tuple[np.ndarray, np.ndarray]:
         """A batch of rows → float32 features and the encoded labels (int32 ids or float32 targets)."""
-        x = self.encoder.transform({name: _values(batch.column(name)) for name in self.features})
+        import numpy as np
+
+        x = self.encode_features(batch)
+        if self.label is None:  # predict-only: zeros keep the (x, y) shape every pipeline expects
+            return x, np.zeros(len(x), np.int32 if self.classification else np.float32)
         return x, self.encode_labels(_values(batch.column(self.label)), where)
+
+    def encode_features(self, batch: pa.RecordBatch) -> np.ndarray:
+        """A batch of rows → float32 features (the fitted encoder's columns)."""
+        return self.encoder.transform({name: _values(batch.column(name)) for name in self.features})
 
     def encode_labels(self, values: np.ndarray, where: Callable[[int], str]) -> np.ndarray:
         return encode_batch_labels(values, self.labels, where, f"label column '{self.label}'")
@@ -252,6 +261,81 @@ class TableStream(ShardedStream):
 
     def _parse_raw(self, batch):
         return batch["x"], batch["y"]
+
+    @classmethod
+    def unlabelled(cls, files: list[str], fmt: TableFormat, encoders: EncoderState) -> TableStream:
+        """A predict-only stream of ``files``, encoded with a trained run's ``encoders`` (its columns and
+        categories); a label column in the files is ignored.
+
+        Each file's columns are checked here (from its schema, or its first block), so a file without
+        a trained column is named before anything runs; its count stays 0 (no pass is made to count).
+
+        Raises:
+            DataError: a file that cannot be read or lacks a trained feature column, naming it.
+        """
+        features = list(encoders.columns or [])
+        categorical = list(encoders.categories or {})
+        for path in files:
+            kinds = _kinds(fmt, path)
+            for name in features:
+                if name not in kinds:
+                    raise DataError(f"{path}: no column '{name}' (a feature the run was trained on)"
+                                    f"{did_you_mean(name, kinds)}; columns are {describe_choices(kinds)}")
+                if name not in categorical and kinds[name] not in ("float", "int", "bool"):
+                    raise DataError(f"{path}: column '{name}' holds {kinds[name]} values but the run was trained "
+                                    "on numbers in it")
+        encoding = TableEncoding(fmt, features, None, ColumnEncoder(features, categorical, encoders.categories),
+                                 encoders)
+        return cls(tuple(files), 0, encoding, DEFAULT_SHUFFLE_BUFFER)
+
+    def encoded_batches(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every row once, file after file in the order of ``files``: ``(x, y)`` per block read (about
+        :data:`READ_ROWS` rows), checked (no empty cell, finite numbers) and encoded; y is zeros when
+        unlabelled. Python per block, no tf.data: what ``fmtrain predict`` and ``fmtrain data pack`` read.
+
+        Raises:
+            DataError: a file that cannot be read, an empty cell or a non-finite number, naming file and row.
+        """
+        import pyarrow as pa
+
+        encoding = self.encoding
+        expected = {name: "string" if name in (encoding.encoder.categories or {}) else "float"
+                    for name in encoding.features}
+        if encoding.label is not None:
+            expected[encoding.label] = "string"  # nulls only: its values are checked as they are encoded
+        for path in self.files:
+            done = 0
+            try:
+                for batch in encoding.format.batches(path, encoding.read):
+                    _check_batch(batch, path, done, expected)
+                    yield encoding.encode(batch, _where(path, done))
+                    done += batch.num_rows
+            except (pa.ArrowException, OSError) as exc:
+                raise DataError(f"{path}: not a readable {encoding.format.what} ({_first_line(exc)})") from None
+
+    def feature_batches(self, batch_size: int) -> Iterator[np.ndarray]:
+        """The encoded features of every row once, in the order of :meth:`encoded_batches`, as float32
+        batches of ``batch_size`` (the last one shorter): what ``fmtrain predict`` feeds the model.
+
+        Raises:
+            DataError: as :meth:`encoded_batches`.
+        """
+        import numpy as np
+
+        pending: list[np.ndarray] = []
+        held = 0
+        for x, _ in self.encoded_batches():
+            pending.append(x)
+            held += len(x)
+            if held >= batch_size:
+                rows = np.concatenate(pending)
+                start = 0
+                while held - start >= batch_size:
+                    yield rows[start:start + batch_size]
+                    start += batch_size
+                pending, held = [rows[start:]], held - start
+        if held:
+            yield np.concatenate(pending)
 
 
 def _where(path: str, offset: int) -> Callable[[int], str]:

@@ -27,6 +27,7 @@ TensorFlow is imported inside the functions that need it; importing this module 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -310,12 +311,62 @@ class Stream(ShardedStream):
     count: int
     features: dict[str, FeatureSpec]
     """The input features (not the label)."""
-    label: str
-    label_spec: FeatureSpec
+    label: str | None
+    """None: a predict-only stream (:meth:`unlabelled`), whose records need no label."""
+    label_spec: FeatureSpec | None
     shuffle_buffer: int
     limit: int | None = None
     """Only the first ``limit`` records in shard order (``--smoke``)."""
     labels: LabelShape | None = None
+
+    @classmethod
+    def unlabelled(cls, files: list[str], features: dict[str, FeatureSpec]) -> Stream:
+        """A predict-only stream of ``files``: the input ``features`` parsed, a label in the records ignored.
+
+        Each shard's first record is checked against ``features`` here, so a shard written for another
+        model is named before anything runs (its count stays 0: no pass is made to count records).
+
+        Raises:
+            DataError: a shard that cannot be read, or whose first record lacks a feature or stores
+                it with another kind or length, naming the shard.
+        """
+        import tensorflow as tf
+
+        for path in files:
+            try:
+                first = next(iter(tf.data.TFRecordDataset(path).take(1).as_numpy_iterator()), None)
+            except tf.errors.OpError as exc:
+                raise DataError(f"{path}: cannot read the shard: {exc.message.splitlines()[0]}") from None
+            if first is not None:
+                _check_record(path, first, features, 1)
+        return cls(tuple(files), 0, dict(features), None, None, DEFAULT_SHUFFLE_BUFFER)
+
+    def feature_batches(self, batch_size: int) -> Iterator[Any]:
+        """The inputs of every record once, shard after shard in the order of ``files``, as numpy
+        batches of ``batch_size`` (the last one shorter): what ``fmtrain predict`` feeds the model.
+
+        Raises:
+            DataError: a corrupt shard or a record that does not fit ``features``, naming the shard.
+        """
+        import tensorflow as tf
+
+        # One shard after the other (no interleave): row i of the output is record i of the files in order.
+        batches = tf.data.TFRecordDataset(list(self.files)).batch(batch_size)
+        batches = _bounded(batches.map(lambda b: self._parse_raw(b)[0]).prefetch(2))
+        iterator = iter(batches)
+        while True:
+            try:
+                x = next(iterator)
+            except StopIteration:
+                return
+            except tf.errors.DataLossError as exc:
+                raise DataError(f"{_which_shard(self.files)}: corrupt TFRecord shard "
+                                f"({exc.message.splitlines()[0]})") from None
+            except tf.errors.InvalidArgumentError:
+                for path in self.files:
+                    _find_bad_record(path, self.features)
+                raise
+            yield tf.nest.map_structure(lambda t: t.numpy(), x)
 
     def _records(self, files: list[str]):
         import tensorflow as tf
@@ -329,10 +380,13 @@ class Stream(ShardedStream):
         """A batch of serialized records → (x, y) with the features' own dtypes; y as stored."""
         import tensorflow as tf
 
-        spec = {name: _parse_spec(feature) for name, feature in {**self.features, self.label: self.label_spec}.items()}
-        parsed = tf.io.parse_example(serialized, spec)
+        features = self.features if self.label is None else {**self.features, self.label: self.label_spec}
+        parsed = tf.io.parse_example(serialized, {name: _parse_spec(feature) for name, feature in features.items()})
         x = {name: _decode(parsed[name], feature) for name, feature in self.features.items()}
-        y = parsed[self.label]
+        if self.label is None:  # predict-only: zeros keep the (x, y) shape every pipeline expects
+            y = tf.zeros(tf.shape(serialized)[:1], tf.int32)
+        else:
+            y = parsed[self.label]
         if y.dtype == tf.int64:
             y = tf.cast(y, tf.int32)
         return (next(iter(x.values())) if len(x) == 1 else x), y
@@ -539,6 +593,18 @@ def _scan(files: list[str], features: dict[str, FeatureSpec], label: str, split:
         low = lo if low is None else min(low, lo)
         high = hi if high is None else max(high, hi)
     return count, low, high
+
+
+def _which_shard(files: tuple[str, ...]) -> str:
+    """The first of ``files`` that does not read to its end (found after a stream over all of them failed)."""
+    import tensorflow as tf
+
+    for path in files:
+        try:
+            tf.data.TFRecordDataset(path).reduce(tf.constant(0, tf.int64), lambda n, _: n + 1)
+        except tf.errors.OpError:
+            return path
+    return ", ".join(files)
 
 
 def _find_bad_record(path: str, features: dict[str, FeatureSpec]) -> None:
