@@ -1,4 +1,4 @@
-"""``fmtrain data pack``: an in-memory source's splits → TFRecord shards and the ``data:`` block that streams them."""
+"""``fmtrain data pack``: a source's splits → TFRecord shards and the ``data:`` block that streams them."""
 
 from __future__ import annotations
 
@@ -14,14 +14,15 @@ from fmtrain.engine.device import quiet_tensorflow_logs
 
 def register(app: typer.Typer) -> None:
     data = typer.Typer(cls=OneLineUsageErrors, no_args_is_help=True,
-                       help="Data tools: [bold]pack[/] an in-memory source into TFRecord shards that stream.")
+                       help="Data tools: [bold]pack[/] an in-memory source, Parquet or csv shards into TFRecord "
+                       "shards that stream.")
     data.command(cls=Command)(pack)
     app.add_typer(data, name="data")
 
 
 def pack(
-    config: Annotated[Path, typer.Argument(help="A config whose data: section names an in-memory source.",
-                                           show_default=False)],
+    config: Annotated[Path, typer.Argument(help="A config whose data: section names an in-memory source, parquet "
+                                           "or csv with stream: true.", show_default=False)],
     out_dir: Annotated[str, typer.Argument(help="Folder (or object-store path) for the shards and data.yaml.",
                                            show_default=False)],
     shards: Annotated[int, typer.Option("--shards", "-n", help="Training shards (held-out splits in proportion).")] = 8,
@@ -31,7 +32,8 @@ def pack(
     debug: Debug = False,
 ) -> None:
     """Write the train/val/test splits of CONFIG's data as TFRecord shards in OUT_DIR, plus a ready-to-use
-    data: block (printed, and saved as OUT_DIR/data.yaml) that streams them with source: tfrecord."""
+    data: block (printed, and saved as OUT_DIR/data.yaml) that streams them with source: tfrecord. Parquet and
+    csv shards (stream: true) are read a block of rows at a time."""
 
     def action() -> int:
         from fmtrain.config import load_config

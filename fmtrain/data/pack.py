@@ -1,8 +1,11 @@
-"""``fmtrain data pack``: an in-memory source's splits as TFRecord shards, plus the ``data:`` block streaming them.
+"""``fmtrain data pack``: a source's splits as TFRecord shards, plus the ``data:`` block streaming them.
 
 The splits are those ``fit`` would train on (``data.build`` with the config's seed: the same
-train/val/test rows, labels encoded, csv columns one-hot encoded); each becomes shards named
-``<split>-00000-of-0000N.tfrecord`` of ``tf.train.Example`` records, one per example, written
+train/val/test rows, labels encoded, csv columns one-hot encoded); an in-memory source is held as
+arrays, a streamed table (``parquet``, csv shards with ``stream: true``) is read from its files a
+block of rows at a time, so packing it needs no more memory than training from it. Each split
+becomes shards named ``<split>-00000-of-0000N.tfrecord`` of ``tf.train.Example`` records, one per
+example, in the split's order, written
 through ``tf.io.gfile`` (so an object-store path TensorFlow supports works too). The block is
 written as ``data.yaml`` next to the shards and returned.
 """
@@ -10,6 +13,7 @@ written as ``data.yaml`` next to the shards and returned.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +26,8 @@ if TYPE_CHECKING:
 LABEL = "label"
 """The label feature's name in the shards (``y`` when an input is already called ``label``)."""
 BLOCK_FILE = "data.yaml"
+BLOCK_ROWS = 8192
+"""Examples of an in-memory split converted per block."""
 
 
 @dataclass(frozen=True)
@@ -40,8 +46,20 @@ def pack(cfg: Config, out_dir: str, shards: int) -> Packed:
     """Write ``cfg.data``'s splits as TFRecord shards under ``out_dir`` (``shards`` for train, the
     held-out splits in proportion, at least one each).
 
+    An in-memory source is built as ``fit`` builds it; a streamed table (``parquet``, ``csv`` with
+    ``stream: true``) is checked and its encoders fitted as ``fit`` does, then read and written a block of
+    rows at a time, so memory stays flat however large the files.
+
+    Args:
+        cfg: a config whose ``data`` is an in-memory source, ``parquet`` or ``csv`` with ``stream: true``.
+        out_dir: an empty (or new) folder, or an object-store path TensorFlow supports.
+        shards: training shards.
+
+    Returns:
+        The shards written, their example counts and the ``data:`` block that streams them.
+
     Raises:
-        ConfigError: the source already streams, or ``shards`` is below 1.
+        ConfigError: the source is TFRecord already, or ``shards`` is below 1.
         DataError: the data cannot be read, or ``out_dir`` holds shards already.
     """
     import tensorflow as tf
@@ -50,8 +68,9 @@ def pack(cfg: Config, out_dir: str, shards: int) -> Packed:
 
     if shards < 1:
         raise ConfigError(f"--shards {shards}: give at least 1")
-    if data_layer.streams(cfg.data):
-        raise ConfigError(f"data.source: '{cfg.data.source}' streams already; pack reads an in-memory source")
+    if cfg.data.source == "tfrecord":
+        raise ConfigError("data.source: 'tfrecord' streams already; pack reads an in-memory source, parquet or "
+                          "csv (stream: true)")
     splits = data_layer.build(cfg.data, seed=cfg.seed)
     present = {name: split for name in ("train", "val", "test") if (split := getattr(splits, name)) is not None}
     out = out_dir.rstrip("/")
@@ -59,15 +78,14 @@ def pack(cfg: Config, out_dir: str, shards: int) -> Packed:
     existing = tf.io.gfile.glob(f"{out}/*.tfrecord")
     if existing:
         raise DataError(f"{existing[0]}: {out} holds shards already; pack into an empty folder")
-    x = splits.train.x
-    inputs = x if isinstance(x, dict) else {"x": x}
-    label = "y" if LABEL in inputs else LABEL
-    features = {name: _spec(array, f"input '{name}'") for name, array in inputs.items()}
-    features[label] = _label_spec(splits.train.y, splits.info.task)
+    first_x, first_y = next(_blocks(splits.train))
+    label = "y" if LABEL in first_x else LABEL
+    features = {name: _spec(array, f"input '{name}'") for name, array in first_x.items()}
+    features[label] = _label_spec(first_y, splits.info.task)
     written, counts = {}, {}
     for name, split in present.items():
         n_shards = shards if name == "train" else max(1, math.ceil(shards * len(split) / len(splits.train)))
-        written[name] = _write(split, f"{out}/{name}", n_shards, label)
+        written[name] = _write(_blocks(split), len(split), f"{out}/{name}", n_shards, label)
         counts[name] = len(split)
     block: dict[str, Any] = {
         "source": "tfrecord",
@@ -87,6 +105,18 @@ def pack(cfg: Config, out_dir: str, shards: int) -> Packed:
         f.write(f"# Written by fmtrain data pack from {splits.info.source}; use as the data: section of a config.\n")
         f.write(dump_yaml({"data": block}))
     return Packed(block, block_path, written, counts)
+
+
+def _blocks(split) -> Iterator[tuple[dict[str, Any], Any]]:
+    """A split's examples in order, a block at a time: ``({name: inputs}, labels)``. A streamed table is read
+    from its files (:meth:`~fmtrain.data.parquet.TableStream.encoded_batches`); arrays are sliced."""
+    if hasattr(split, "encoded_batches"):
+        for x, y in split.encoded_batches():
+            yield {"x": x}, y
+        return
+    x = split.x if isinstance(split.x, dict) else {"x": split.x}
+    for start in range(0, len(split), BLOCK_ROWS):
+        yield {name: values[start:start + BLOCK_ROWS] for name, values in x.items()}, split.y[start:start + BLOCK_ROWS]
 
 
 def _spec(array, what: str) -> dict[str, Any]:
@@ -112,25 +142,35 @@ def _label_spec(y, task: str) -> dict[str, Any]:
     return {"dtype": "int64" if task == "classification" else "float32", "shape": list(np.asarray(y).shape[1:])}
 
 
-def _write(split, prefix: str, n_shards: int, label: str) -> list[str]:
-    """Examples in order, split into ``n_shards`` contiguous shards."""
+def _write(blocks: Iterator[tuple[dict[str, Any], Any]], n: int, prefix: str, n_shards: int,
+           label: str) -> list[str]:
+    """The ``n`` examples of ``blocks`` in order, split into ``n_shards`` contiguous shards."""
     import numpy as np
     import tensorflow as tf
 
-    x = split.x if isinstance(split.x, dict) else {"x": split.x}
-    columns = {name: _raw_ready(np.asarray(array)) for name, array in x.items()}
-    columns[label] = np.asarray(split.y)
-    n = len(split)
-    paths = []
     bounds = np.linspace(0, n, n_shards + 1).astype(int)
-    for shard in range(n_shards):
-        path = f"{prefix}-{shard:05d}-of-{n_shards:05d}.tfrecord"
-        with tf.io.TFRecordWriter(path) as writer:
-            for i in range(bounds[shard], bounds[shard + 1]):
+    paths = [f"{prefix}-{shard:05d}-of-{n_shards:05d}.tfrecord" for shard in range(n_shards)]
+    shard, done = 0, 0
+    writer = tf.io.TFRecordWriter(paths[0])
+    try:
+        for x, y in blocks:
+            columns = {name: _raw_ready(np.asarray(array)) for name, array in x.items()}
+            columns[label] = np.asarray(y)
+            for i in range(len(columns[label])):
+                while shard + 1 < n_shards and done >= bounds[shard + 1]:
+                    writer.close()
+                    shard += 1
+                    writer = tf.io.TFRecordWriter(paths[shard])
                 features = {name: _feature(values[i], raw=name != label and values.dtype.kind not in "OUS")
                             for name, values in columns.items()}
                 writer.write(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
-        paths.append(path)
+                done += 1
+        while shard + 1 < n_shards:  # fewer examples than shards: the rest stay empty, as before
+            writer.close()
+            shard += 1
+            writer = tf.io.TFRecordWriter(paths[shard])
+    finally:
+        writer.close()
     return paths
 
 
