@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from typer.testing import CliRunner
 
 pytestmark = pytest.mark.tf
 
-tf = pytest.importorskip("tensorflow")
+pytest.importorskip("tensorflow")
 pytest.importorskip("pyarrow")
 
-from fmtrain.cli import app  # noqa: E402
+from stream_checks import check_eval_streams_exactly, check_order_and_skip, digits_splits, fit_error  # noqa: E402
+
 from fmtrain.config import load_config  # noqa: E402
 from fmtrain.data import build  # noqa: E402
 from fmtrain.fit import FitOptions, fit  # noqa: E402
@@ -36,13 +36,12 @@ def shards(tmp_path_factory) -> Path:
     """digits_mlp.yaml's in-memory splits as csv shards: digits-0..2 train, digits-3 val, digits-4 test
     (the last shards in name order are held out: 1 of 5 for test_split 0.2, then 1 for validation)."""
     out = tmp_path_factory.mktemp("csv")
-    splits = build(load_config(ROOT / "configs/digits_mlp.yaml").data, seed=42)
-    x = {name: np.asarray(split.x).reshape(len(split), -1) for name, split in
-         (("train", splits.train), ("val", splits.val), ("test", splits.test))}
-    for i, part in enumerate(np.array_split(np.arange(len(splits.train)), 3)):
-        _write(out / f"digits-{i}.csv", x["train"][part], splits.train.y[part])
-    _write(out / "digits-3.csv", x["val"], splits.val.y)
-    _write(out / "digits-4.csv", x["test"], splits.test.y)
+    splits = digits_splits()
+    x, y = splits["train"]
+    for i, part in enumerate(np.array_split(np.arange(len(y)), 3)):
+        _write(out / f"digits-{i}.csv", x[part], y[part])
+    _write(out / "digits-3.csv", *splits["val"])
+    _write(out / "digits-4.csv", *splits["test"])
     return out
 
 
@@ -65,26 +64,12 @@ def test_training_from_csv_shards_reaches_the_in_memory_accuracy_and_eval_stream
     assert run.metrics.final["test"]["accuracy"] > 0.9
     info = yaml.safe_load((run.run.path / "data_info.json").read_text())
     assert info["streamed"]["files"]["test"] == [str(shards / "digits-4.csv")]
-    result = CliRunner().invoke(app, ["eval", str(run.run.path), "--quiet"])
-    assert result.exit_code == 0, result.output
-    evaluated = yaml.safe_load((run.run.path / "eval-test.json").read_text())
-    assert evaluated["n_samples"] == 360
-    assert evaluated["metrics"]["accuracy"] == pytest.approx(run.metrics.final["test"]["accuracy"], abs=1e-6)
+    check_eval_streams_exactly(run.run.path, run.metrics.final["test"]["accuracy"], n_samples=360)
 
 
 def test_the_order_depends_only_on_seed_and_epoch_and_a_start_skips_exactly(shards, tmp_path):
     stream = build(load_config(_config(tmp_path, _data(shards))).data, seed=1).train
-    steps = -(-len(stream) // 64)
-
-    def order(seed, epoch, start=0):
-        batches = stream.train_batches(64, seed=seed, epoch=epoch, shuffle=True, start=start, steps=steps)
-        return np.concatenate([x.numpy() for x, _ in batches])
-
-    first = order(1, 0)
-    tf.random.set_seed(12345)
-    np.testing.assert_array_equal(order(1, 0), first)
-    assert not np.array_equal(order(1, 1), first)
-    np.testing.assert_array_equal(order(1, 0, start=5), first[5 * 64:])
+    check_order_and_skip(stream, batch_size=64, start=5)
 
 
 def test_split_random_holds_out_whole_shards_drawn_by_the_seed(shards, tmp_path):
@@ -120,10 +105,7 @@ def test_the_encoders_are_the_in_memory_csv_ones_fitted_on_the_training_shards(t
 
 
 def _fit_error(tmp_path, data: dict) -> str:
-    result = CliRunner().invoke(app, ["fit", str(_config(tmp_path, data)), "--runs-root", str(tmp_path / "runs")])
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output and not (tmp_path / "runs").exists()
-    return " ".join(result.output.split())
+    return fit_error(tmp_path, _config(tmp_path, data))
 
 
 def test_bad_shards_and_keys_exit_2_naming_the_file(shards, tmp_path):

@@ -8,20 +8,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from typer.testing import CliRunner
 
 pytestmark = pytest.mark.tf
 
-tf = pytest.importorskip("tensorflow")
+pytest.importorskip("tensorflow")
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
-from stopping import StopAt  # noqa: E402
+from stream_checks import (  # noqa: E402
+    check_eval_streams_exactly,
+    check_order_and_skip,
+    check_resume_ends_equal,
+    digits_splits,
+    fit_error,
+)
 
-from fmtrain.cli import app  # noqa: E402
 from fmtrain.config import load_config  # noqa: E402
 from fmtrain.data import build  # noqa: E402
-from fmtrain.errors import DataError, Interrupted  # noqa: E402
+from fmtrain.errors import DataError  # noqa: E402
 from fmtrain.fit import FitOptions, fit  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,14 +43,12 @@ def _table(x: np.ndarray, y: np.ndarray) -> pa.Table:
 def files(tmp_path_factory) -> Path:
     """digits_mlp.yaml's in-memory splits as Parquet: 3 training files of row groups of 100 rows."""
     out = tmp_path_factory.mktemp("parquet")
-    splits = build(load_config(ROOT / "configs/digits_mlp.yaml").data, seed=42)
-    x = {name: np.asarray(split.x).reshape(len(split), -1) for name, split in
-         (("train", splits.train), ("val", splits.val), ("test", splits.test))}
-    y = {"train": splits.train.y, "val": splits.val.y, "test": splits.test.y}
-    for i, part in enumerate(np.array_split(np.arange(len(y["train"])), 3)):
-        pq.write_table(_table(x["train"][part], y["train"][part]), out / f"train-{i}.parquet", row_group_size=100)
+    splits = digits_splits()
+    x, y = splits["train"]
+    for i, part in enumerate(np.array_split(np.arange(len(y)), 3)):
+        pq.write_table(_table(x[part], y[part]), out / f"train-{i}.parquet", row_group_size=100)
     for split in ("val", "test"):
-        pq.write_table(_table(x[split], y[split]), out / f"{split}.parquet")
+        pq.write_table(_table(*splits[split]), out / f"{split}.parquet")
     return out
 
 
@@ -83,48 +85,18 @@ def test_training_from_parquet_reaches_the_in_memory_accuracy_and_eval_streams_e
     assert info["streamed"]["counts"] == {"train": 1149, "val": 288, "test": 360}
     assert info["encoders"]["columns"] == PIXELS and info["encoders"]["categories"] == {}
 
-    result = CliRunner().invoke(app, ["eval", str(run.run.path), "--quiet"])  # 360 rows: the last batch partial
-    assert result.exit_code == 0, result.output
-    evaluated = yaml.safe_load((run.run.path / "eval-test.json").read_text())
-    assert evaluated["n_samples"] == 360
-    assert evaluated["metrics"]["accuracy"] == pytest.approx(run.metrics.final["test"]["accuracy"], abs=1e-6)
+    # 360 rows: the last batch partial
+    check_eval_streams_exactly(run.run.path, run.metrics.final["test"]["accuracy"], n_samples=360)
 
 
 def test_the_order_depends_only_on_seed_and_epoch_and_a_start_skips_exactly(files, tmp_path):
     stream = build(load_config(_config(tmp_path, _data(files))).data, seed=1).train
-    steps = -(-len(stream) // 64)
-
-    def order(seed, epoch, start=0):
-        batches = stream.train_batches(64, seed=seed, epoch=epoch, shuffle=True, start=start, steps=steps)
-        return np.concatenate([x.numpy() for x, _ in batches])
-
-    first = order(1, 0)
-    assert first.shape == (steps * 64, 64)
-    tf.random.set_seed(12345)  # the global seed plays no part
-    np.testing.assert_array_equal(order(1, 0), first)
-    assert not np.array_equal(order(1, 1), first) and not np.array_equal(order(2, 0), first)
-    np.testing.assert_array_equal(order(1, 0, start=7), first[7 * 64:])
+    check_order_and_skip(stream, batch_size=64, start=7)
 
 
 def test_a_parquet_run_stopped_mid_epoch_and_resumed_ends_equal_to_the_uninterrupted_one(parquet_run, tmp_path):
-    from fmtrain.engine.checkpoints import CheckpointManager
-
     config, whole = parquet_run
-    cfg = load_config(config)
-    with pytest.raises(Interrupted):
-        fit(cfg, FitOptions(run_dir=tmp_path / "run", quiet=True, callbacks=[StopAt(26)]))  # epoch 2 of 18 steps
-    saved = CheckpointManager(tmp_path / "run" / "checkpoints").latest()
-    assert saved.state.epoch == 1 and saved.state.step > 0
-
-    resumed = fit(cfg, FitOptions(resume=tmp_path / "run", quiet=True))
-    assert resumed.metrics.resume.steps_trained == 54 - saved.state.global_step
-    last = CheckpointManager(tmp_path / "run" / "checkpoints").latest()
-    expected = CheckpointManager(whole.run.path / "checkpoints").latest()
-    assert last.path.name == expected.path.name
-    for group, arrays in expected.groups.items():
-        for a, b in zip(last.groups[group], arrays, strict=True):
-            np.testing.assert_array_equal(a, b, err_msg=group)
-    assert resumed.metrics.final == whole.metrics.final
+    check_resume_ends_equal(load_config(config), whole, tmp_path / "run", stop_at=26, steps=54)  # 3 epochs of 18
 
 
 def test_categories_and_labels_are_fitted_on_the_training_files_only(tmp_path):
@@ -150,10 +122,7 @@ def test_categories_and_labels_are_fitted_on_the_training_files_only(tmp_path):
 
 
 def _fit_error(tmp_path, data: dict) -> str:
-    result = CliRunner().invoke(app, ["fit", str(_config(tmp_path, data)), "--runs-root", str(tmp_path / "runs")])
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output and not (tmp_path / "runs").exists()
-    return " ".join(result.output.split())
+    return fit_error(tmp_path, _config(tmp_path, data))
 
 
 def test_a_missing_column_an_empty_glob_an_unreadable_file_and_a_null_exit_2_naming_the_file(files, tmp_path):
