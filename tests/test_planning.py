@@ -90,6 +90,7 @@ def test_a_cached_graph_timing_decides_the_budget_before_any_call():
     short = CallPlan(steps_per_epoch=100, batch_size=256, total_steps=10_000, steps_per_execution=100,
                      jit_policy="auto", timing=cached)
     assert short.candidates == [False] and short.skipped and short.source == "cache"
+    assert short.record_of().per_step == {False: 0.001}  # metrics.json's ms_per_step: the cached graph
     assert short.why.endswith("(graph timing cached by an earlier run)")
     assert not short.measured and short.timing_measured is None  # nothing new to store
     # This run's graph would have priced the trial cheaply; the cached timing still decides.

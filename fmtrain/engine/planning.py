@@ -238,7 +238,7 @@ class CallPlan:
         if not self.budget.allows:
             self.candidates = [False]
             if self.timing_cached:
-                self.source = "cache"
+                self.source, self.per_step = "cache", {False: timing.per_step}
 
     def drop(self, jit: bool, why: str) -> None:
         """A candidate failed to compile; never use it."""
