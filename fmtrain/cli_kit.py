@@ -101,7 +101,8 @@ def _reader_may_leave() -> Iterator[None]:
     before = _stdout_file()
     try:
         yield
-        sys.stdout.flush()  # what is still buffered fails here, not as a warning at exit
+        if sys.stdout is not None:  # None: started with stdout closed (`>&-`)
+            sys.stdout.flush()  # what is still buffered fails here, not as a warning at exit
     except BrokenPipeError:
         raise stdout_closed() from None
     except SystemExit as exc:

@@ -311,3 +311,15 @@ def test_a_reader_that_went_away_ends_the_command_quietly_with_141(args):
         os.close(write_end)
     assert done.stderr == ""  # no traceback, no "Exception ignored … BrokenPipeError" at exit
     assert done.returncode == 141  # 128 + SIGPIPE, as the shell reports `git log | head`
+
+
+def test_no_stdout_at_all_is_not_an_error(monkeypatch):
+    """Started with stdout closed (`fmtrain schema >&-`), Python's sys.stdout is None: nothing to flush."""
+    import typer
+
+    from fmtrain.cli_kit import run_action
+
+    monkeypatch.setattr(sys, "stdout", None)
+    with pytest.raises(typer.Exit) as ended:
+        run_action(lambda: 0, debug=False)
+    assert ended.value.exit_code == 0
