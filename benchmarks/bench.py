@@ -295,6 +295,7 @@ def main() -> None:
     if args.matmul:
         print(json.dumps(matmul_gflops()))
         return
+    started = time.perf_counter()
     # The machine may be shared: the load says how much the ratios below can be trusted.
     print("load average (1, 5, 15 min): {:.1f} {:.1f} {:.1f} on {} cores".format(*os.getloadavg(), os.cpu_count()))
     if args.end_to_end_only:
@@ -336,7 +337,8 @@ def main() -> None:
               f"{plans[0]['source']}: {plans[0]['why']}")
         print(f"  plain ÷ fmtrain: {e2e['plain']['seconds'] / e2e['fmtrain']['seconds']:.2f}×; "
               f"memory ratio {e2e['fmtrain']['peak_mb'] / e2e['plain']['peak_mb']:.2f}")
-    print("\nload average at the end: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
+    print("\nload average at the end: {:.1f} {:.1f} {:.1f}; bench.py took {:.0f} s".format(
+        *os.getloadavg(), time.perf_counter() - started))
 
 
 if __name__ == "__main__":
