@@ -222,15 +222,24 @@ def test_table_files_are_predicted_in_file_order_with_evals_numbers(table_run, t
     assert confusion.tolist() == written
 
 
-def _unlabelled(source: Path, target: Path) -> Path:
-    """``source``'s rows without the label, columns in another order and one the model never saw."""
-    with source.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
+def _unlabelled(sources: list[Path], target: Path, parquet: bool, color: str | None = None) -> list[int]:
+    """The rows of ``sources`` (only those of ``color``, if given) without the label, columns in another order
+    and one the model never saw, written to ``target`` (as Parquet, if ``parquet``); the rows' positions."""
+    rows = []
+    for source in sources:
+        with source.open(newline="") as handle:
+            rows += list(csv.DictReader(handle))
+    kept = [i for i, r in enumerate(rows) if color is None or r["color"] == color]
     with target.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["note", "color", "size", "serial"])
-        writer.writerows([["x", r["color"], r["size"], r["serial"]] for r in rows])
-    return target
+        writer.writerows([["x", rows[i]["color"], rows[i]["size"], rows[i]["serial"]] for i in kept])
+    if parquet:
+        import pyarrow.csv as pcsv
+
+        pq.write_table(pcsv.read_csv(target), target.with_suffix(".parquet"))
+        target.unlink()
+    return kept
 
 
 def test_table_files_without_the_label_predict_the_same_and_a_missing_column_exits_2(table_run, tmp_path):
@@ -241,12 +250,7 @@ def test_table_files_without_the_label_predict_the_same_and_a_missing_column_exi
                   labelled).exit_code == 0
     (tmp_path / "new").mkdir()
     for i in (3, 4):
-        path = _unlabelled(shards / f"pets-{i}.csv", tmp_path / "new" / f"new-{i}.csv")
-        if parquet:
-            import pyarrow.csv as pcsv
-
-            pq.write_table(pcsv.read_csv(path), path.with_suffix(".parquet"))
-            path.unlink()
+        _unlabelled([shards / f"pets-{i}.csv"], tmp_path / "new" / f"new-{i}.csv", parquet)
     out = tmp_path / "new.csv"
     result = invoke("predict", table_run, tmp_path / "new", "-o", out, "--batch-size", 5)
     assert result.exit_code == 0, result.output
@@ -255,6 +259,14 @@ def test_table_files_without_the_label_predict_the_same_and_a_missing_column_exi
     assert [(r["row"], r["class"]) for r in rows] == [(r["row"], r["class"]) for r in expected]
     np.testing.assert_allclose([[float(r[f"p_{k}"]) for k in KINDS] for r in rows],
                                [[float(r[f"p_{k}"]) for k in KINDS] for r in expected], atol=1e-6)
+    # One colour only: encoded with the run's categories (all three), not ones fitted on this file.
+    (tmp_path / "red").mkdir()
+    kept = _unlabelled([shards / "pets-3.csv", shards / "pets-4.csv"], tmp_path / "red" / "red.csv", parquet, "red")
+    assert 0 < len(kept) < 64
+    result = invoke("predict", table_run, tmp_path / "red", "-o", out)
+    assert result.exit_code == 0, result.output
+    np.testing.assert_allclose([[float(r[f"p_{k}"]) for k in KINDS] for r in _read_csv(out)[1]],
+                               [[float(expected[i][f"p_{k}"]) for k in KINDS] for i in kept], atol=1e-6)
 
     missing = tmp_path / "missing" / f"m{'.parquet' if parquet else '.csv'}"
     missing.parent.mkdir()
