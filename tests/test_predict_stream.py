@@ -92,6 +92,13 @@ def _eval_outputs(run: Path, serials: range):
     return y[order], scores[order]
 
 
+def _never_whole(monkeypatch) -> None:
+    """Fail if a stream is read whole into memory (predict must go batch by batch)."""
+    from fmtrain.data.tfrecord import ShardedStream
+
+    monkeypatch.setattr(ShardedStream, "arrays", lambda *a: pytest.fail("predict read a stream whole"))
+
+
 def _check_against_eval(run: Path, probabilities: np.ndarray, class_ids: list[int]):
     """Row i of the predictions is test record i in file order, with eval's outputs and eval's confusion matrix."""
     labels, scores = _eval_outputs(run, range(TRAIN_ROWS, TRAIN_ROWS + TEST_ROWS))
@@ -112,9 +119,11 @@ def test_tfrecord_shards_are_predicted_in_file_order_with_evals_numbers(tfrecord
     write = output._Writer.write
     monkeypatch.setattr(output._Writer, "write", lambda self, batch: (written.append(len(batch.rows)),
                                                                        write(self, batch)))
+    _never_whole(monkeypatch)
     out = tmp_path / "p.npz"
     result = invoke("predict", tfrecord_run, tfrecord_run.parent / "shards" / "test-*.tfrecord", "-o", out,
                     "--batch-size", 16)
+    monkeypatch.undo()
     assert result.exit_code == 0, result.output
     assert written == [16, 16, 8]  # batches cross the boundary between the two shards of 20
     assert f"{TEST_ROWS} rows predicted in 3 batches" in result.output
@@ -200,11 +209,13 @@ def table_run(request, tmp_path_factory) -> Path:
                      f"test: '{folder}/pets-[34].parquet'}}, label: kind, batch_size: 16}}")
 
 
-def test_table_files_are_predicted_in_file_order_with_evals_numbers(table_run, tmp_path):
+def test_table_files_are_predicted_in_file_order_with_evals_numbers(table_run, tmp_path, monkeypatch):
     suffix = ".parquet" if (table_run.parent / "shards" / "pets-0.parquet").exists() else ".csv"
     out = tmp_path / "p.csv"
+    _never_whole(monkeypatch)
     result = invoke("predict", table_run, table_run.parent / "shards" / f"pets-[34]{suffix}", "-o", out,
                     "--batch-size", 24)
+    monkeypatch.undo()
     assert result.exit_code == 0, result.output
     assert "64 rows predicted in 3 batches" in result.output  # 24 + 24 + 16 across the two files of 32
     header, rows = _read_csv(out)
