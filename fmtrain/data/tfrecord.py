@@ -319,6 +319,29 @@ class Stream(ShardedStream):
     """Only the first ``limit`` records in shard order (``--smoke``)."""
     labels: LabelShape | None = None
 
+    def _records(self, files: list[str]):
+        import tensorflow as tf
+
+        names = tf.data.Dataset.from_tensor_slices(files)
+        records = names.interleave(tf.data.TFRecordDataset, cycle_length=max(1, min(len(files), 8)), block_length=1,
+                                   num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return records.take(self.limit) if self.limit is not None else records
+
+    def _parse_raw(self, serialized):
+        """A batch of serialized records → (x, y) with the features' own dtypes; y as stored."""
+        import tensorflow as tf
+
+        features = self.features if self.label is None else {**self.features, self.label: self.label_spec}
+        parsed = tf.io.parse_example(serialized, {name: _parse_spec(feature) for name, feature in features.items()})
+        x = {name: _decode(parsed[name], feature) for name, feature in self.features.items()}
+        if self.label is None:  # predict-only: zeros keep the (x, y) shape every pipeline expects
+            y = tf.zeros(tf.shape(serialized)[:1], tf.int32)
+        else:
+            y = parsed[self.label]
+        if y.dtype == tf.int64:
+            y = tf.cast(y, tf.int32)
+        return (next(iter(x.values())) if len(x) == 1 else x), y
+
     @classmethod
     def unlabelled(cls, files: list[str], features: dict[str, FeatureSpec]) -> Stream:
         """A predict-only stream of ``files``: the input ``features`` parsed, a label in the records ignored.
@@ -367,29 +390,6 @@ class Stream(ShardedStream):
                     _find_bad_record(path, self.features)
                 raise
             yield tf.nest.map_structure(lambda t: t.numpy(), x)
-
-    def _records(self, files: list[str]):
-        import tensorflow as tf
-
-        names = tf.data.Dataset.from_tensor_slices(files)
-        records = names.interleave(tf.data.TFRecordDataset, cycle_length=max(1, min(len(files), 8)), block_length=1,
-                                   num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        return records.take(self.limit) if self.limit is not None else records
-
-    def _parse_raw(self, serialized):
-        """A batch of serialized records → (x, y) with the features' own dtypes; y as stored."""
-        import tensorflow as tf
-
-        features = self.features if self.label is None else {**self.features, self.label: self.label_spec}
-        parsed = tf.io.parse_example(serialized, {name: _parse_spec(feature) for name, feature in features.items()})
-        x = {name: _decode(parsed[name], feature) for name, feature in self.features.items()}
-        if self.label is None:  # predict-only: zeros keep the (x, y) shape every pipeline expects
-            y = tf.zeros(tf.shape(serialized)[:1], tf.int32)
-        else:
-            y = parsed[self.label]
-        if y.dtype == tf.int64:
-            y = tf.cast(y, tf.int32)
-        return (next(iter(x.values())) if len(x) == 1 else x), y
 
 
 def _bounded(dataset):
