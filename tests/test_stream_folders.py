@@ -209,6 +209,9 @@ def test_the_order_depends_only_on_seed_and_epoch_and_a_start_skips_exactly(shap
     np.testing.assert_array_equal(order(1, 0), first)
     assert not np.array_equal(order(1, 1), first) and not np.array_equal(order(2, 0), first)
     np.testing.assert_array_equal(order(1, 0, start=3), first[3 * 8:])
+    # the file list itself is shuffled (each file is one example), not only blocks of shuffle_buffer files
+    head = {image.tobytes() for image in stream.arrays(16)[0]}
+    assert not {image.tobytes() for image in first[:16]} <= head
 
 
 def test_a_streamed_run_stopped_mid_epoch_and_resumed_ends_equal_to_the_uninterrupted_one(streamed_run, tmp_path):
