@@ -235,6 +235,25 @@ def test_a_streamed_run_stopped_mid_epoch_and_resumed_ends_equal_to_the_uninterr
     assert resumed.metrics.final == whole.metrics.final
 
 
+def test_a_resumed_run_refuses_a_folder_whose_files_changed_even_when_as_many(tmp_path):
+    from fmtrain.errors import DataError
+    from fmtrain.fit import check_same_shards
+    from fmtrain.runs import RunDir
+
+    root = _small(tmp_path / "folder")
+    keys = {"source": "image_folder", "path": str(root), "test_split": 0.25, "stream": True}
+    started = build(data_config(**keys), seed=1).info
+    (tmp_path / "run").mkdir()
+    run = RunDir(tmp_path / "run")
+    run.write_json(run.data_info, started.to_dict())
+    check_same_shards(run, build(data_config(**keys), seed=1).info)  # the same files: nothing to say
+    (root / "a" / "2.png").rename(root / "a" / "9.png")  # as many files, one of them another
+    renamed = build(data_config(**keys), seed=1).info
+    assert renamed.streamed["counts"] == started.streamed["counts"]
+    with pytest.raises(DataError, match="a resumed run must read the same shards"):
+        check_same_shards(run, renamed)
+
+
 # --------------------------------------------------------------------------- bad files and keys
 
 
