@@ -77,7 +77,7 @@ class OutputReading:
 class PredictOutcome:
     """What ``fmtrain predict`` did: rows predicted, where they went, a preview and a summary."""
 
-    input: Path
+    input: str
     n_rows: int
     batches: int
     reading: OutputReading
@@ -112,7 +112,7 @@ class PredictOutcome:
         return header[:keep], cells
 
 
-def predict_run(run_dir: Path, input_path: Path, options: PredictOptions) -> PredictOutcome:
+def predict_run(run_dir: Path, input_path: str | Path, options: PredictOptions) -> PredictOutcome:
     """Predict every example of ``input_path`` with the model of ``run_dir``.
 
     Args:
@@ -120,8 +120,8 @@ def predict_run(run_dir: Path, input_path: Path, options: PredictOptions) -> Pre
         input_path: what the run's data source reads (csv, npz, image or text folder, text file);
             for a run on a bundled or generated set, an .npz with the examples in array ``x``; for a
             run on a streamed source (tfrecord, parquet, csv with ``stream: true``), a file of that
-            format, a glob or a folder of them, read a batch at a time (rows numbered across the
-            files in name order).
+            format, a glob or a folder of them (local, or a URL ``tf.io.gfile`` reads), read a batch
+            at a time (rows numbered across the files in name order).
         options: the output file, batch size, device.
 
     Returns:
@@ -149,7 +149,9 @@ def predict_run(run_dir: Path, input_path: Path, options: PredictOptions) -> Pre
     if streamed:
         configure(options.device, cfg.seed, options.verbose)  # before tf.data first runs
         set_mixed_precision("off")
-        stream = streamed_input(cfg, info, Path(input_path).expanduser())
+        text = str(input_path)
+        input_path = text if "://" in text else str(Path(text).expanduser())
+        stream = streamed_input(cfg, info, input_path)
         model = load_run_model(run, unsafe=options.unsafe)
         n, files = None, None
         batches = (cfg.model.encode_inputs(raw, model) for raw in stream.feature_batches(options.batch_size))
@@ -172,7 +174,7 @@ def predict_run(run_dir: Path, input_path: Path, options: PredictOptions) -> Pre
     predict_batch = _batch_predictor(build_trainer(cfg, model, targets), options.batch_size)
     reading = OutputReading.of(info, targets.from_logits, output_units(model))
 
-    outcome = PredictOutcome(Path(input_path), 0, 0, reading, options.output, files)
+    outcome = PredictOutcome(str(input_path), 0, 0, reading, options.output, files)
     writer = open_writer(options.output, n, reading, files) if options.output is not None else None
     try:
         for inputs in batches:
@@ -198,14 +200,14 @@ STREAMED_SUFFIXES = {"tfrecord": (".tfrecord", ".tfrecords", ".tfrec"), "parquet
 """A streamed source's files, as a folder given as INPUT is filtered (a pack folder also holds data.yaml)."""
 
 
-def streamed_input(cfg: Config, info: DataInfo, path: Path):
+def streamed_input(cfg: Config, info: DataInfo, path: str):
     """The files ``path`` names (a file, a glob, or a folder: its files of the source's format, by name) as a
     predict-only stream of the run's source, encoded with the run's features and encoders; no label needed.
 
     Args:
         cfg: the run's config (its ``data`` streams).
         info: the run's data info (its encoders: columns, categories).
-        path: a file, a glob or a folder.
+        path: a file, a glob or a folder, local or a URL ``tf.io.gfile`` reads (``gs://…``).
 
     Returns:
         A stream (:class:`~fmtrain.data.tfrecord.Stream` or :class:`~fmtrain.data.parquet.TableStream`)
@@ -214,18 +216,21 @@ def streamed_input(cfg: Config, info: DataInfo, path: Path):
     Raises:
         DataError: nothing matches, or a file lacks a trained feature, naming it.
     """
+    import tensorflow as tf
+
     from fmtrain.data import csv_stream, parquet, tfrecord
 
     data = cfg.data
     suffixes = STREAMED_SUFFIXES[data.source]
-    if path.is_dir():
-        files = sorted(str(p) for p in path.iterdir()
-                       if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith("."))
+    if tf.io.gfile.isdir(path):
+        folder = path.rstrip("/")
+        files = sorted(f"{folder}/{name}" for name in tf.io.gfile.listdir(folder)
+                       if name.lower().endswith(suffixes) and not name.startswith("."))
         if not files:
             raise DataError(f"{path}: no {' or '.join(suffixes)} files in the folder; give the run's source "
                             f"'{data.source}' files, a glob or a folder of them")
     else:
-        files = tfrecord.expand_files(str(path), "INPUT", f"{data.source} files")
+        files = tfrecord.expand_files(path, "INPUT", f"{data.source} files")
     if data.source == "tfrecord":
         inputs = {name: spec for name, spec in data.features.items() if name != data.label}
         return tfrecord.Stream.unlabelled(files, inputs)

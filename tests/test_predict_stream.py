@@ -150,6 +150,14 @@ def test_tfrecord_shards_without_the_label_a_folder_and_one_file_predict_the_sam
     one = tmp_path / "one.csv"
     assert invoke("predict", tfrecord_run, shards / "test-1.tfrecord", "-o", one).exit_code == 0
     assert [r["class_id"] for r in _read_csv(one)[1]] == [r["class_id"] for r in expected[20:]]
+    # A URL tf.io.gfile reads (TensorFlow's in-memory file system stands in for gs:// or s3://): a glob, a folder.
+    for i in range(2):
+        tf.io.gfile.copy(str(shards / f"test-{i}.tfrecord"), f"ram://predict-stream/test-{i}.tfrecord", overwrite=True)
+    for where in ("ram://predict-stream/test-*.tfrecord", "ram://predict-stream/"):
+        remote = tmp_path / "remote.csv"
+        result = invoke("predict", tfrecord_run, where, "-o", remote)
+        assert result.exit_code == 0, result.output
+        assert _read_csv(remote)[1] == expected
 
 
 def test_a_shard_without_a_trained_feature_and_an_empty_glob_exit_2_naming_them(tfrecord_run, tmp_path):

@@ -29,10 +29,10 @@ def register(app: typer.Typer) -> None:
 
 def predict(
     run_dir: RunDirArg,
-    input_path: Annotated[Path, typer.Argument(
+    input_path: Annotated[str, typer.Argument(
         metavar="INPUT", help="Examples in the format of the run's data (csv, npz, image or text folder, text file); "
         "for a bundled set, an .npz with array 'x'; for a streamed run (tfrecord, parquet, csv shards), a file, "
-        "a quoted glob or a folder of them, read a batch at a time.", show_default=False)],
+        "a quoted glob or a folder of them (gs://… too), read a batch at a time.", show_default=False)],
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Write every prediction here: .csv, .jsonl or .npz (default: print a summary).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Examples per model call and per write.")] = 256,
