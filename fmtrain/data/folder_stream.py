@@ -76,7 +76,7 @@ def stream_only(value: Any, info: ValidationInfo) -> Any:
 
 
 class Decoder(Protocol):
-    """How one file's bytes become one example."""
+    """How one file becomes one example."""
 
     what: str
     """The files in messages ("image", "text")."""
@@ -88,6 +88,9 @@ class Decoder(Protocol):
 
     def signature(self, shape: tuple[int, ...]) -> tf.TensorSpec:
         """The example's spec, given the shape of one example."""
+
+    def shape(self, first: tuple[int, int]) -> tuple[int, ...]:
+        """One example's shape, given the first file's height and width."""
 
     def check(self, path: tf.Tensor) -> tf.Tensor:
         """A file (its path) → int32 ``[height, width]`` (``[0, 0]`` for text), failing as decoding would."""
@@ -123,6 +126,9 @@ class ImageDecoder:
         import tensorflow as tf
 
         return tf.TensorSpec(shape, tf.uint8)
+
+    def shape(self, first: tuple[int, int]) -> tuple[int, ...]:
+        return (*(self.size or first), self.channels)
 
     def example(self, path):
         import tensorflow as tf
@@ -191,6 +197,9 @@ class TextDecoder:
         import tensorflow as tf
 
         return tf.TensorSpec(shape, tf.string)
+
+    def shape(self, first: tuple[int, int]) -> tuple[int, ...]:
+        return ()
 
     def example(self, path):
         import tensorflow as tf
@@ -261,7 +270,7 @@ class FolderStream(ShardedStream):
     count: int
     classes: tuple[int, ...]
     """The class id of ``files[i]``."""
-    decoder: ImageDecoder | TextDecoder
+    decoder: Decoder
     shape: tuple[int, ...]
     """One example's shape: (height, width, channels) for images, () for text."""
     shuffle_buffer: int
@@ -295,7 +304,7 @@ class FolderStream(ShardedStream):
 
 
 def build(cfg: SourceConfig, *, seed: int, encoders: EncoderState, suffixes: tuple[str, ...],
-          decoder: ImageDecoder | TextDecoder, hint: str) -> Streams:
+          decoder: Decoder, hint: str) -> Streams:
     """List and split a class folder as in memory, read every file once to check it; the streams.
 
     Args:
@@ -328,11 +337,7 @@ def build(cfg: SourceConfig, *, seed: int, encoders: EncoderState, suffixes: tup
     # Every file once, in the folder's order (as in memory, the first image sets the size the others need).
     first_size = _first_size(str(found.files[0]), decoder)
     _scan(list(paths), decoder, first_size, str(found.files[0]))
-    if isinstance(decoder, ImageDecoder):
-        height, width = decoder.size if decoder.size is not None else first_size
-        shape: tuple[int, ...] = (height, width, decoder.channels)
-    else:
-        shape = ()
+    shape = decoder.shape(first_size)
     shuffle_buffer = cfg.shuffle_buffer or DEFAULT_SHUFFLE_BUFFER
     adapt_samples = cfg.adapt_samples or DEFAULT_ADAPT_SAMPLES
 
@@ -363,7 +368,7 @@ def _digest(root: Path, files: list[str]) -> str:
     return f"{len(files)} files, sha256 {hashlib.sha256(names.encode()).hexdigest()[:16]}"
 
 
-def _first_size(path: str, decoder: ImageDecoder | TextDecoder) -> tuple[int, int]:
+def _first_size(path: str, decoder: Decoder) -> tuple[int, int]:
     import tensorflow as tf
 
     try:
@@ -374,7 +379,7 @@ def _first_size(path: str, decoder: ImageDecoder | TextDecoder) -> tuple[int, in
     return height, width
 
 
-def _scan(files: list[str], decoder: ImageDecoder | TextDecoder, size: tuple[int, int], first: str) -> None:
+def _scan(files: list[str], decoder: Decoder, size: tuple[int, int], first: str) -> None:
     """Read (and decode) every file in tf.data, in parallel; a file that fails is named.
 
     A file that fails is dropped by ``ignore_errors``, so the first index missing from the results

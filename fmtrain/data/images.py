@@ -5,6 +5,8 @@ data sets that fit in memory (tens of thousands of small images, not ImageNet). 
 ``keras.utils.load_img(path, color_mode=..., target_size=..., interpolation="bilinear")`` — Pillow,
 converted to the colour mode, resized bilinearly — but calls Pillow directly so the data layer and
 its tests stay free of TensorFlow; ``tests/test_preprocess.py`` checks the pixels are identical.
+With ``stream: true`` the images are decoded inside tf.data instead, to the same pixels
+(:mod:`fmtrain.data.folder_stream`).
 """
 
 from __future__ import annotations

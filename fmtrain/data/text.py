@@ -2,7 +2,8 @@
 
 Each gives ``x`` as a 1-D object array of Python strings (one document per example) and class
 ids or numbers as ``y``; turning text into token ids is preprocessing's job (``text_vectorize``),
-so the vocabulary is fitted on the training split and saved inside the model.
+so the vocabulary is fitted on the training split and saved inside the model. ``text_folder`` with
+``stream: true`` reads its files inside tf.data instead (:mod:`fmtrain.data.folder_stream`).
 """
 
 from __future__ import annotations
