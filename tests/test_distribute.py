@@ -234,11 +234,19 @@ def test_launch_ends_the_other_workers_when_one_dies_and_says_which(monkeypatch)
     from fmtrain.commands import launch
 
     monkeypatch.setattr(launch, "STOP_AFTER_S", 1)
+    monkeypatch.setattr(launch, "KILL_AFTER_S", 1)
     started = time.monotonic()
+    # A worker that stops on SIGTERM, one that cannot (as one blocked on a dead peer), and the one that died.
     workers = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]),
-               subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])]
-    assert launch._wait(workers) == (1, 3)
-    assert time.monotonic() - started < 15 and workers[0].returncode is not None
+               subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, "
+                                 "signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"],
+                                stdout=subprocess.PIPE, text=True),
+               subprocess.Popen([sys.executable, "-c", "import time; time.sleep(2); raise SystemExit(3)"])]
+    assert workers[1].stdout.readline() == "ready\n"  # its SIGTERM handler is in place
+    assert launch._wait(workers) == (2, 3)
+    assert time.monotonic() - started < 15
+    assert [w.returncode for w in workers] == [-signal.SIGTERM, -signal.SIGKILL, 3]
+    workers[1].stdout.close()
 
 
 def test_launch_checks_the_config_once_and_fixes_the_run_directory_it_names_before_starting_workers(
