@@ -145,8 +145,9 @@ def predict_run(run_dir: Path, input_path: str | Path, options: PredictOptions) 
         _say(note)
     cfg = load_config(run.config)
     info = data_layer.DataInfo.from_dict(run.read_json(run.data_info))
-    streamed = data_layer.streams(cfg.data)
-    if streamed:
+    # Streamed files are read as a stream; a streamed image or text folder's new examples are loose files,
+    # read as for an in-memory run.
+    if data_layer.streams(cfg.data) and cfg.data.source in STREAMED_SUFFIXES:
         configure(options.device, cfg.seed, options.verbose)  # before tf.data first runs
         set_mixed_precision("off")
         text = str(input_path)

@@ -299,3 +299,31 @@ def test_table_files_without_the_label_predict_the_same_and_a_missing_column_exi
     assert result.output.startswith(f"error: {missing}: no column 'color'") and "Traceback" not in result.output
     result = invoke("predict", table_run, shards / "none-*.parquet")
     assert result.exit_code == 2 and "matches no file" in result.output
+
+
+# --------------------------------------------------------------------------- streamed folders
+
+
+def test_a_streamed_image_folder_run_predicts_loose_images_as_an_in_memory_run_does(tmp_path):
+    import keras
+    from PIL import Image
+    from test_predict import _images
+
+    _images(tmp_path / "train", (8, 8))
+    (tmp_path / "c.yaml").write_text(
+        "name: shapes\ndata: {source: image_folder, path: train, stream: true, test_split: 0.25, batch_size: 4}\n"
+        "preprocess: [{rescale: {scale: 0.0039}}]\nmodel: {type: mlp, hidden_units: [4]}\n"
+        "train: {epochs: 1, jit_compile: false}\n")
+    result = invoke("fit", tmp_path / "c.yaml", "--run-dir", tmp_path / "run", "--quiet")
+    assert result.exit_code == 0, result.output
+    names = ["b.png", "a.png", "d.png", "c.png"]
+    _images(tmp_path / "new", (8, 8), names=names, per_class=2)
+    result = invoke("predict", tmp_path / "run", tmp_path / "new", "-o", tmp_path / "p.jsonl")
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert [r["file"] for r in records] == sorted(names)
+    pixels = np.stack([np.asarray(Image.open(tmp_path / "new" / name).convert("RGB")) for name in sorted(names)])
+    expected = np.asarray(keras.saving.load_model(tmp_path / "run" / "model.keras")(pixels.astype(np.float32),
+                                                                                       training=False))
+    np.testing.assert_allclose([[r["probabilities"][k] for k in ("circle", "square")] for r in records], expected,
+                               atol=1e-6)
