@@ -127,6 +127,7 @@ def worker(case: dict, method: str) -> dict:
         trainer.fit(x, y, epochs=epochs, batch_size=batch, seed=1)
         seconds = time.perf_counter() - started
         accuracy = trainer.evaluate(x_test, y_test)["accuracy"]
+        plan = "XLA" if trainer.jit_compile else "graph"
     else:
         extra = {"steps_per_execution": 32, "jit_compile": True} if method == "tuned" else {}
         model.compile(optimizer=keras.optimizers.Adam(0.001), loss="sparse_categorical_crossentropy",
@@ -136,7 +137,9 @@ def worker(case: dict, method: str) -> dict:
         model.fit(x, y, batch_size=batch, epochs=epochs, verbose=0)
         seconds = time.perf_counter() - started
         accuracy = model.evaluate(x_test, y_test, batch_size=256, verbose=0)[1]
+        plan = "XLA" if method == "tuned" else "graph"
     return {
+        "plan": plan,
         "samples_per_second": len(y) * epochs / seconds,
         "accuracy": float(accuracy),
         "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -305,7 +308,7 @@ def main() -> None:
                                            text=True).stdout.strip().splitlines()[-1])
         print(f"machine: {os.cpu_count()} CPU cores, 2048² float32 matmul {gflops:.1f} GFLOP/s\n")
         header = (f"{'case':<22}{'method':<10}{'samples/s':>11}{'× plain':>9}{'× tuned':>9}{'% peak':>8}"
-                  f"{'accuracy':>10}{'peak MB':>9}")
+                  f"{'accuracy':>10}{'peak MB':>9}{'steps':>7}")
         print(header)
         print("-" * len(header))
     selected = [] if args.end_to_end_only else cases(args.quick)
@@ -319,7 +322,7 @@ def main() -> None:
             versus_plain = speed / results["plain"]["samples_per_second"]
             versus_tuned = speed / results["tuned"]["samples_per_second"]
             print(f"{case['name']:<22}{method:<10}{speed:>11,.0f}{versus_plain:>9.2f}{versus_tuned:>9.2f}{peak:>8}"
-                  f"{r['accuracy']:>10.4f}{r['peak_mb']:>9.0f}")
+                  f"{r['accuracy']:>10.4f}{r['peak_mb']:>9.0f}{r.get('plan', '?'):>7}")
     if args.no_end_to_end:
         return
     for name, (config, _, _, epochs, _) in END_TO_END.items():
