@@ -165,6 +165,17 @@ def test_a_streamed_text_folder_trains_with_a_vocabulary_from_the_training_files
     assert run.metrics.final["test"]["accuracy"] == 1.0
 
 
+def test_encoded_batches_give_every_example_once_in_split_order(tmp_path):
+    """What ``fmtrain data pack`` reads of a streamed table (``encoded_batches``), a folder stream offers too."""
+    root = _small(tmp_path / "folder")
+    data = {"source": "image_folder", "path": str(root), "test_split": 0.25, "split": "random"}
+    streamed, memory = build(data_config(**data, stream=True), seed=3), build(data_config(**data), seed=3)
+    for split in ("train", "test"):
+        blocks = list(getattr(streamed, split).encoded_batches())
+        np.testing.assert_array_equal(np.concatenate([x for x, _ in blocks]), getattr(memory, split).x)
+        np.testing.assert_array_equal(np.concatenate([y for _, y in blocks]), getattr(memory, split).y)
+
+
 # --------------------------------------------------------------------------- training
 
 

@@ -49,6 +49,9 @@ from fmtrain.data.tfrecord import (
 from fmtrain.errors import DataError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import numpy as np
     import tensorflow as tf
 
 CHANNELS = {"rgb": 3, "grayscale": 1, "rgba": 4}
@@ -298,6 +301,12 @@ class FolderStream(ShardedStream):
 
         x = tf.map_fn(one, batch["path"], fn_output_signature=decoder.signature(shape))
         return x, batch["label"]
+
+    def encoded_batches(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every example once, in split order: numpy ``(x, y)`` per block of :data:`SCAN_BATCH` files (what
+        ``fmtrain data pack`` writes; memory holds one block)."""
+        records = self._records(list(self.files)).batch(SCAN_BATCH)
+        yield from records.map(self._parse_raw).as_numpy_iterator()
 
 
 # --------------------------------------------------------------------------- build
