@@ -120,15 +120,3 @@ def test_a_run_trains_from_shards_packed_from_parquet(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").glob("train-*")) == [f"train-0000{i}-of-00003.tfrecord"
                                                                           for i in range(3)]
 
-
-def test_a_streamed_folder_is_refused_with_the_override_that_packs_it(tmp_path):
-    from test_predict import _images
-
-    _images(tmp_path / "train", (8, 8))
-    (tmp_path / "c.yaml").write_text("data: {source: image_folder, path: train, stream: true}\nmodel: {type: mlp}\n")
-    result = invoke("data", "pack", tmp_path / "c.yaml", tmp_path / "out")
-    assert result.exit_code == 2, result.output
-    assert "add --set data.stream=false" in result.output and "Traceback" not in result.output
-    result = invoke("data", "pack", tmp_path / "c.yaml", tmp_path / "out", "--set", "data.stream=false", "--quiet")
-    assert result.exit_code == 0, result.output
-    assert yaml.safe_load(result.output)["data"]["features"]["x"] == {"dtype": "uint8", "shape": [8, 8, 3], "raw": True}

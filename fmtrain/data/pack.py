@@ -59,7 +59,7 @@ def pack(cfg: Config, out_dir: str, shards: int) -> Packed:
         The shards written, their example counts and the ``data:`` block that streams them.
 
     Raises:
-        ConfigError: the source is TFRecord already, a streamed image or text folder, or ``shards`` is below 1.
+        ConfigError: the source is TFRecord already, or ``shards`` is below 1.
         DataError: the data cannot be read, or ``out_dir`` holds shards already.
     """
     import tensorflow as tf
@@ -71,9 +71,6 @@ def pack(cfg: Config, out_dir: str, shards: int) -> Packed:
     if cfg.data.source == "tfrecord":
         raise ConfigError("data.source: 'tfrecord' streams already; pack reads an in-memory source, parquet or "
                           "csv (stream: true)")
-    if data_layer.streams(cfg.data) and cfg.data.source not in ("parquet", "csv"):
-        raise ConfigError(f"data.stream: pack reads a '{cfg.data.source}' in memory; add --set data.stream=false "
-                          "(the same examples, read into memory once)")
     splits = data_layer.build(cfg.data, seed=cfg.seed)
     present = {name: split for name in ("train", "val", "test") if (split := getattr(splits, name)) is not None}
     out = out_dir.rstrip("/")
@@ -111,8 +108,9 @@ def pack(cfg: Config, out_dir: str, shards: int) -> Packed:
 
 
 def _blocks(split) -> Iterator[tuple[dict[str, Any], Any]]:
-    """A split's examples in order, a block at a time: ``({name: inputs}, labels)``. A streamed table is read
-    from its files (:meth:`~fmtrain.data.parquet.TableStream.encoded_batches`); arrays are sliced."""
+    """A split's examples in order, a block at a time: ``({name: inputs}, labels)``. A streamed split is read
+    from its files through its ``encoded_batches`` (:class:`~fmtrain.data.parquet.TableStream`, and any
+    other stream that offers it); arrays are sliced."""
     if hasattr(split, "encoded_batches"):
         for x, y in split.encoded_batches():
             yield {"x": x}, y
