@@ -120,3 +120,28 @@ def test_a_run_trains_from_shards_packed_from_parquet(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").glob("train-*")) == [f"train-0000{i}-of-00003.tfrecord"
                                                                           for i in range(3)]
 
+
+
+def test_a_streamed_image_folder_packs_to_the_shards_its_in_memory_form_packs_to(tmp_path, monkeypatch):
+    """`data pack` reads a `stream: true` folder through its stream, a block at a time; the shards hold the
+    examples the in-memory folder packs to, in the same order."""
+    from test_stream_folders import _small
+
+    from fmtrain.data.folder_stream import FolderStream
+
+    monkeypatch.setattr(FolderStream, "arrays", lambda *a: pytest.fail("pack read a split whole"))
+    root = _small(tmp_path / "folder")
+    blocks = {}
+    for stream in (False, True):
+        config = tmp_path / f"stream-{stream}.yaml"
+        config.write_text(yaml.safe_dump({"name": "f", "seed": 3, "model": {"type": "mlp"}, "data": {
+            "source": "image_folder", "path": str(root), "test_split": 0.25, "split": "random", "stream": stream}}))
+        blocks[stream] = _pack(config, tmp_path / f"out-{stream}")
+    monkeypatch.undo()
+    assert {k: v for k, v in blocks[True].items() if k != "files"} == \
+        {k: v for k, v in blocks[False].items() if k != "files"}
+    memory, streamed = (build(load_config(_packed_config(tmp_path, blocks[s])).data, seed=3) for s in (False, True))
+    for split in ("train", "test"):
+        for a, b in zip(_in_file_order(getattr(memory, split)), _in_file_order(getattr(streamed, split)), strict=True):
+            np.testing.assert_array_equal(a, b)
+        assert len(getattr(streamed, split)) == {"train": 9, "test": 3}[split]
