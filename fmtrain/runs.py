@@ -42,7 +42,7 @@ class DistributeInfo(_Section):
     """How training was spread over devices (``distribute`` in the config, ``engine/device.py``)."""
 
     strategy: str
-    """``one_device`` or ``mirrored``."""
+    """``one_device``, ``mirrored`` or ``multi_worker``."""
     replicas: int
     workers: int
     per_replica_batch: int
