@@ -18,11 +18,10 @@ pytestmark = pytest.mark.tf
 
 tf = pytest.importorskip("tensorflow")
 
-from stopping import StopAt  # noqa: E402
+from stream_checks import check_resume_ends_equal  # noqa: E402
 
 from fmtrain.cli import app  # noqa: E402
 from fmtrain.config import load_config  # noqa: E402
-from fmtrain.errors import Interrupted  # noqa: E402
 from fmtrain.fit import FitOptions, fit  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,25 +122,8 @@ def test_the_order_depends_only_on_seed_and_epoch_and_a_start_skips_exactly(shar
 def test_a_streamed_run_stopped_mid_epoch_and_resumed_ends_equal_to_the_uninterrupted_one(streamed_run, tmp_path):
     """As tests/test_resume.py, in-process: stop mid-epoch (a checkpoint is written), resume in a new
     fit (a new model, a new stream that skips the batches trained), compare every array."""
-    from fmtrain.engine.checkpoints import CheckpointManager
-
     config, whole = streamed_run
-    cfg = load_config(config)
-    with pytest.raises(Interrupted):
-        fit(cfg, FitOptions(run_dir=tmp_path / "run", quiet=True, callbacks=[StopAt(26)]))  # epoch 2 of 18 steps
-    saved = CheckpointManager(tmp_path / "run" / "checkpoints").latest()
-    assert saved.state.epoch == 1 and saved.state.step > 0  # mid-epoch 2
-
-    resumed = fit(cfg, FitOptions(resume=tmp_path / "run", quiet=True))
-    assert resumed.metrics.resume.from_step == saved.state.global_step
-    assert resumed.metrics.resume.steps_trained == 54 - saved.state.global_step
-    last = CheckpointManager(tmp_path / "run" / "checkpoints").latest()
-    expected = CheckpointManager(whole.run.path / "checkpoints").latest()
-    assert last.path.name == expected.path.name and last.groups.keys() == expected.groups.keys()
-    for group, arrays in expected.groups.items():
-        for a, b in zip(last.groups[group], arrays, strict=True):
-            np.testing.assert_array_equal(a, b, err_msg=group)
-    assert resumed.metrics.final == whole.metrics.final
+    check_resume_ends_equal(load_config(config), whole, tmp_path / "run", stop_at=26, steps=54)
 
 
 # --------------------------------------------------------------------------- bad shards
