@@ -32,6 +32,8 @@ class EvalOptions:
     quiet: bool = False
     verbose: bool = False
     console: Any = None
+    report: bool = True
+    """Rewrite the run's report with this evaluation (off when the caller writes it next anyway)."""
 
 
 @dataclass
@@ -110,7 +112,8 @@ def evaluate_run(run_dir: Path, options: EvalOptions) -> EvalOutcome:
 
         print_eval(options.console or Console(), result)
 
-    write_report(run.path)
+    if options.report:
+        write_report(run.path)
     lines = check_expectations(options.expectations, {split_name: metrics}, split_name) if options.expectations else []
     return EvalOutcome(result, path, lines)
 

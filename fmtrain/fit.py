@@ -195,7 +195,7 @@ def train_and_write(cfg: Config, options: FitOptions) -> FitOutcome:
         from fmtrain.evaluate import EvalOptions, evaluate_run
 
         evaluate_run(run.path, EvalOptions(split=_default_split(final), quiet=True, device=options.device,
-                                           limit=SMOKE_EVAL_EXAMPLES))
+                                           limit=SMOKE_EVAL_EXAMPLES, report=False))  # written just below
 
     write_report(run.path)
     lines = check_expectations(options.expectations, final, _default_split(final)) if options.expectations else []

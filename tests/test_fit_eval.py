@@ -98,6 +98,8 @@ def test_smoke_runs_the_whole_chain_and_expect_sets_the_exit_code(tmp_path):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["data"]["train"] == 256 and metrics["epochs_run"] <= 2
     assert (run_dir / "eval-test.json").exists()  # reloaded and evaluated
+    assert "plots/confusion_test.png" in (run_dir / "report.html").read_text()  # the report shows that eval
+    assert (run_dir / "plots" / "confusion_test.png").is_file()
     missed = invoke("fit", ROOT / "configs/digits_mlp.yaml", "--smoke", "--run-dir", tmp_path / "again",
                     "--quiet", "--expect", "test.accuracy>=1.01")
     assert missed.exit_code == 3
