@@ -12,13 +12,16 @@ by shard and number) while it counts the examples and the label range; it return
 evaluates from:
 
 - training order depends only on (seed, epoch): the shard order is a permutation seeded by
-  (seed, epoch), shards are interleaved in parallel (deterministically), then each block of
-  ``shuffle_buffer`` consecutive examples is permuted by stateless random keys drawn from
-  (seed, epoch, block) — TensorFlow's global seed plays no part; an epoch is ``ceil(n / batch)`` full
-  batches (the last one filled from the next pass over the same stream), so a resume skips the
-  batches already trained and continues exactly;
-- records are parsed in batches (``tf.io.parse_example`` on a batch of serialized records),
-  images decoded inside the pipeline, batches prefetched;
+  (seed, epoch); up to 8 shards are read at once (in parallel, deterministically), taking runs of
+  ``RUN`` (256) consecutive records from each in turn — fewer, ``shuffle_buffer / shards``, when the
+  buffer is small; then each block of ``shuffle_buffer`` consecutive examples is permuted by
+  stateless random keys drawn from (seed, epoch, block) — TensorFlow's global seed plays no part; an
+  epoch is ``ceil(n / batch)`` full batches (the last one filled with the epoch's first examples, as
+  a next pass over the same stream would give them), so a resume skips the batches already trained
+  and continues exactly;
+- records are parsed a block at a time (``tf.io.parse_example`` on the block's serialized records),
+  the permuted block is sliced into batches as dense tensors (no tf.data work per record), encoded
+  images are decoded per batch, batches prefetched;
 - evaluation reads the shards in order, once, padding the last batch with zero-weight rows.
 
 TensorFlow is imported inside the functions that need it; importing this module imports pydantic.
@@ -46,6 +49,8 @@ SCAN_BATCH = 1024
 """Records read per batch while counting a shard (labels only are parsed)."""
 DEFAULT_ADAPT_SAMPLES = 10_000
 DEFAULT_SHUFFLE_BUFFER = 10_000
+RUN = 256
+"""Consecutive records read from one shard in turn while training (at most; see :func:`_run_length`)."""
 RAM_BUDGET = 64 * 2**20
 """Bytes tf.data's autotuning may spend on the buffers of a stream (uncapped: half the RAM)."""
 
@@ -227,12 +232,28 @@ class ShardedStream:
     def _parse_raw(self, batch):
         raise NotImplementedError
 
+    def _chunks(self, files: list[str], run: int):
+        """The examples of ``files`` (in their order, ``limit`` applied) as batches of at most ``run``."""
+        return self._records(files).batch(run)
+
+    def _parse_block(self, batch):
+        """A block of examples (a batch of :meth:`_chunks`) → the rows that are permuted and sliced into batches."""
+        return self._parse_raw(batch)
+
+    def _decode_rows(self, rows):
+        """A batch of :meth:`_parse_block` rows → ``(x, y)`` (what a block defers to the batch, e.g. image decoding)."""
+        return rows
+
     # ------------------------------------------------------------- pipelines
 
     def train_batches(self, batch_size: int, *, seed: int, epoch: int, shuffle: bool, start: int, steps: int):
         """Batches ``start..steps`` of epoch ``epoch``: a ``tf.data.Dataset`` of ``(x, y)``.
 
-        The order depends only on (seed, epoch); batches before ``start`` are skipped unparsed.
+        The order depends only on (seed, epoch): the examples of the pass (shards in a seeded
+        order, read in runs, see :meth:`_chunks`) in blocks of ``shuffle_buffer``, each permuted by
+        stateless keys from (seed, epoch, block); the last batch is filled with the first rows of the
+        pass. Records are parsed a block at a time and the blocks sliced into batches as dense tensors,
+        so no tf.data work happens per record; the blocks before ``start`` are skipped unparsed.
         """
         import numpy as np
         import tensorflow as tf
@@ -240,15 +261,44 @@ class ShardedStream:
         files = list(self.files)
         if shuffle and self.limit is None:
             files = [files[i] for i in np.random.default_rng([seed, epoch]).permutation(len(files))]
-        records = self._records(files)
-        if shuffle:
-            blocks = _block_shuffle(records, self.shuffle_buffer,
-                                    int(np.random.default_rng([seed, epoch, 1]).integers(2**31 - 1)))
-            batches = blocks.repeat().rebatch(batch_size, drop_remainder=True)
+        block = self.shuffle_buffer
+        key = int(np.random.default_rng([seed, epoch, 1]).integers(2**31 - 1))
+        n = self.count
+        fill = steps * batch_size - n
+        skip_blocks, skip_rows = divmod(start * batch_size, block)
+        last_block = (n - 1) // block
+
+        def parse(number, serialized):
+            rows = self._parse_block(serialized)
+            return number, (_permuted(rows, key, number) if shuffle else rows)
+
+        def blocks(skip: int = 0):
+            # One block parsed ahead while the previous one is sliced into batches.
+            numbered = self._chunks(files, _run_length(len(files), block)).rebatch(block).enumerate().skip(skip)
+            return numbered.map(parse).prefetch(1)
+
+        def rows_of(number, rows):
+            return tf.nest.map_structure(lambda t: t[tf.where(number == skip_blocks, skip_rows, 0):], rows)
+
+        parsed = blocks(skip_blocks)
+        head = _zero_rows(parsed.element_spec[1])
+        if skip_blocks == 0 and 0 < fill <= min(block, n) and head is not None:
+            # The fill rows are the pass's first rows: kept from block 0 rather than read and parsed again.
+            def carry(kept, element):
+                number, rows = element
+                kept = tf.nest.map_structure(lambda k, t: tf.cond(number == 0, lambda: t[:fill], lambda: k), kept, rows)
+                out = rows_of(number, rows)
+                out = tf.nest.map_structure(
+                    lambda o, k: tf.cond(number == last_block, lambda: tf.concat([o, k], 0), lambda: o), out, kept)
+                return kept, out
+
+            stream = parsed.scan(head, carry)
         else:
-            batches = records.repeat().batch(batch_size, drop_remainder=True)
-        batches = batches.take(steps).skip(start)
-        batches = batches.map(self._parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            stream = parsed.map(rows_of)
+            if fill > 0:
+                stream = stream.concatenate(blocks().map(lambda _, rows: rows).repeat())
+        batches = stream.rebatch(batch_size, drop_remainder=True).take(steps - start)
+        batches = batches.map(self._shaped_rows, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         return _bounded(batches.prefetch(tf.data.AUTOTUNE))
 
     def eval_batches(self, batch_size: int):
@@ -288,9 +338,15 @@ class ShardedStream:
         return x, np.concatenate(parts_y)
 
     def _parse(self, batch):
+        return self._shaped(*self._parse_raw(batch))
+
+    def _shaped_rows(self, *rows):
+        return self._shaped(*self._decode_rows(rows))
+
+    def _shaped(self, x, y):
+        """``(x, y)`` with the label shaped as the loss wants it (:class:`LabelShape`)."""
         import tensorflow as tf
 
-        x, y = self._parse_raw(batch)
         shaping = self.labels
         if shaping is not None:
             if shaping.one_hot:
@@ -321,9 +377,38 @@ class Stream(ShardedStream):
         import tensorflow as tf
 
         names = tf.data.Dataset.from_tensor_slices(files)
-        records = names.interleave(tf.data.TFRecordDataset, cycle_length=max(1, min(len(files), 8)), block_length=1,
+        records = names.interleave(tf.data.TFRecordDataset, cycle_length=_cycle(files), block_length=1,
                                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         return records.take(self.limit) if self.limit is not None else records
+
+    def _chunks(self, files: list[str], run: int):
+        """Batches of serialized records: up to 8 shards read in parallel, ``run`` consecutive records from
+        each in turn (``interleave`` with ``block_length=run``, without tf.data work per record)."""
+        import tensorflow as tf
+
+        if self.limit is not None:  # --smoke: a few records, read as _records reads them
+            return self._records(files).batch(run)
+        names = tf.data.Dataset.from_tensor_slices(files)
+        return names.interleave(lambda path: tf.data.TFRecordDataset(path).batch(run), cycle_length=_cycle(files),
+                                block_length=1, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+    def _parse_block(self, serialized):
+        """Every feature parsed but encoded images, which stay encoded until their batch (decoded, a block
+        of them could take ten times the memory of its records)."""
+        images = {name: feature for name, feature in self.features.items() if feature.image is not None}
+        if not images:
+            return self._parse_raw(serialized)
+        as_bytes = {name: FeatureSpec(dtype="string") if name in images else feature
+                    for name, feature in self.features.items()}
+        return replace(self, features=as_bytes)._parse_raw(serialized)
+
+    def _decode_rows(self, rows):
+        x, y = rows
+        if isinstance(x, dict):
+            return {name: _decode(x[name], self.features[name]) if self.features[name].image else x[name]
+                    for name in x}, y
+        feature = next(iter(self.features.values()))
+        return (_decode(x, feature) if feature.image else x), y
 
     def _parse_raw(self, serialized):
         """A batch of serialized records → (x, y) with the features' own dtypes; y as stored."""
@@ -346,21 +431,38 @@ def _bounded(dataset):
     return dataset.with_options(options)
 
 
-def _block_shuffle(records, size: int, seed: int):
-    """Blocks of ``size`` consecutive records, each in an order drawn from (seed, block number) alone.
+def _cycle(files: list[str]) -> int:
+    """Shards read at once."""
+    return max(1, min(len(files), 8))
 
-    Stateless, unlike ``Dataset.shuffle``, whose order also depends on TensorFlow's global seed;
-    holds two blocks of serialized records (one being read while the other is trained on).
+
+def _run_length(shards: int, block: int) -> int:
+    """Consecutive records read from one shard in turn: ``RUN``, or fewer so that a block of the
+    shuffle buffer still holds runs of every shard read at once."""
+    return max(1, min(RUN, block // max(1, min(shards, 8))))
+
+
+def _permuted(rows, seed: int, block_number):
+    """The rows of a block in an order drawn from (seed, block number) alone.
+
+    Stateless, unlike ``Dataset.shuffle``, whose order also depends on TensorFlow's global seed.
     """
     import tensorflow as tf
 
-    def permute(block_number, block):
-        rows = tf.shape(tf.nest.flatten(block)[0])[:1]
-        keys = tf.random.stateless_uniform(rows, seed=tf.stack([tf.constant(seed, tf.int64), block_number]))
-        order = tf.argsort(keys)
-        return tf.nest.map_structure(lambda t: tf.gather(t, order), block)
+    count = tf.shape(tf.nest.flatten(rows)[0])[:1]
+    keys = tf.random.stateless_uniform(count, seed=tf.stack([tf.constant(seed, tf.int64), block_number]))
+    order = tf.argsort(keys)
+    return tf.nest.map_structure(lambda t: tf.gather(t, order), rows)
 
-    return records.batch(size).enumerate().map(permute).prefetch(1)
+
+def _zero_rows(spec):
+    """Tensors of no rows shaped like a block's (``element_spec``); None when a row's shape is not fully known."""
+    import tensorflow as tf
+
+    specs = tf.nest.flatten(spec)
+    if any(not s.shape[1:].is_fully_defined() for s in specs):
+        return None
+    return tf.nest.map_structure(lambda s: tf.zeros([0, *s.shape[1:]], s.dtype), spec)
 
 
 def _parse_spec(feature: FeatureSpec):
