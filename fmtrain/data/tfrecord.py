@@ -50,6 +50,8 @@ SCAN_BATCH = 1024
 DEFAULT_ADAPT_SAMPLES = 10_000
 DEFAULT_SHUFFLE_BUFFER = 10_000
 RUN = 256
+EPOCHS_AT_ONCE = 1000
+"""Epochs one training pipeline of TFRecord shards runs through before the feed builds the next one."""
 """Consecutive records read from one shard in turn while training (at most; see :func:`_run_length`)."""
 RAM_BUDGET = 64 * 2**20
 """Bytes tf.data's autotuning may spend on the buffers of a stream (uncapped: half the RAM)."""
@@ -246,23 +248,58 @@ class ShardedStream:
 
     # ------------------------------------------------------------- pipelines
 
-    def train_batches(self, batch_size: int, *, seed: int, epoch: int, shuffle: bool, start: int, steps: int):
-        """Batches ``start..steps`` of epoch ``epoch``: a ``tf.data.Dataset`` of ``(x, y)``.
+    @property
+    def epochs_at_once(self) -> int:
+        """Epochs one :meth:`train_batches` call covers cheaply: 1 here (each epoch's pipeline is built
+        in Python); streams that reorder their files inside the pipeline cover many."""
+        return 1
 
-        The order depends only on (seed, epoch): the examples of the pass (shards in a seeded
+    def train_batches(self, batch_size: int, *, seed: int, epoch: int, shuffle: bool, start: int, steps: int,
+                      epochs: int = 1):
+        """Batches ``start..steps`` of epoch ``epoch``, then every batch of the ``epochs - 1`` epochs after
+        it: a ``tf.data.Dataset`` of ``(x, y)``.
+
+        Each epoch's order depends only on (seed, epoch): the examples of the pass (shards in a seeded
         order, read in runs, see :meth:`_chunks`) in blocks of ``shuffle_buffer``, each permuted by
         stateless keys from (seed, epoch, block); the last batch is filled with the first rows of the
         pass. Records are parsed a block at a time and the blocks sliced into batches as dense tensors,
-        so no tf.data work happens per record; the blocks before ``start`` are skipped unparsed.
+        so no tf.data work happens per record; the blocks before ``start`` are skipped unparsed. One
+        dataset for several epochs is built (traced, optimized) once and reads on across their borders.
         """
         import numpy as np
         import tensorflow as tf
 
-        files = list(self.files)
-        if shuffle and self.limit is None:
-            files = [files[i] for i in np.random.default_rng([seed, epoch]).permutation(len(files))]
+        def plan(e: int) -> tuple[list[int], int]:
+            order = list(range(len(self.files)))
+            if shuffle and self.limit is None:
+                order = [int(i) for i in np.random.default_rng([seed, e]).permutation(len(self.files))]
+            return order, int(np.random.default_rng([seed, e, 1]).integers(2**31 - 1))
+
+        order, key = plan(epoch)
+        batches = self._epoch_batches([self.files[i] for i in order], key, batch_size, shuffle, start, steps)
+        if epochs > 1:
+            plans = [plan(e) for e in range(epoch + 1, epoch + epochs)]
+            if self.epochs_at_once > 1:  # the files can be reordered inside the pipeline: one function for all
+                names = tf.constant(self.files)
+                later = tf.data.Dataset.from_tensor_slices((np.array([o for o, _ in plans], np.int32),
+                                                            np.array([k for _, k in plans], np.int64)))
+                later = later.flat_map(lambda o, k: self._epoch_batches(tf.gather(names, o), k, batch_size, shuffle,
+                                                                        0, steps))
+            else:
+                later = None
+                for o, k in plans:
+                    one = self._epoch_batches([self.files[i] for i in o], k, batch_size, shuffle, 0, steps)
+                    later = one if later is None else later.concatenate(one)
+            batches = batches.concatenate(later)
+        batches = batches.map(self._shaped_rows, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return _bounded(batches.prefetch(tf.data.AUTOTUNE))
+
+    def _epoch_batches(self, files, key, batch_size: int, shuffle: bool, start: int, steps: int):
+        """Batches ``start..steps`` of one epoch as :meth:`_parse_block` rows; ``files`` (in the epoch's
+        order) and ``key`` (its block seed) may be tensors when :attr:`epochs_at_once` > 1."""
+        import tensorflow as tf
+
         block = self.shuffle_buffer
-        key = int(np.random.default_rng([seed, epoch, 1]).integers(2**31 - 1))
         n = self.count
         fill = steps * batch_size - n
         skip_blocks, skip_rows = divmod(start * batch_size, block)
@@ -274,7 +311,8 @@ class ShardedStream:
 
         def blocks(skip: int = 0):
             # One block parsed ahead while the previous one is sliced into batches.
-            numbered = self._chunks(files, _run_length(len(files), block)).rebatch(block).enumerate().skip(skip)
+            run = _run_length(len(self.files), block)
+            numbered = self._chunks(files, run).rebatch(block).enumerate().skip(skip)
             return numbered.map(parse).prefetch(1)
 
         def rows_of(number, rows):
@@ -297,9 +335,7 @@ class ShardedStream:
             stream = parsed.map(rows_of)
             if fill > 0:
                 stream = stream.concatenate(blocks().map(lambda _, rows: rows).repeat())
-        batches = stream.rebatch(batch_size, drop_remainder=True).take(steps - start)
-        batches = batches.map(self._shaped_rows, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        return _bounded(batches.prefetch(tf.data.AUTOTUNE))
+        return stream.rebatch(batch_size, drop_remainder=True).take(steps - start)
 
     def eval_batches(self, batch_size: int):
         """Every example once, in file order: ``(x, y, weights)`` batches of exactly ``batch_size``,
@@ -377,7 +413,7 @@ class Stream(ShardedStream):
         import tensorflow as tf
 
         names = tf.data.Dataset.from_tensor_slices(files)
-        records = names.interleave(tf.data.TFRecordDataset, cycle_length=_cycle(files), block_length=1,
+        records = names.interleave(tf.data.TFRecordDataset, cycle_length=max(1, min(len(files), 8)), block_length=1,
                                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         return records.take(self.limit) if self.limit is not None else records
 
@@ -389,8 +425,13 @@ class Stream(ShardedStream):
         if self.limit is not None:  # --smoke: a few records, read as _records reads them
             return self._records(files).batch(run)
         names = tf.data.Dataset.from_tensor_slices(files)
-        return names.interleave(lambda path: tf.data.TFRecordDataset(path).batch(run), cycle_length=_cycle(files),
+        return names.interleave(lambda path: tf.data.TFRecordDataset(path).batch(run), cycle_length=_cycle(self.files),
                                 block_length=1, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+    @property
+    def epochs_at_once(self) -> int:
+        """Epochs one training pipeline covers (its shard orders are a table inside it; --smoke: one)."""
+        return 1 if self.limit is not None else max(1, min(EPOCHS_AT_ONCE, 2**20 // len(self.files)))
 
     def _parse_block(self, serialized):
         """Every feature parsed but encoded images, which stay encoded until their batch (decoded, a block
@@ -442,7 +483,7 @@ def _run_length(shards: int, block: int) -> int:
     return max(1, min(RUN, block // max(1, min(shards, 8))))
 
 
-def _permuted(rows, seed: int, block_number):
+def _permuted(rows, seed, block_number):
     """The rows of a block in an order drawn from (seed, block number) alone.
 
     Stateless, unlike ``Dataset.shuffle``, whose order also depends on TensorFlow's global seed.
@@ -450,7 +491,7 @@ def _permuted(rows, seed: int, block_number):
     import tensorflow as tf
 
     count = tf.shape(tf.nest.flatten(rows)[0])[:1]
-    keys = tf.random.stateless_uniform(count, seed=tf.stack([tf.constant(seed, tf.int64), block_number]))
+    keys = tf.random.stateless_uniform(count, seed=tf.stack([tf.cast(seed, tf.int64), block_number]))
     order = tf.argsort(keys)
     return tf.nest.map_structure(lambda t: tf.gather(t, order), rows)
 
