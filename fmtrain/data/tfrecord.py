@@ -276,27 +276,30 @@ class ShardedStream:
             return order, int(np.random.default_rng([seed, e, 1]).integers(2**31 - 1))
 
         order, key = plan(epoch)
-        batches = self._epoch_batches([self.files[i] for i in order], key, batch_size, shuffle, start, steps)
+        rows = self._epoch_rows([self.files[i] for i in order], key, batch_size, shuffle, start, steps)
         if epochs > 1:
             plans = [plan(e) for e in range(epoch + 1, epoch + epochs)]
             if self.epochs_at_once > 1:  # the files can be reordered inside the pipeline: one function for all
                 names = tf.constant(self.files)
                 later = tf.data.Dataset.from_tensor_slices((np.array([o for o, _ in plans], np.int32),
                                                             np.array([k for _, k in plans], np.int64)))
-                later = later.flat_map(lambda o, k: self._epoch_batches(tf.gather(names, o), k, batch_size, shuffle,
-                                                                        0, steps))
+                later = later.flat_map(lambda o, k: self._epoch_rows(tf.gather(names, o), k, batch_size, shuffle,
+                                                                     0, steps))
             else:
                 later = None
                 for o, k in plans:
-                    one = self._epoch_batches([self.files[i] for i in o], k, batch_size, shuffle, 0, steps)
+                    one = self._epoch_rows([self.files[i] for i in o], k, batch_size, shuffle, 0, steps)
                     later = one if later is None else later.concatenate(one)
-            batches = batches.concatenate(later)
+            rows = rows.concatenate(later)
+        # Every epoch's rows are a whole number of batches, so no batch mixes two epochs. One block is
+        # parsed ahead while the previous one is sliced into batches, across epoch borders too.
+        batches = rows.prefetch(1).rebatch(batch_size, drop_remainder=True)
         batches = batches.map(self._shaped_rows, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         return _bounded(batches.prefetch(tf.data.AUTOTUNE))
 
-    def _epoch_batches(self, files, key, batch_size: int, shuffle: bool, start: int, steps: int):
-        """Batches ``start..steps`` of one epoch as :meth:`_parse_block` rows; ``files`` (in the epoch's
-        order) and ``key`` (its block seed) may be tensors when :attr:`epochs_at_once` > 1."""
+    def _epoch_rows(self, files, key, batch_size: int, shuffle: bool, start: int, steps: int):
+        """The rows of batches ``start..steps`` of one epoch, in blocks of :meth:`_parse_block` rows;
+        ``files`` (in the epoch's order) and ``key`` (its block seed) may be tensors."""
         import tensorflow as tf
 
         block = self.shuffle_buffer
@@ -310,10 +313,8 @@ class ShardedStream:
             return number, (_permuted(rows, key, number) if shuffle else rows)
 
         def blocks(skip: int = 0):
-            # One block parsed ahead while the previous one is sliced into batches.
             run = _run_length(len(self.files), block)
-            numbered = self._chunks(files, run).rebatch(block).enumerate().skip(skip)
-            return numbered.map(parse).prefetch(1)
+            return self._chunks(files, run).rebatch(block).enumerate().skip(skip).map(parse)
 
         def rows_of(number, rows):
             return tf.nest.map_structure(lambda t: t[tf.where(number == skip_blocks, skip_rows, 0):], rows)
@@ -330,12 +331,23 @@ class ShardedStream:
                     lambda o, k: tf.cond(number == last_block, lambda: tf.concat([o, k], 0), lambda: o), out, kept)
                 return kept, out
 
-            stream = parsed.scan(head, carry)
-        else:
-            stream = parsed.map(rows_of)
-            if fill > 0:
-                stream = stream.concatenate(blocks().map(lambda _, rows: rows).repeat())
-        return stream.rebatch(batch_size, drop_remainder=True).take(steps - start)
+            return parsed.scan(head, carry)
+        stream = parsed.map(rows_of)
+        if fill > 0:  # read the pass again for the fill rows: the blocks that hold them, cut to them
+            sizes = [min(block, n - first) for first in range(0, n, block)]
+            needed, got = 0, 0
+            while got < fill:
+                got += sizes[needed % len(sizes)]
+                needed += 1
+
+            def cut(remaining, rows):
+                count = tf.cast(tf.shape(tf.nest.flatten(rows)[0])[0], tf.int64)
+                taken = tf.minimum(remaining, count)
+                return remaining - taken, tf.nest.map_structure(lambda t: t[:taken], rows)
+
+            again = blocks().map(lambda _, rows: rows).repeat().take(needed)
+            stream = stream.concatenate(again.scan(tf.constant(fill, tf.int64), cut))
+        return stream
 
     def eval_batches(self, batch_size: int):
         """Every example once, in file order: ``(x, y, weights)`` batches of exactly ``batch_size``,
