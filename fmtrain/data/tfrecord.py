@@ -267,22 +267,21 @@ class ShardedStream:
                 order = [int(i) for i in np.random.default_rng([seed, e]).permutation(len(self.files))]
             return order, int(np.random.default_rng([seed, e, 1]).integers(2**31 - 1))
 
-        order, key = plan(epoch)
-        rows = self._epoch_rows([self.files[i] for i in order], key, batch_size, shuffle, start, steps)
-        if epochs > 1:
-            plans = [plan(e) for e in range(epoch + 1, epoch + epochs)]
-            if self.epochs_at_once > 1:  # the files can be reordered inside the pipeline: one function for all
-                names = tf.constant(self.files)
-                later = tf.data.Dataset.from_tensor_slices((np.array([o for o, _ in plans], np.int32),
-                                                            np.array([k for _, k in plans], np.int64)))
-                later = later.flat_map(lambda o, k: self._epoch_rows(tf.gather(names, o), k, batch_size, shuffle,
-                                                                     0, steps))
-            else:
-                later = None
-                for o, k in plans:
-                    one = self._epoch_rows([self.files[i] for i in o], k, batch_size, shuffle, 0, steps)
-                    later = one if later is None else later.concatenate(one)
-            rows = rows.concatenate(later)
+        in_graph = epochs > 1 and self.epochs_at_once > 1
+        rows = None
+        if start or not in_graph:  # mid-epoch (a resume): this epoch's pipeline built apart, with its skip
+            order, key = plan(epoch)
+            rows = self._epoch_rows([self.files[i] for i in order], key, batch_size, shuffle, start, steps)
+        plans = [plan(e) for e in range(epoch if rows is None else epoch + 1, epoch + epochs)]
+        if in_graph:  # the files can be reordered inside the pipeline: one function for every epoch
+            names = tf.constant(self.files)
+            table = tf.data.Dataset.from_tensor_slices((np.array([o for o, _ in plans], np.int32),
+                                                        np.array([k for _, k in plans], np.int64)))
+            later = table.flat_map(lambda o, k: self._epoch_rows(tf.gather(names, o), k, batch_size, shuffle, 0, steps))
+            rows = later if rows is None else rows.concatenate(later)
+        else:
+            for o, k in plans:
+                rows = rows.concatenate(self._epoch_rows([self.files[i] for i in o], k, batch_size, shuffle, 0, steps))
         # Every epoch's rows are a whole number of batches, so no batch mixes two epochs. One block is
         # read and permuted ahead while the previous one is sliced into batches, across epoch borders too.
         # Blocks hold serialized records: blocks parsed to dense tensors cost more memory for the same
