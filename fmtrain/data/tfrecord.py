@@ -50,9 +50,9 @@ SCAN_BATCH = 1024
 DEFAULT_ADAPT_SAMPLES = 10_000
 DEFAULT_SHUFFLE_BUFFER = 10_000
 RUN = 256
+"""Consecutive records read from one shard in turn while training (at most; see :func:`_run_length`)."""
 EPOCHS_AT_ONCE = 1000
 """Epochs one training pipeline of TFRecord shards runs through before the feed builds the next one."""
-"""Consecutive records read from one shard in turn while training (at most; see :func:`_run_length`)."""
 RAM_BUDGET = 64 * 2**20
 """Bytes tf.data's autotuning may spend on the buffers of a stream (uncapped: half the RAM)."""
 
@@ -314,7 +314,7 @@ class ShardedStream:
         parsed = blocks(skip_blocks)
         head = _zero_rows(parsed.element_spec[1])
         if skip_blocks == 0 and 0 < fill <= min(block, n) and head is not None:
-            # The fill rows are the pass's first rows: kept from block 0 rather than read and parsed again.
+            # The fill rows are the pass's first rows: kept from block 0 rather than read again.
             def carry(kept, element):
                 number, rows = element
                 kept = tf.nest.map_structure(lambda k, t: tf.cond(number == 0, lambda: t[:fill], lambda: k), kept, rows)
