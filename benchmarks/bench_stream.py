@@ -4,6 +4,7 @@
     python benchmarks/bench_stream.py --sizes-mb 20 80 # a quick sanity check
     python benchmarks/bench_stream.py --keep DIR       # write the shards to DIR (reused when present)
     python benchmarks/bench_stream.py --lists          # pixels as a float_list instead of raw bytes
+    python benchmarks/bench_stream.py --images raw     # CNN images as raw uint8 bytes instead of PNG
 
 The data is MNIST-shaped synthetic digits (784 float32 pixels per example, ~3.2 kB a record, as raw
 bytes like ``fmtrain data pack`` writes them, or with ``--lists`` as a float_list), the
@@ -12,8 +13,14 @@ Trainer. Every measurement runs in its own subprocess:
 
 - ``stream <size>``: one epoch streamed from that many MB of shards; the row reports the process's
   peak resident set, which should stay flat as the shards grow (issue 11: < 50 MB more for 4× the data);
-- ``stream`` / ``memory`` at the smallest size: samples per second over the second epoch (after
-  one warm-up epoch of tracing) streamed vs the in-memory graph feed (issue 11: ≥ 0.5×).
+- ``mlp``: samples per second over the second epoch (after one warm-up epoch of tracing) streamed
+  from the smallest size vs the in-memory graph feed (issue 11: ≥ 0.5×);
+- ``cnn``: the same for configs/mnist_cnn.yaml's model (two conv blocks, batch 64) on synthetic
+  28×28×1 digits stored as PNG (or ``--images raw``: raw uint8 bytes), decoded inside tf.data
+  (issue 11: ≥ 0.9×, the model is compute-bound).
+
+Throughput is the best of ``--speed-runs`` runs of each feed, the two feeds taking turns so that a
+busy machine slows both alike; the ratio compares numbers measured in the same invocation.
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ from pathlib import Path
 PIXELS = 784
 RECORD_BYTES = PIXELS * 4 + 40  # float_list payload plus the Example's framing, roughly
 BATCH = 256
+CNN_EXAMPLES = 4096
+CNN_BATCH = 64  # configs/mnist_cnn.yaml's
 
 
 def write_shards(folder: Path, megabytes: int, raw: bool, shards: int = 8, seed: int = 0) -> int:
@@ -57,6 +66,56 @@ def write_shards(folder: Path, megabytes: int, raw: bool, shards: int = 8, seed:
                     writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
     marker.write_text(json.dumps({"n": int(n)}))
     return int(n)
+
+
+def write_images(folder: Path, n: int, encoding: str, shards: int = 8, seed: int = 0) -> int:
+    """``n`` synthetic 28×28×1 digits (a template per class plus noise) as PNG or raw uint8 records."""
+    import numpy as np
+    import tensorflow as tf
+
+    marker = folder / "count.json"
+    if marker.exists():
+        return json.loads(marker.read_text())["n"]
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    templates = rng.integers(0, 256, (10, 28, 28, 1))
+    bounds = np.linspace(0, n, shards + 1).astype(int)
+    for shard in range(shards):
+        with tf.io.TFRecordWriter(str(folder / f"train-{shard:05d}.tfrecord")) as writer:
+            for _ in range(bounds[shard], bounds[shard + 1]):
+                label = int(rng.integers(0, 10))
+                image = np.clip(templates[label] + rng.normal(0, 40, (28, 28, 1)), 0, 255).astype(np.uint8)
+                value = image.tobytes() if encoding == "raw" else tf.io.encode_png(image).numpy()
+                feature = {"image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[value])),
+                           "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label]))}
+                writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    marker.write_text(json.dumps({"n": n}))
+    return n
+
+
+def cnn_config(folder: Path, encoding: str) -> Path:
+    """configs/mnist_cnn.yaml's preprocessing, model and optimizer on the shards in ``folder``."""
+    image = "{dtype: uint8, shape: [28, 28, 1], raw: true}" if encoding == "raw" else "{shape: [28, 28, 1], image: png}"
+    path = folder / "bench.yaml"
+    path.write_text(f"""name: bench_stream_cnn
+seed: 0
+data:
+  source: tfrecord
+  files: {{train: "{folder}/train-*.tfrecord"}}
+  features: {{image: {image}, label: int64}}
+  label: label
+  classes: ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]
+  batch_size: {CNN_BATCH}
+  shuffle_buffer: 10000
+preprocess:
+  - rescale: {{scale: 0.00392156862745098}}
+model: {{type: cnn, filters: [32, 64], dropout: 0.1}}
+optimizer: {{name: adam, learning_rate: 0.002}}
+loss: sparse_categorical_crossentropy
+metrics: [accuracy]
+train: {{epochs: 2, jit_compile: false}}
+""")
+    return path
 
 
 def config(folder: Path, raw: bool) -> Path:
@@ -93,11 +152,12 @@ def worker(folder: str, method: str, epochs: int) -> dict:
     prepared = _prepare(cfg, FitOptions(), None, "float32")
     trainer = _make_trainer(cfg, prepared)
     stream = prepared.splits.train
+    batch = cfg.data.batch_size
     if method == "memory":
         x, y = stream.arrays(None)
-        result = trainer.fit(x, y, epochs=epochs, batch_size=BATCH, seed=cfg.seed)
+        result = trainer.fit(x, y, epochs=epochs, batch_size=batch, seed=cfg.seed)
     else:
-        result = trainer.fit(stream, None, epochs=epochs, batch_size=BATCH, seed=cfg.seed)
+        result = trainer.fit(stream, None, epochs=epochs, batch_size=batch, seed=cfg.seed)
     last = result.history[-1]
     return {"method": method, "examples": len(stream), "samples_per_s": round(len(stream) / last["seconds"], 1),
             "accuracy": round(last["accuracy"], 4),
@@ -110,13 +170,35 @@ def run(folder: Path, method: str, epochs: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def speed(folder: Path, runs: int) -> dict:
+    """Samples/s of each feed on the shards in ``folder``: the best of ``runs``, the feeds taking turns."""
+    results: dict[str, list[dict]] = {"memory": [], "stream": []}
+    for _ in range(runs):
+        for method in results:
+            results[method].append(run(folder, method, 2))
+    return {method: max(rows, key=lambda r: r["samples_per_s"]) | {"runs": [r["samples_per_s"] for r in rows]}
+            for method, rows in results.items()}
+
+
+def report(name: str, size: str, best: dict, target: float) -> None:
+    for method, row in best.items():
+        print(f"{name} {method:7s} {size:>9s}  {row['samples_per_s']:10.1f} samples/s  accuracy {row['accuracy']:.4f}  "
+              f"peak RSS {row['peak_rss_mb']:.1f} MB  (best of {', '.join(map(str, row['runs']))})", flush=True)
+    ratio = best["stream"]["samples_per_s"] / best["memory"]["samples_per_s"]
+    print(f"{name} streamed/in-memory throughput {ratio:.2f}× (target ≥ {target})", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes-mb", type=int, nargs="+", default=[200, 800])
     parser.add_argument("--keep", type=Path, help="Folder for the shards (reused when present).")
     parser.add_argument("--lists", action="store_true", help="Pixels as a float_list, not raw bytes.")
+    parser.add_argument("--images", choices=["png", "raw"], default="png", help="How the CNN rows store images.")
     parser.add_argument("--repeat", type=int, default=3,
                         help="Runs per memory row; the median is reported (one run varies by ±40 MB here).")
+    parser.add_argument("--speed-runs", type=int, default=3,
+                        help="Runs of each feed per throughput row; the best counts.")
+    parser.add_argument("--no-cnn", action="store_true", help="Skip the CNN throughput row.")
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -133,15 +215,16 @@ def main() -> None:
         rows.append({"size_mb": size, "examples": n, **runs[len(runs) // 2]})
         print(f"stream  {size:5d} MB  {encoding:5s} {n:8d} examples  peak RSS {rows[-1]['peak_rss_mb']:8.1f} MB "
               f"(median of {args.repeat}: {', '.join(str(r['peak_rss_mb']) for r in runs)})", flush=True)
-    smallest = root / f"{min(args.sizes_mb)}mb-{encoding}"
-    speed = {method: run(smallest, method, 2) for method in ("memory", "stream")}
-    for method, row in speed.items():
-        print(f"{method:7s} {min(args.sizes_mb):5d} MB  {row['samples_per_s']:10.1f} samples/s  "
-              f"accuracy {row['accuracy']:.4f}  peak RSS {row['peak_rss_mb']:.1f} MB", flush=True)
     growth = rows[-1]["peak_rss_mb"] - rows[0]["peak_rss_mb"]
-    ratio = speed["stream"]["samples_per_s"] / speed["memory"]["samples_per_s"]
     print(f"peak RSS grows {growth:+.1f} MB from {rows[0]['size_mb']} to {rows[-1]['size_mb']} MB of shards "
-          f"(target < 50); streamed/in-memory throughput {ratio:.2f}× (target ≥ 0.5)")
+          f"(target < 50)", flush=True)
+    smallest = min(args.sizes_mb)
+    report("mlp", f"{smallest} MB", speed(root / f"{smallest}mb-{encoding}", args.speed_runs), 0.5)
+    if not args.no_cnn:
+        folder = root / f"cnn-{args.images}"
+        write_images(folder, CNN_EXAMPLES, args.images)
+        cnn_config(folder, args.images)
+        report("cnn", f"{CNN_EXAMPLES} img", speed(folder, args.speed_runs), 0.9)
 
 
 if __name__ == "__main__":

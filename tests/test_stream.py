@@ -119,6 +119,73 @@ def test_the_order_depends_only_on_seed_and_epoch_and_a_start_skips_exactly(shar
     np.testing.assert_array_equal(order(1, 0, start=7), first[7 * 64:])
 
 
+@pytest.mark.parametrize("buffer", [100, 10_000])
+def test_the_streamed_order_is_the_documented_one(shards, buffer):
+    """Shards in the seeded order, read in runs of min(RUN, buffer / shards) records each in turn, blocks
+    of ``buffer`` examples permuted by stateless keys from (seed, epoch, block), the last batch filled
+    with the pass's first rows; a start skips exactly (with buffer 100, 9 batches skip 5 blocks unparsed)."""
+    from dataclasses import replace
+
+    from fmtrain.data.tfrecord import RUN
+
+    stream = _stream(shards, shuffle_buffer=buffer)
+    batch, seed, epoch, n = 64, 3, 1, len(stream)
+    steps = -(-n // batch)
+    files = [stream.files[i] for i in np.random.default_rng([seed, epoch]).permutation(len(stream.files))]
+    shard_rows = [replace(stream, files=(path,)).arrays(None)[0] for path in files]
+    run = min(RUN, buffer // len(files))
+    runs = [rows[i:i + run] for i in range(0, max(map(len, shard_rows)), run) for rows in shard_rows]
+    rows = np.concatenate([r for r in runs if len(r)])
+    key = int(np.random.default_rng([seed, epoch, 1]).integers(2**31 - 1))
+    blocks = []
+    for number, first in enumerate(range(0, n, buffer)):
+        block = rows[first:first + buffer]
+        keys = tf.random.stateless_uniform([len(block)], seed=tf.constant([key, number], tf.int64)).numpy()
+        blocks.append(block[np.argsort(keys)])
+    expected = np.concatenate(blocks)
+    expected = np.concatenate([expected, expected[:steps * batch - n]])
+    for start in (0, 3, 9):
+        got = stream.train_batches(batch, seed=seed, epoch=epoch, shuffle=True, start=start, steps=steps)
+        np.testing.assert_array_equal(np.concatenate([x.numpy() for x, _ in got]), expected[start * batch:])
+
+
+def test_one_pipeline_covers_many_epochs_each_in_its_own_order_and_the_feed_opens_it_once(shards):
+    from fmtrain.engine.feeds import StreamFeed
+
+    stream = _stream(shards, shuffle_buffer=100)
+    steps = -(-len(stream) // 64)
+
+    def x_of(batches) -> np.ndarray:
+        return np.concatenate([x.numpy() for x, _ in batches])
+
+    def epoch(e: int, start: int = 0) -> np.ndarray:
+        return x_of(stream.train_batches(64, seed=1, epoch=e, shuffle=True, start=start, steps=steps))
+
+    expected = {e: epoch(e) for e in range(3)}
+    assert stream.epochs_at_once > 3
+    several = x_of(stream.train_batches(64, seed=1, epoch=1, shuffle=True, start=5, steps=steps, epochs=2))
+    np.testing.assert_array_equal(several, np.concatenate([expected[1][5 * 64:], expected[2]]))
+
+    def train(feed: StreamFeed, epochs: range, start: int = 0) -> np.ndarray:
+        seen = []
+        for e in epochs:
+            feed.begin_epoch(e)
+            step = start if e == epochs[0] else 0
+            while step < steps:
+                iterator, n = feed.args(step, min(8, steps - step))
+                seen += [next(iterator)[0].numpy() for _ in range(int(n))]
+                step += int(n)
+        return np.concatenate(seen)
+
+    feed = StreamFeed(stream, 64, seed=1, shuffle=True)
+    np.testing.assert_array_equal(train(feed, range(3)), np.concatenate(list(expected.values())))
+    assert feed.pipelines == 1  # built once for the three epochs
+    resumed = StreamFeed(stream, 64, seed=1, shuffle=True)
+    np.testing.assert_array_equal(train(resumed, range(1, 3), start=7),
+                                  np.concatenate([expected[1][7 * 64:], expected[2]]))
+    assert resumed.pipelines == 1
+
+
 def test_a_streamed_run_stopped_mid_epoch_and_resumed_ends_equal_to_the_uninterrupted_one(streamed_run, tmp_path):
     """As tests/test_resume.py, in-process: stop mid-epoch (a checkpoint is written), resume in a new
     fit (a new model, a new stream that skips the batches trained), compare every array."""

@@ -132,10 +132,15 @@ class BatchStream(Protocol):
 
     def __len__(self) -> int: ...
 
+    @property
+    def epochs_at_once(self) -> int:
+        """How many epochs one :meth:`train_batches` call should cover."""
+        ...
+
     def train_batches(self, batch_size: int, *, seed: int, epoch: int, shuffle: bool, start: int,
-                      steps: int) -> tf.data.Dataset:
-        """Batches ``start..steps`` of epoch ``epoch``, ``(x, y)`` of ``batch_size`` rows, in an
-        order that depends only on (seed, epoch)."""
+                      steps: int, epochs: int = 1) -> tf.data.Dataset:
+        """Batches ``start..steps`` of epoch ``epoch`` and all of the ``epochs - 1`` epochs after it,
+        ``(x, y)`` of ``batch_size`` rows, each epoch in an order that depends only on (seed, epoch)."""
         ...
 
     def eval_batches(self, batch_size: int) -> tf.data.Dataset:
@@ -146,9 +151,12 @@ class BatchStream(Protocol):
 class StreamFeed:
     """Batches streamed from files through tf.data (data larger than memory), prefetched.
 
-    The epoch is ``ceil(n / batch_size)`` full batches of the stream's seeded order; a call that
-    does not continue where the last one ended (the first, or a resume mid-epoch) opens the epoch's
-    stream again and skips the batches before it, so the batches trained are the same.
+    The epoch is ``ceil(n / batch_size)`` full batches of the stream's seeded order. One pipeline
+    covers the stream's ``epochs_at_once`` epochs, so it is built once (not once per epoch: building
+    and optimizing it takes about a second) and reads the next epoch's first block while the last
+    batches of an epoch train. A call that does not continue where the last one ended (the first, a
+    resume mid-epoch, the end of the epochs covered) opens a new pipeline at that epoch and skips the
+    batches before it, so the batches trained are the same.
     """
 
     kind = "dataset"
@@ -160,17 +168,25 @@ class StreamFeed:
         self.steps = steps_per_epoch(self.n, batch_size)
         self._epoch = 0
         self._iterator = None
-        self._next_step = -1
+        self._next: tuple[int, int] | None = None
+        """(epoch, step) the iterator yields next."""
+        self._until = 0
+        """The first epoch the iterator does not cover."""
+        self.pipelines = 0
+        """Pipelines opened so far."""
 
     def begin_epoch(self, epoch: int) -> None:
-        self._epoch, self._iterator, self._next_step = epoch, None, -1
+        self._epoch = epoch
 
     def args(self, start: int, n: int) -> tuple:
-        if self._iterator is None or start != self._next_step:
+        if self._iterator is None or self._next != (self._epoch, start) or self._epoch >= self._until:
+            epochs = max(1, self.stream.epochs_at_once)
             batches = self.stream.train_batches(self.batch_size, seed=self.seed, epoch=self._epoch,
-                                                shuffle=self.shuffle, start=start, steps=self.steps)
+                                                shuffle=self.shuffle, start=start, steps=self.steps, epochs=epochs)
             self._iterator = iter(distributed(batches, self.strategy))
-        self._next_step = start + n
+            self._until = self._epoch + epochs
+            self.pipelines += 1
+        self._next = (self._epoch + 1, 0) if start + n >= self.steps else (self._epoch, start + n)
         return (self._iterator, tf.constant(n, tf.int32))
 
 
