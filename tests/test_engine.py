@@ -252,3 +252,41 @@ def test_identical_runs_make_identical_calls_whatever_the_timing(monkeypatch):
         plans.append((result.steps_per_execution, trainer.trace_counts()))
     assert plans[0] == plans[1]
     assert result.plan.steps_per_execution == result.steps_per_execution
+
+
+def test_arrays_are_copied_to_the_device_once_per_array_object(monkeypatch):
+    """The validation set is padded and copied once for a whole fit, the training set once for two
+    fits; another array object, even of the same shape, is copied afresh and gives its own results."""
+    from fmtrain.engine import feeds
+    from fmtrain.engine import trainer as trainer_module
+
+    copies = {"train": 0, "eval": 0}
+    x, y = _blobs(n=200)
+
+    def counting(kind, function):
+        def counted(arrays, *args, **kwargs):
+            copies[kind] += kind == "eval" or arrays is x  # padded's own copy of the validation set is not x
+            return function(arrays, *args, **kwargs)
+        return counted
+
+    monkeypatch.setattr(feeds, "to_device", counting("train", feeds.to_device))
+    monkeypatch.setattr(trainer_module, "padded", counting("eval", trainer_module.padded))
+    x_val, y_val = x[:50], y[:50]
+    trainer = _trainer()
+    trainer.fit(x, y, epochs=3, batch_size=32, seed=1, validation=(x_val, y_val))
+    trainer.fit(x, y, epochs=5, batch_size=32, seed=1, validation=(x_val, y_val), initial_epoch=3)
+    assert copies == {"train": 1, "eval": 1}
+
+    seen = trainer.evaluate(x_val, y_val)
+    assert copies["eval"] == 1
+    shifted = x_val + np.float32(3.0)  # same shape, new object, other values
+    moved = trainer.evaluate(shifted, y_val)
+    assert copies["eval"] == 2
+    assert moved["loss"] != pytest.approx(seen["loss"])
+    assert moved == _trainer_with_weights_of(trainer).evaluate(shifted, y_val)
+
+
+def _trainer_with_weights_of(trained: Trainer) -> Trainer:
+    fresh = _trainer()
+    fresh.model.set_weights(trained.model.get_weights())
+    return fresh

@@ -17,7 +17,16 @@ from fmtrain.engine import plan_cache
 from fmtrain.engine import steps as compiled
 from fmtrain.engine.callbacks import Callback
 from fmtrain.engine.checkpoints import Checkpoint, Snapshot, TrainingState
-from fmtrain.engine.feeds import BatchStream, DatasetFeed, GraphFeed, StreamFeed, distributed, padded, replicated
+from fmtrain.engine.feeds import (
+    BatchStream,
+    DatasetFeed,
+    DeviceCopies,
+    GraphFeed,
+    StreamFeed,
+    distributed,
+    padded,
+    replicated,
+)
 from fmtrain.engine.planning import CallPlan, JitDecision, PlanRecord, has_convolutions
 from fmtrain.errors import Interrupted, TrainingFailed, first_line
 
@@ -77,6 +86,8 @@ class Trainer:
         self.parts = compiled.StepParts(model, loss_fn, list(metrics), optimizer, keras.metrics.Mean(name="loss"),
                                         strategy)
         self.notes: list[str] = []
+        # Device copies of the arrays fit and evaluate were given, reused while the same arrays come back.
+        self._device_copies = DeviceCopies()
         self._config_why = "train.deterministic: no timing-based choice" if deterministic else "train.jit_compile"
         if jit_compile is not False and strategy is not None:
             jit_compile = False
@@ -139,7 +150,7 @@ class Trainer:
         elif feed == "dataset":
             data = DatasetFeed(x, y, batch_size, seed, shuffle, cache, prefetch, strategy)
         else:
-            data = GraphFeed(x, y, batch_size, seed, shuffle, strategy)
+            data = GraphFeed(x, y, batch_size, seed, shuffle, strategy, self._device_copies)
         if self.optimizer.built is False:
             self.optimizer.build(self.model.trainable_variables)
         self._callbacks = list(callbacks)
@@ -367,7 +378,10 @@ class Trainer:
             self._eval_batch = batch_size
         for metric in self.parts.metrics:
             metric.reset_state()
-        result = self._eval_fn(*(replicated(part, self.parts.strategy) for part in padded(x, y, batch_size)))
+        arrays = self._device_copies.get(
+            ("eval", batch_size), (x, y),
+            lambda: [replicated(part, self.parts.strategy) for part in padded(x, y, batch_size)])
+        result = self._eval_fn(*arrays)
         return {k: float(v) for k, v in result.items()}
 
     def _evaluate_stream(self, stream: BatchStream, batch_size: int) -> dict[str, float]:
