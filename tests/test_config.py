@@ -756,3 +756,13 @@ def test_tfrecord_shard_paths_are_relative_to_the_config_file_and_urls_stay(tmp_
 
     assert cfg.data.files.train == str(folder / "shards" / "train-*.tfrecord")
     assert cfg.data.files.val == [str(folder / "shards" / "val-0.tfrecord"), "gs://bucket/val-1.tfrecord"]
+
+
+@pytest.mark.parametrize("written", ["off", "false", "no", "'off'"])
+def test_mixed_precision_off_may_be_written_bare(tmp_path, written):
+    """YAML reads a bare `off` as false; the key means the word, in a file and in --set alike."""
+    path = _write(tmp_path / "c.yaml", VALID + f"train:\n  mixed_precision: {written}\n")
+    assert load_config(path).train.mixed_precision == "off"
+    assert load_config(_write(tmp_path / "d.yaml", VALID), [f"train.mixed_precision={written}"]
+                       ).train.mixed_precision == "off"
+    assert "found True" in _error(path, ["train.mixed_precision=on"])

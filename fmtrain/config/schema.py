@@ -420,7 +420,7 @@ class TrainConfig(StrictModel):
     """Make a retrace of a compiled step (a new input shape or Python value) an error."""
     mixed_precision: Literal["auto", "off", "bf16", "fp16"] = "auto"
     """Compute in bfloat16/float16 with float32 weights; auto uses bf16 on GPUs that support it,
-    never on CPU. fp16 adds loss scaling."""
+    never on CPU. fp16 adds loss scaling. A bare off (or false), which YAML reads as false, means off."""
     precise_bn_samples: int = Field(8192, ge=0)
     """After the last epoch, recompute batch-norm statistics as the average over this many training
     examples ("precise BN", as pycls does), so inference matches training after short runs; 0: off."""
@@ -434,6 +434,12 @@ class TrainConfig(StrictModel):
         if isinstance(value, int) and value < 1:
             raise ValueError(f"steps_per_execution must be at least 1 or 'auto', found {value}")
         return value
+
+    @field_validator("mixed_precision", mode="before")
+    @classmethod
+    def _bare_off(cls, value: Any) -> Any:
+        # YAML reads a bare `off` (and no, false) as false: `mixed_precision: off` means "off".
+        return "off" if value is False else value
 
     @field_validator("profile")
     @classmethod
