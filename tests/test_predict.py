@@ -296,7 +296,7 @@ def test_text_is_read_from_a_txt_file_a_folder_of_txt_files_or_the_csv_without_l
 def test_jsonl_text_is_read_by_its_text_key_without_labels(tmp_path):
     from fmtrain.data.text import TextJsonlSource
     from fmtrain.errors import DataError
-    from fmtrain.predict import _texts
+    from fmtrain.predict_input import _texts
 
     path = tmp_path / "new.jsonl"
     path.write_text('{"body": "one", "id": 1}\n\n{"body": "two"}\n')
@@ -310,7 +310,7 @@ def test_jsonl_text_is_read_by_its_text_key_without_labels(tmp_path):
 def test_named_csv_inputs_are_encoded_with_the_runs_vocabularies_without_the_label(tmp_path):
     from fmtrain import data
     from fmtrain.config import load_config
-    from fmtrain.predict import read_inputs
+    from fmtrain.predict_input import read_inputs
 
     rows = [(i, 20 + i % 7, ("oslo", "rome", "lima")[i % 3], ("x", "y")[i % 2]) for i in range(12)]
     (tmp_path / "train.csv").write_text("serial,age,city,label\n" + "".join(f"{r[0]},{r[1]},{r[2]},{r[3]}\n"
