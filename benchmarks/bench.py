@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 HERE = Path(__file__).resolve().parent
 METHODS = ("plain", "tuned", "fmtrain")
@@ -197,11 +198,72 @@ model.fit(x, y, epochs=int(sys.argv[2]), batch_size=64, validation_split=0.1, ve
 print(model.evaluate(xt, yt, verbose=0)[1])
 """
 
-# Whole-process rows: (config, plain script, training examples, epochs, extra --set overrides).
+# configs/vit_small.yaml as a plain script: the same network (fmtrain's builder, so the layers are
+# identical), the same sklearn digits, 70/10/20 train/validation/test, AdamW, batch 32.
+PLAIN_VIT_SCRIPT = """
+import os, sys
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import keras
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+from fmtrain.models.registry import OutputSpec
+from fmtrain.models.vision import ViTParams, build_vit
+keras.utils.set_random_seed(42)
+digits = load_digits()
+x, xt, y, yt = train_test_split(digits.images / 16.0, digits.target, test_size=0.2, random_state=42,
+                                stratify=digits.target)
+inputs = keras.Input((8, 8))
+params = ViTParams(patch_size=2, embed_dim=64, num_layers=2, num_heads=4, pooling="cls")
+model = keras.Model(inputs, build_vit(params, inputs, OutputSpec(10, "softmax")))
+model.compile(optimizer=keras.optimizers.AdamW(0.002, weight_decay=0.0001), loss="sparse_categorical_crossentropy",
+              metrics=["accuracy"])
+model.fit(x, y, epochs=int(sys.argv[2]), batch_size=32, validation_split=0.125, verbose=0)
+print(model.evaluate(xt, yt, verbose=0)[1])
+"""
+
+# configs/text_transformer.yaml as a plain script: the same generated sentences (fmtrain's generator),
+# Keras's TextVectorization (400 tokens, 16 per sentence), the same network, 70/10/20, batch 32.
+PLAIN_TEXT_SCRIPT = """
+import os, sys
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import keras, numpy as np
+from sklearn.model_selection import train_test_split
+from fmtrain.data.encoding import EncoderState
+from fmtrain.data.synthetic import SentimentSource, load_synthetic_sentiment
+from fmtrain.models.registry import OutputSpec
+from fmtrain.models.text import TextTransformerParams, build_text_transformer
+keras.utils.set_random_seed(42)
+loaded = load_synthetic_sentiment(SentimentSource(options={"n": 2000, "vocab_size": 300}), EncoderState())
+x, xt, y, yt = train_test_split(np.asarray(loaded.x), loaded.y, test_size=0.2, random_state=42)
+vectorize = keras.layers.TextVectorization(max_tokens=400, output_sequence_length=16)
+vectorize.adapt(x)
+x, xt = vectorize(x), vectorize(xt)
+inputs = keras.Input((16,), dtype="int64")
+params = TextTransformerParams(vocab_size=400, embed_dim=32, num_layers=2, num_heads=2, pooling="mean")
+model = keras.Model(inputs, build_text_transformer(params, inputs, OutputSpec(2, "softmax")))
+model.compile(optimizer=keras.optimizers.Adam(0.002), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+model.fit(x, y, epochs=int(sys.argv[2]), batch_size=32, validation_split=0.125, verbose=0)
+print(model.evaluate(xt, yt, verbose=0)[1])
+"""
+
+
+class EndToEnd(NamedTuple):
+    """A whole-process row: ``fmtrain fit CONFIG`` against a plain Keras script doing the same work."""
+
+    config: str
+    plain_script: str
+    n_train: int
+    """MNIST-shaped examples written to the ``.npz`` both read (0: the config's own data, no file)."""
+    epochs: int
+    overrides: tuple[str, ...] = ()
+
+
+# Early stopping off where a config has it: the plain scripts run every epoch too.
 END_TO_END = {
-    "seed MLP": ("configs/mnist_mlp.yaml", PLAIN_SCRIPT, 48000, 2, ()),
-    # Early stopping off: the plain script runs every epoch too.
-    "CNN": ("configs/mnist_cnn.yaml", PLAIN_CNN_SCRIPT, 5000, 6, ("train.early_stopping=null",)),
+    "seed MLP": EndToEnd("configs/mnist_mlp.yaml", PLAIN_SCRIPT, 48000, 2),
+    "CNN": EndToEnd("configs/mnist_cnn.yaml", PLAIN_CNN_SCRIPT, 5000, 6, ("train.early_stopping=null",)),
+    "ViT": EndToEnd("configs/vit_small.yaml", PLAIN_VIT_SCRIPT, 0, 6, ("train.early_stopping=null",)),
+    "text Transformer": EndToEnd("configs/text_transformer.yaml", PLAIN_TEXT_SCRIPT, 0, 6),
 }
 
 
@@ -217,23 +279,27 @@ def end_to_end(name: str, quick: bool, repeat: int) -> dict:
     decision another made)."""
     import numpy as np
 
-    config, plain_script, n_train, epochs, overrides = END_TO_END[name]
-    n_train = n_train // 4 if quick else n_train
-    (x, y), (xt, yt) = _data(n_train, n_train // 6)
+    row = END_TO_END[name]
+    epochs = row.epochs
     results: dict[str, dict] = {}
     plans: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         npz = Path(tmp) / "mnist.npz"
-        np.savez(npz, x_train=x, y_train=y.astype(np.uint8), x_test=xt, y_test=yt.astype(np.uint8))
+        sets = [arg for override in row.overrides for arg in ("--set", override)]
+        if row.n_train:
+            n_train = row.n_train // 4 if quick else row.n_train
+            (x, y), (xt, yt) = _data(n_train, n_train // 6)
+            np.savez(npz, x_train=x, y_train=y.astype(np.uint8), x_test=xt, y_test=yt.astype(np.uint8))
+            sets += ["--set", f"data.path={npz}"]
         script = Path(tmp) / "plain.py"
-        script.write_text(plain_script)
-        sets = [arg for override in overrides for arg in ("--set", override)]
+        script.write_text(row.plain_script)
         for attempt in range(max(1, repeat)):
-            fmtrain = [sys.executable, "-m", "fmtrain", "fit", str(HERE.parent / config), "--quiet", *sets,
-                       "--set", f"data.path={npz}", "--set", f"train.epochs={epochs}",
-                       "--run-dir", str(Path(tmp) / f"run{attempt}")]
+            fmtrain = [sys.executable, "-m", "fmtrain", "fit", str(HERE.parent / row.config), "--quiet", *sets,
+                       "--set", f"train.epochs={epochs}", "--run-dir", str(Path(tmp) / f"run{attempt}")]
             commands = {"plain": [sys.executable, str(script), str(npz), str(epochs)], "fmtrain": fmtrain}
-            env = {**os.environ, "FMTRAIN_CACHE_DIR": str(Path(tmp) / f"cache{attempt}")}
+            # The plain scripts import fmtrain's builders from this checkout, as `-m fmtrain` does.
+            env = {**os.environ, "FMTRAIN_CACHE_DIR": str(Path(tmp) / f"cache{attempt}"),
+                   "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE.parent), os.environ.get("PYTHONPATH")]))}
             for method, command in commands.items():
                 # A fresh wrapper per command: RUSAGE_CHILDREN is a maximum over all children so far.
                 started = time.perf_counter()
@@ -325,11 +391,11 @@ def main() -> None:
                   f"{r['accuracy']:>10.4f}{r['peak_mb']:>9.0f}{r.get('plan', '?'):>7}")
     if args.no_end_to_end:
         return
-    for name, (config, _, _, epochs, _) in END_TO_END.items():
+    for name, row in END_TO_END.items():
         if args.only and args.only.lower() not in name.lower():
             continue
         e2e = end_to_end(name, args.quick, args.repeat)
-        print(f"\nend to end, {name} ({config}), {epochs} epochs, best of {args.repeat} interleaved "
+        print(f"\nend to end, {name} ({row.config}), {row.epochs} epochs, best of {args.repeat} interleaved "
               "(wall time incl. Python + TensorFlow start-up):")
         for method, r in e2e.items():
             print(f"  {method:<8} {r['seconds']:6.1f} s   peak {r['peak_mb']:.0f} MB")
