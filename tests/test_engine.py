@@ -290,3 +290,19 @@ def _trainer_with_weights_of(trained: Trainer) -> Trainer:
     fresh = _trainer()
     fresh.model.set_weights(trained.model.get_weights())
     return fresh
+
+
+def test_a_device_copy_that_failed_is_made_again_not_reused():
+    from fmtrain.engine.feeds import DeviceCopies
+
+    copies, arrays, calls = DeviceCopies(), (np.zeros(3), np.ones(3)), []
+
+    def failing():
+        calls.append("failed")
+        raise MemoryError("no room")
+
+    with pytest.raises(MemoryError):
+        copies.get("train", arrays, failing)
+    assert copies.get("train", arrays, lambda: calls.append("made") or "copy") == "copy"
+    assert copies.get("train", arrays, lambda: calls.append("again") or "other") == "copy"
+    assert calls == ["failed", "made"]

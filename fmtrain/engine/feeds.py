@@ -15,6 +15,7 @@ the batches already trained, so it continues exactly.
 from __future__ import annotations
 
 import math
+import operator
 from typing import Protocol
 
 import numpy as np
@@ -85,10 +86,9 @@ class DeviceCopies:
     def get(self, key: object, arrays: tuple, copy):
         """``copy()``'s result, made again only when ``arrays`` are not the objects last seen for ``key``."""
         seen = self._copies.get(key)
-        if seen is not None and len(seen[0]) == len(arrays) and all(a is b for a, b in zip(seen[0], arrays,
-                                                                                          strict=True)):
+        if seen is not None and len(seen[0]) == len(arrays) and all(map(operator.is_, seen[0], arrays)):
             return seen[1]
-        self._copies[key] = (arrays, None)  # the old copy goes before the new one is made
+        self._copies.pop(key, None)  # the old copy goes before the new one is made (and stays gone if it fails)
         made = copy()
         self._copies[key] = (arrays, made)
         return made
@@ -99,11 +99,9 @@ class GraphFeed:
 
     kind = "graph"
 
-    def __init__(self, x, y, batch_size: int, seed: int, shuffle: bool, strategy=None,
-                 copies: DeviceCopies | None = None):
+    def __init__(self, x, y, batch_size: int, seed: int, shuffle: bool, strategy, *, copies: DeviceCopies):
         self.n = len(y)
-        copies = copies or DeviceCopies()
-        self.x, self.y = copies.get(("train", id(strategy)), (x, y), lambda: (
+        self.x, self.y = copies.get("train", (x, y), lambda: (
             replicated(to_device(x), strategy), replicated(tf.convert_to_tensor(y), strategy)))
         self.batch_size, self.seed, self.shuffle = batch_size, seed, shuffle
         self.steps = steps_per_epoch(self.n, batch_size)

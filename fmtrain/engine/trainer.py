@@ -150,7 +150,7 @@ class Trainer:
         elif feed == "dataset":
             data = DatasetFeed(x, y, batch_size, seed, shuffle, cache, prefetch, strategy)
         else:
-            data = GraphFeed(x, y, batch_size, seed, shuffle, strategy, self._device_copies)
+            data = GraphFeed(x, y, batch_size, seed, shuffle, strategy, copies=self._device_copies)
         if self.optimizer.built is False:
             self.optimizer.build(self.model.trainable_variables)
         self._callbacks = list(callbacks)
