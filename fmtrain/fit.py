@@ -176,6 +176,7 @@ def train_and_write(cfg: Config, options: FitOptions) -> FitOutcome:
             raise
 
         precise_bn = _recompute_bn_statistics(cfg, prepared)  # what the final numbers and the saved model use
+        trainer.release_device_copies()  # training is over: the final evaluation copies one split at a time
         final = {name: trainer.evaluate(_inputs(split), prepared.labels[name])
                  for name, split in _present(prepared.splits).items()}
         _save_model(prepared.model, run)

@@ -278,3 +278,29 @@ def test_a_failure_before_the_first_checkpoint_leaves_no_run_directory(tmp_path,
     again = invoke("fit", str(ROOT / "configs/digits_mlp.yaml"), "--run-dir", str(run_dir), "--quiet",
                    "--set", "train.epochs=1")
     assert again.exit_code == 0, again.output
+
+
+def test_the_final_evaluation_does_not_keep_the_training_set_on_the_device(tmp_path, monkeypatch):
+    """Copies are reused across epochs and phases; once training ends, fit lets the training set's go."""
+    from fmtrain.engine.trainer import Trainer
+
+    held, training_done = [], []
+    fit, evaluate = Trainer.fit, Trainer.evaluate
+
+    def fit_and_mark(self, *args, **kwargs):
+        result = fit(self, *args, **kwargs)
+        training_done.append(True)
+        return result
+
+    def evaluate_and_look(self, *args, **kwargs):
+        if training_done:
+            held.append(sorted(map(str, self._device_copies._copies)))
+        return evaluate(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "fit", fit_and_mark)
+    monkeypatch.setattr(Trainer, "evaluate", evaluate_and_look)
+    result = invoke("fit", ROOT / "configs/digits_mlp.yaml", "--run-dir", tmp_path / "run", "--quiet",
+                    "--set", "train.epochs=2")
+    assert result.exit_code == 0, result.output
+    assert len(held) == 3  # train, val and test scored at the end
+    assert all("train" not in keys for keys in held), held

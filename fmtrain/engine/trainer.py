@@ -243,6 +243,11 @@ class Trainer:
             plan=plan.record_of(),
         )
 
+    def release_device_copies(self) -> None:
+        """Drop the device copies fit and evaluate kept, once no later call will pass the same arrays:
+        a run's final evaluation then holds only the split it scores, not the training set as well."""
+        self._device_copies = DeviceCopies()
+
     def _known_jit(self, signature: dict) -> JitDecision | None:
         """The jit choice under ``jit_compile: auto`` when no trial is needed to know it."""
         if self._measured_jit is not None:
