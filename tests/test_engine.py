@@ -141,6 +141,19 @@ def test_evaluate_is_exact_with_a_partial_last_batch():
     np.testing.assert_allclose(trainer.predict(x, batch_size=32), probabilities, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("jit", [False, True], ids=["graph", "xla"])
+def test_evaluate_traces_once_for_every_length_and_stays_exact(jit):
+    """A run scores several lengths (validation each epoch, then train, val and test): one trace of the
+    model serves them all (each costs up to 0.4 s), and each length is still scored exactly."""
+    x, y = _blobs(n=103)
+    trainer = _trainer(jit=jit)
+    probabilities = trainer.model.predict(x, verbose=0)
+    for n in (40, 103, 7, 40):
+        expected = float(np.mean(-np.log(probabilities[np.arange(n), y[:n]])))
+        assert trainer.evaluate(x[:n], y[:n], batch_size=32)["loss"] == pytest.approx(expected, rel=1e-5)
+    assert trainer.trace_counts()["eval"] == 1
+
+
 def test_f1_precision_recall_match_scikit_learn():
     from sklearn.metrics import f1_score, precision_score, recall_score
 

@@ -213,6 +213,11 @@ def make_eval_function(parts: StepParts, batch_size: int, jit_compile: bool):
     return evaluate
 
 
+def any_length(arrays):
+    """``tf.TensorSpec``s of ``arrays`` (tensors, nested) that leave the number of rows open."""
+    return tf.nest.map_structure(lambda t: tf.TensorSpec([None, *t.shape[1:]], t.dtype), arrays)
+
+
 def make_predict_function(model, jit_compile: bool):
     """Compile one fixed-size prediction batch."""
 

@@ -386,6 +386,11 @@ class Trainer:
         arrays = self._device_copies.get(
             ("eval", batch_size), (x, y),
             lambda: [replicated(part, self.parts.strategy) for part in padded(x, y, batch_size)])
+        if self.parts.strategy is None and self._eval_fn.experimental_get_tracing_count() == 0:
+            # One trace for every split: a run scores several lengths (validation each epoch, then
+            # train, val and test), and reduce_retracing alone traces twice, the first length exactly,
+            # then any; each trace of a model costs as much as 0.4 s (text_transformer.yaml).
+            self._eval_fn.get_concrete_function(*compiled.any_length(arrays))
         result = self._eval_fn(*arrays)
         return {k: float(v) for k, v in result.items()}
 
