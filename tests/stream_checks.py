@@ -1,6 +1,7 @@
-"""Checks the streamed sources share (tests/test_stream_csv.py, tests/test_stream_parquet.py): the digits
-splits to write as files, the order/skip contract of a stream, a stopped and resumed run ending equal to the
-uninterrupted one, eval on a streamed run, and a ``fit`` that must stop with exit 2 before writing anything."""
+"""Checks the streamed sources share (tests/test_stream.py, test_stream_csv.py, test_stream_parquet.py): the
+digits splits to write as files, the order/skip contract of a stream, one pipeline for many epochs, a stopped
+and resumed run ending equal to the uninterrupted one, eval on a streamed run, and a ``fit`` that must stop
+with exit 2 before writing anything."""
 
 from __future__ import annotations
 
@@ -46,6 +47,45 @@ def check_order_and_skip(stream, *, batch_size: int, start: int) -> None:
     np.testing.assert_array_equal(order(1, 0), first)
     assert not np.array_equal(order(1, 1), first) and not np.array_equal(order(2, 0), first)
     np.testing.assert_array_equal(order(1, 0, start=start), first[start * batch_size:])
+
+
+def check_epochs_in_one_pipeline(stream, *, batch_size: int, start: int) -> None:
+    """One training pipeline covers several epochs, each in the order it has alone (``start`` skips into
+    the first), and :class:`StreamFeed` opens it once for three epochs, and once when resuming mid-epoch.
+    Each pipeline costs about a second to build, so a stream that built one per epoch paid it every epoch."""
+    from fmtrain.engine.feeds import StreamFeed
+
+    steps = -(-len(stream) // batch_size)
+    assert steps > start + 1 and stream.epochs_at_once > 3
+
+    def x_of(batches) -> np.ndarray:
+        return np.concatenate([x.numpy() for x, _ in batches])
+
+    def epoch(e: int) -> np.ndarray:
+        return x_of(stream.train_batches(batch_size, seed=1, epoch=e, shuffle=True, start=0, steps=steps))
+
+    expected = {e: epoch(e) for e in range(3)}
+    several = x_of(stream.train_batches(batch_size, seed=1, epoch=1, shuffle=True, start=start, steps=steps, epochs=2))
+    np.testing.assert_array_equal(several, np.concatenate([expected[1][start * batch_size:], expected[2]]))
+
+    def train(feed: StreamFeed, epochs: range, first_step: int = 0) -> np.ndarray:
+        seen = []
+        for e in epochs:
+            feed.begin_epoch(e)
+            step = first_step if e == epochs[0] else 0
+            while step < steps:
+                iterator, n = feed.args(step, min(8, steps - step))
+                seen += [next(iterator)[0].numpy() for _ in range(int(n))]
+                step += int(n)
+        return np.concatenate(seen)
+
+    feed = StreamFeed(stream, batch_size, seed=1, shuffle=True)
+    np.testing.assert_array_equal(train(feed, range(3)), np.concatenate(list(expected.values())))
+    assert feed.pipelines == 1  # built once for the three epochs
+    resumed = StreamFeed(stream, batch_size, seed=1, shuffle=True)
+    np.testing.assert_array_equal(train(resumed, range(1, 3), first_step=start),
+                                  np.concatenate([expected[1][start * batch_size:], expected[2]]))
+    assert resumed.pipelines == 1
 
 
 def check_resume_ends_equal(cfg: Config, whole: FitOutcome, run_dir: Path, *, stop_at: int, steps: int) -> None:

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.tf
 
 tf = pytest.importorskip("tensorflow")
 
-from stream_checks import check_resume_ends_equal  # noqa: E402
+from stream_checks import check_epochs_in_one_pipeline, check_resume_ends_equal  # noqa: E402
 
 from fmtrain.cli import app  # noqa: E402
 from fmtrain.config import load_config  # noqa: E402
@@ -150,40 +150,7 @@ def test_the_streamed_order_is_the_documented_one(shards, buffer):
 
 
 def test_one_pipeline_covers_many_epochs_each_in_its_own_order_and_the_feed_opens_it_once(shards):
-    from fmtrain.engine.feeds import StreamFeed
-
-    stream = _stream(shards, shuffle_buffer=100)
-    steps = -(-len(stream) // 64)
-
-    def x_of(batches) -> np.ndarray:
-        return np.concatenate([x.numpy() for x, _ in batches])
-
-    def epoch(e: int, start: int = 0) -> np.ndarray:
-        return x_of(stream.train_batches(64, seed=1, epoch=e, shuffle=True, start=start, steps=steps))
-
-    expected = {e: epoch(e) for e in range(3)}
-    assert stream.epochs_at_once > 3
-    several = x_of(stream.train_batches(64, seed=1, epoch=1, shuffle=True, start=5, steps=steps, epochs=2))
-    np.testing.assert_array_equal(several, np.concatenate([expected[1][5 * 64:], expected[2]]))
-
-    def train(feed: StreamFeed, epochs: range, start: int = 0) -> np.ndarray:
-        seen = []
-        for e in epochs:
-            feed.begin_epoch(e)
-            step = start if e == epochs[0] else 0
-            while step < steps:
-                iterator, n = feed.args(step, min(8, steps - step))
-                seen += [next(iterator)[0].numpy() for _ in range(int(n))]
-                step += int(n)
-        return np.concatenate(seen)
-
-    feed = StreamFeed(stream, 64, seed=1, shuffle=True)
-    np.testing.assert_array_equal(train(feed, range(3)), np.concatenate(list(expected.values())))
-    assert feed.pipelines == 1  # built once for the three epochs
-    resumed = StreamFeed(stream, 64, seed=1, shuffle=True)
-    np.testing.assert_array_equal(train(resumed, range(1, 3), start=7),
-                                  np.concatenate([expected[1][7 * 64:], expected[2]]))
-    assert resumed.pipelines == 1
+    check_epochs_in_one_pipeline(_stream(shards, shuffle_buffer=100), batch_size=64, start=5)
 
 
 def test_a_streamed_run_stopped_mid_epoch_and_resumed_ends_equal_to_the_uninterrupted_one(streamed_run, tmp_path):

@@ -15,7 +15,13 @@ pytestmark = pytest.mark.tf
 pytest.importorskip("tensorflow")
 pytest.importorskip("pyarrow")
 
-from stream_checks import check_eval_streams_exactly, check_order_and_skip, digits_splits, fit_error  # noqa: E402
+from stream_checks import (  # noqa: E402
+    check_epochs_in_one_pipeline,
+    check_eval_streams_exactly,
+    check_order_and_skip,
+    digits_splits,
+    fit_error,
+)
 
 from fmtrain.config import load_config  # noqa: E402
 from fmtrain.data import build  # noqa: E402
@@ -70,6 +76,11 @@ def test_training_from_csv_shards_reaches_the_in_memory_accuracy_and_eval_stream
 def test_the_order_depends_only_on_seed_and_epoch_and_a_start_skips_exactly(shards, tmp_path):
     stream = build(load_config(_config(tmp_path, _data(shards))).data, seed=1).train
     check_order_and_skip(stream, batch_size=64, start=5)
+
+
+def test_one_pipeline_covers_many_epochs_each_in_its_own_order(shards, tmp_path):
+    stream = build(load_config(_config(tmp_path, _data(shards))).data, seed=1).train
+    check_epochs_in_one_pipeline(stream, batch_size=64, start=5)
 
 
 def test_split_random_holds_out_whole_shards_drawn_by_the_seed(shards, tmp_path):

@@ -16,6 +16,7 @@ pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
 from stream_checks import (  # noqa: E402
+    check_epochs_in_one_pipeline,
     check_eval_streams_exactly,
     check_order_and_skip,
     check_resume_ends_equal,
@@ -92,6 +93,11 @@ def test_training_from_parquet_reaches_the_in_memory_accuracy_and_eval_streams_e
 def test_the_order_depends_only_on_seed_and_epoch_and_a_start_skips_exactly(files, tmp_path):
     stream = build(load_config(_config(tmp_path, _data(files))).data, seed=1).train
     check_order_and_skip(stream, batch_size=64, start=7)
+
+
+def test_one_pipeline_covers_many_epochs_each_in_its_own_order(files, tmp_path):
+    stream = build(load_config(_config(tmp_path, _data(files))).data, seed=1).train
+    check_epochs_in_one_pipeline(stream, batch_size=64, start=7)
 
 
 def test_a_parquet_run_stopped_mid_epoch_and_resumed_ends_equal_to_the_uninterrupted_one(parquet_run, tmp_path):

@@ -281,6 +281,12 @@ class FolderStream(ShardedStream):
     """Only the first ``limit`` files in split order (``--smoke``)."""
     labels: LabelShape | None = None
 
+    @property
+    def epochs_at_once(self) -> int:
+        """One: the class of each file is looked up in Python, so each epoch's file order builds its
+        own pipeline."""
+        return 1
+
     def _records(self, files: list[str]):
         import tensorflow as tf
 

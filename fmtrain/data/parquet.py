@@ -241,13 +241,16 @@ class TableStream(ShardedStream):
     """Only the first ``limit`` rows in file order (``--smoke``)."""
     labels: LabelShape | None = None
 
-    def _records(self, files: list[str]):
+    def _records(self, files):
+        """Every row of ``files`` (a list, or a string tensor: one epoch's file order inside a pipeline
+        that covers several), read by pyarrow in Python, encoded batch by batch."""
         import tensorflow as tf
 
         encoding = self.encoding
 
-        def generate():
-            for path in files:
+        def generate(paths):
+            for name in paths:
+                path = name.decode()
                 done = 0
                 for batch in encoding.format.batches(path, encoding.read):
                     x, y = encoding.encode(batch, _where(path, done))
@@ -256,7 +259,8 @@ class TableStream(ShardedStream):
 
         signature = {"x": tf.TensorSpec([None, encoding.width], tf.float32),
                      "y": tf.TensorSpec([None], tf.int32 if encoding.classification else tf.float32)}
-        records = tf.data.Dataset.from_generator(generate, output_signature=signature).unbatch()
+        records = tf.data.Dataset.from_generator(generate, args=(tf.convert_to_tensor(files, tf.string),),
+                                                 output_signature=signature).unbatch()
         return records.take(self.limit) if self.limit is not None else records
 
     def _parse_raw(self, batch):

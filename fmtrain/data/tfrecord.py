@@ -212,7 +212,8 @@ class ShardedStream:
     """What every streamed split shares (a frozen dataclass with ``files``, ``count``, ``shuffle_buffer``,
     ``limit`` and ``labels``): the seeded epoch order, skipping to a step, padded evaluation, the first
     examples as arrays, label shaping. A subclass says how files become examples: ``_records(files)``
-    (a dataset of single examples, in file order) and ``_parse_raw(batch)`` (a batch of them → ``(x, y)``)."""
+    (a dataset of single examples, in file order; ``files`` a list or a string tensor) and
+    ``_parse_raw(batch)`` (a batch of them → ``(x, y)``)."""
 
     files: tuple[str, ...]
     count: int
@@ -243,9 +244,10 @@ class ShardedStream:
 
     @property
     def epochs_at_once(self) -> int:
-        """Epochs one :meth:`train_batches` call covers cheaply: 1 here (each epoch's pipeline is built
-        in Python); streams that reorder their files inside the pipeline cover many."""
-        return 1
+        """Epochs one training pipeline covers: its shard orders are a table inside it, so ``_records``
+        must take the files as a string tensor too (--smoke: one epoch; a stream whose ``_records`` needs
+        a Python list of files: one, and each epoch builds its pipeline, about a second)."""
+        return 1 if self.limit is not None else max(1, min(EPOCHS_AT_ONCE, 2**20 // len(self.files)))
 
     def train_batches(self, batch_size: int, *, seed: int, epoch: int, shuffle: bool, start: int, steps: int,
                       epochs: int = 1):
@@ -429,11 +431,6 @@ class Stream(ShardedStream):
         names = tf.data.Dataset.from_tensor_slices(files)
         return names.interleave(lambda path: tf.data.TFRecordDataset(path).batch(run), cycle_length=_cycle(self.files),
                                 block_length=1)
-
-    @property
-    def epochs_at_once(self) -> int:
-        """Epochs one training pipeline covers (its shard orders are a table inside it; --smoke: one)."""
-        return 1 if self.limit is not None else max(1, min(EPOCHS_AT_ONCE, 2**20 // len(self.files)))
 
     def _parse_raw(self, serialized):
         """A batch of serialized records → (x, y) with the features' own dtypes; y as stored."""
