@@ -300,14 +300,14 @@ MEASURE_CHILD = (
 )
 
 
-def end_to_end(name: str, quick: bool, repeat: int) -> dict:
+def end_to_end(name: str, quick: bool, repeat: int, epochs: int | None = None) -> dict:
     """Wall time and peak memory of `fmtrain fit CONFIG` vs the plain script on the same `.npz`,
     interleaved, best of ``repeat`` each (a fresh plan cache per fmtrain run: no run reuses a
     decision another made)."""
     import numpy as np
 
     row = END_TO_END[name]
-    epochs = row.epochs
+    epochs = epochs or row.epochs
     results: dict[str, dict] = {}
     plans: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -382,6 +382,9 @@ def main() -> None:
     parser.add_argument("--only", help="run only the cases whose name contains this text (e.g. CNN)")
     parser.add_argument("--no-end-to-end", action="store_true", help="skip the whole-command comparison")
     parser.add_argument("--end-to-end-only", action="store_true", help="only the whole-command comparison")
+    parser.add_argument("--epochs", type=int,
+                        help="epochs of every whole-command row (default: each row's own, 6 or 2); more shows "
+                             "a long run, where the steady epochs outweigh start-up and the final evaluation")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--matmul", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -424,9 +427,9 @@ def main() -> None:
     for name, row in END_TO_END.items():
         if args.only and args.only.lower() not in name.lower():
             continue
-        e2e = end_to_end(name, args.quick, args.repeat)
-        print(f"\nend to end, {name} ({row.config}), {row.epochs} epochs, best of {args.repeat} interleaved "
-              "(wall time incl. Python + TensorFlow start-up):")
+        e2e = end_to_end(name, args.quick, args.repeat, args.epochs)
+        print(f"\nend to end, {name} ({row.config}), {args.epochs or row.epochs} epochs, best of {args.repeat} "
+              "interleaved (wall time incl. Python + TensorFlow start-up):")
         for method, r in e2e.items():
             print(f"  {method:<8} {r['seconds']:6.1f} s   peak {r['peak_mb']:.0f} MB")
         plans = e2e["fmtrain"]["plans"]
