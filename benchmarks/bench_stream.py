@@ -95,47 +95,36 @@ def write_images(folder: Path, n: int, encoding: str, shards: int = 8, seed: int
 
 def cnn_config(folder: Path, encoding: str) -> Path:
     """configs/mnist_cnn.yaml's preprocessing, model and optimizer on the shards in ``folder``."""
-    image = "{dtype: uint8, shape: [28, 28, 1], raw: true}" if encoding == "raw" else "{shape: [28, 28, 1], image: png}"
-    path = folder / "bench.yaml"
-    path.write_text(f"""name: bench_stream_cnn
-seed: 0
-data:
-  source: tfrecord
-  files: {{train: "{folder}/train-*.tfrecord"}}
-  features: {{image: {image}, label: int64}}
-  label: label
-  classes: ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]
-  batch_size: {CNN_BATCH}
-  shuffle_buffer: 10000
-preprocess:
-  - rescale: {{scale: 0.00392156862745098}}
-model: {{type: cnn, filters: [32, 64], dropout: 0.1}}
-optimizer: {{name: adam, learning_rate: 0.002}}
-loss: sparse_categorical_crossentropy
-metrics: [accuracy]
-train: {{epochs: 2, jit_compile: false}}
-""")
-    return path
+    image = ({"dtype": "uint8", "shape": [28, 28, 1], "raw": True} if encoding == "raw"
+             else {"shape": [28, 28, 1], "image": "png"})
+    return _write_config(folder, "bench_stream_cnn", {"image": image, "label": "int64"}, CNN_BATCH, {
+        "preprocess": [{"rescale": {"scale": 1 / 255}}],
+        "model": {"type": "cnn", "filters": [32, 64], "dropout": 0.1},
+        "optimizer": {"name": "adam", "learning_rate": 0.002}})
 
 
 def config(folder: Path, raw: bool) -> Path:
+    """The seed MLP (with dropout) on the pixel shards in ``folder``."""
+    pixels = {"dtype": "float32", "shape": [PIXELS], "raw": raw}
+    return _write_config(folder, "bench_stream", {"x": pixels, "label": "int64"}, BATCH, {
+        "model": {"type": "mlp", "hidden_units": [128], "activation": "relu", "dropout": 0.1},
+        "optimizer": {"name": "adam", "learning_rate": 0.001}})
+
+
+def _write_config(folder: Path, name: str, features: dict, batch_size: int, body: dict) -> Path:
+    """``folder/bench.yaml``: a tfrecord source over ``folder/train-*.tfrecord`` (digits 0-9 in
+    ``label``), ``body`` (preprocessing, model, optimizer), 2 epochs without XLA."""
+    import yaml
+
     path = folder / "bench.yaml"
-    path.write_text(f"""name: bench_stream
-seed: 0
-data:
-  source: tfrecord
-  files: {{train: "{folder}/train-*.tfrecord"}}
-  features: {{x: {{dtype: float32, shape: [{PIXELS}], raw: {str(raw).lower()}}}, label: int64}}
-  label: label
-  classes: ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]
-  batch_size: {BATCH}
-  shuffle_buffer: 10000
-model: {{type: mlp, hidden_units: [128], activation: relu, dropout: 0.1}}
-optimizer: {{name: adam, learning_rate: 0.001}}
-loss: sparse_categorical_crossentropy
-metrics: [accuracy]
-train: {{epochs: 2, jit_compile: false}}
-""")
+    path.write_text(yaml.safe_dump({
+        "name": name, "seed": 0,
+        "data": {"source": "tfrecord", "files": {"train": f"{folder}/train-*.tfrecord"}, "features": features,
+                 "label": "label", "classes": [str(digit) for digit in range(10)], "batch_size": batch_size,
+                 "shuffle_buffer": 10000},
+        **body,
+        "loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"],
+        "train": {"epochs": 2, "jit_compile": False}}, sort_keys=False))
     return path
 
 
