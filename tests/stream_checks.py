@@ -58,33 +58,42 @@ def check_epochs_in_one_pipeline(stream, *, batch_size: int, start: int) -> None
     steps = -(-len(stream) // batch_size)
     assert steps > start + 1 and stream.epochs_at_once > 3
 
-    def x_of(batches) -> np.ndarray:
-        return np.concatenate([x.numpy() for x, _ in batches])
+    def rows(batches) -> tuple[np.ndarray, np.ndarray]:
+        """Examples and their labels, in order: each example must keep its own label."""
+        batches = [(x.numpy(), y.numpy()) for x, y in batches]
+        return np.concatenate([x for x, _ in batches]), np.concatenate([y for _, y in batches])
 
-    def epoch(e: int) -> np.ndarray:
-        return x_of(stream.train_batches(batch_size, seed=1, epoch=e, shuffle=True, start=0, steps=steps))
+    def joined(*parts: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        return np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts])
 
-    expected = {e: epoch(e) for e in range(3)}
-    several = x_of(stream.train_batches(batch_size, seed=1, epoch=1, shuffle=True, start=start, steps=steps, epochs=2))
-    np.testing.assert_array_equal(several, np.concatenate([expected[1][start * batch_size:], expected[2]]))
+    def after(part: tuple[np.ndarray, np.ndarray], skip: int) -> tuple[np.ndarray, np.ndarray]:
+        return part[0][skip * batch_size:], part[1][skip * batch_size:]
 
-    def train(feed: StreamFeed, epochs: range, first_step: int = 0) -> np.ndarray:
+    def same(got, expected) -> None:
+        for a, b in zip(got, expected, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+    expected = {e: rows(stream.train_batches(batch_size, seed=1, epoch=e, shuffle=True, start=0, steps=steps))
+                for e in range(3)}
+    same(rows(stream.train_batches(batch_size, seed=1, epoch=1, shuffle=True, start=start, steps=steps, epochs=2)),
+         joined(after(expected[1], start), expected[2]))
+
+    def train(feed: StreamFeed, epochs: range, first_step: int = 0) -> tuple[np.ndarray, np.ndarray]:
         seen = []
         for e in epochs:
             feed.begin_epoch(e)
             step = first_step if e == epochs[0] else 0
             while step < steps:
                 iterator, n = feed.args(step, min(8, steps - step))
-                seen += [next(iterator)[0].numpy() for _ in range(int(n))]
+                seen += [next(iterator) for _ in range(int(n))]
                 step += int(n)
-        return np.concatenate(seen)
+        return rows(seen)
 
     feed = StreamFeed(stream, batch_size, seed=1, shuffle=True)
-    np.testing.assert_array_equal(train(feed, range(3)), np.concatenate(list(expected.values())))
+    same(train(feed, range(3)), joined(*expected.values()))
     assert feed.pipelines == 1  # built once for the three epochs
     resumed = StreamFeed(stream, batch_size, seed=1, shuffle=True)
-    np.testing.assert_array_equal(train(resumed, range(1, 3), first_step=start),
-                                  np.concatenate([expected[1][start * batch_size:], expected[2]]))
+    same(train(resumed, range(1, 3), first_step=start), joined(after(expected[1], start), expected[2]))
     assert resumed.pipelines == 1
 
 

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.tf
 
 tf = pytest.importorskip("tensorflow")
 
-from stream_checks import check_resume_ends_equal  # noqa: E402
+from stream_checks import check_epochs_in_one_pipeline, check_resume_ends_equal  # noqa: E402
 
 from fmtrain.cli import app  # noqa: E402
 from fmtrain.config import load_config  # noqa: E402
@@ -222,6 +222,11 @@ def test_the_order_depends_only_on_seed_and_epoch_and_a_start_skips_exactly(shap
     # the file list itself is shuffled (each file is one example), not only blocks of shuffle_buffer files
     head = {image.tobytes() for image in stream.arrays(16)[0]}
     assert not {image.tobytes() for image in first[:16]} <= head
+
+
+def test_one_pipeline_covers_many_epochs_each_file_with_its_class(shapes, tmp_path):
+    stream = build(load_config(_config(tmp_path, _data(shapes, stream=True, shuffle_buffer=16))).data, seed=3).train
+    check_epochs_in_one_pipeline(stream, batch_size=8, start=3)
 
 
 def test_a_streamed_run_stopped_mid_epoch_and_resumed_ends_equal_to_the_uninterrupted_one(streamed_run, tmp_path):

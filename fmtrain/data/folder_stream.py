@@ -281,19 +281,21 @@ class FolderStream(ShardedStream):
     """Only the first ``limit`` files in split order (``--smoke``)."""
     labels: LabelShape | None = None
 
-    @property
-    def epochs_at_once(self) -> int:
-        """One: the class of each file is looked up in Python, so each epoch's file order builds its
-        own pipeline."""
-        return 1
-
-    def _records(self, files: list[str]):
+    def _file_columns(self) -> dict:
+        """Each file's path and class id, so an epoch's order inside a pipeline carries both."""
         import tensorflow as tf
 
-        class_of = dict(zip(self.files, self.classes, strict=True))
-        records = tf.data.Dataset.from_tensor_slices({
-            "path": tf.constant(files, tf.string),
-            "label": tf.constant([class_of[path] for path in files], tf.int32)})
+        return {"path": tf.constant(self.files, tf.string), "label": tf.constant(self.classes, tf.int32)}
+
+    def _records(self, files):
+        """One record per file: ``files`` (names) with their class ids, or :meth:`_file_columns` in an order."""
+        import tensorflow as tf
+
+        if not isinstance(files, dict):
+            class_of = dict(zip(self.files, self.classes, strict=True))
+            files = {"path": tf.constant(files, tf.string),
+                     "label": tf.constant([class_of[path] for path in files], tf.int32)}
+        records = tf.data.Dataset.from_tensor_slices(files)
         return records.take(self.limit) if self.limit is not None else records
 
     def _parse_raw(self, batch):

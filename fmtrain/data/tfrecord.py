@@ -212,8 +212,8 @@ class ShardedStream:
     """What every streamed split shares (a frozen dataclass with ``files``, ``count``, ``shuffle_buffer``,
     ``limit`` and ``labels``): the seeded epoch order, skipping to a step, padded evaluation, the first
     examples as arrays, label shaping. A subclass says how files become examples: ``_records(files)``
-    (a dataset of single examples, in file order; ``files`` a list or a string tensor) and
-    ``_parse_raw(batch)`` (a batch of them → ``(x, y)``)."""
+    (a dataset of single examples, in file order; ``files`` a list of names, or its
+    :meth:`_file_columns` in an epoch's order) and ``_parse_raw(batch)`` (a batch of them → ``(x, y)``)."""
 
     files: tuple[str, ...]
     count: int
@@ -244,10 +244,16 @@ class ShardedStream:
 
     @property
     def epochs_at_once(self) -> int:
-        """Epochs one training pipeline covers: its shard orders are a table inside it, so ``_records``
-        must take the files as a string tensor too (--smoke: one epoch; a stream whose ``_records`` needs
-        a Python list of files: one, and each epoch builds its pipeline, about a second)."""
+        """Epochs one training pipeline covers: its file orders are a table inside it, and ``_records``
+        gets each epoch's :meth:`_file_columns` gathered in that order (--smoke: one epoch; building a
+        pipeline per epoch costs about a second)."""
         return 1 if self.limit is not None else max(1, min(EPOCHS_AT_ONCE, 2**20 // len(self.files)))
+
+    def _file_columns(self):
+        """What ``_records`` needs of each file inside a pipeline, as tensors of one row per file: the names."""
+        import tensorflow as tf
+
+        return tf.constant(self.files)
 
     def train_batches(self, batch_size: int, *, seed: int, epoch: int, shuffle: bool, start: int, steps: int,
                       epochs: int = 1):
@@ -277,10 +283,15 @@ class ShardedStream:
             rows = self._epoch_rows([self.files[i] for i in order], key, batch_size, shuffle, start, steps)
         plans = [plan(e) for e in range(epoch if rows is None else epoch + 1, epoch + epochs)]
         if in_graph:  # the files can be reordered inside the pipeline: one function for every epoch
-            names = tf.constant(self.files)
+            columns = self._file_columns()
             table = tf.data.Dataset.from_tensor_slices((np.array([o for o, _ in plans], np.int32),
                                                         np.array([k for _, k in plans], np.int64)))
-            later = table.flat_map(lambda o, k: self._epoch_rows(tf.gather(names, o), k, batch_size, shuffle, 0, steps))
+
+            def epoch_rows(o, k):
+                files = tf.nest.map_structure(lambda column: tf.gather(column, o), columns)
+                return self._epoch_rows(files, k, batch_size, shuffle, 0, steps)
+
+            later = table.flat_map(epoch_rows)
             rows = later if rows is None else rows.concatenate(later)
         else:
             for o, k in plans:
