@@ -287,14 +287,10 @@ class FolderStream(ShardedStream):
 
         return {"path": tf.constant(self.files, tf.string), "label": tf.constant(self.classes, tf.int32)}
 
-    def _records(self, files):
-        """One record per file: ``files`` (names) with their class ids, or :meth:`_file_columns` in an order."""
+    def _records(self, files: dict):
+        """One record per file: rows of :meth:`_file_columns`, a path and its class id."""
         import tensorflow as tf
 
-        if not isinstance(files, dict):
-            class_of = dict(zip(self.files, self.classes, strict=True))
-            files = {"path": tf.constant(files, tf.string),
-                     "label": tf.constant([class_of[path] for path in files], tf.int32)}
         records = tf.data.Dataset.from_tensor_slices(files)
         return records.take(self.limit) if self.limit is not None else records
 
@@ -313,7 +309,7 @@ class FolderStream(ShardedStream):
     def encoded_batches(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Every example once, in split order: numpy ``(x, y)`` per block of :data:`SCAN_BATCH` files (what
         ``fmtrain data pack`` writes; memory holds one block)."""
-        records = self._records(list(self.files)).batch(SCAN_BATCH)
+        records = self._records(self._file_columns()).batch(SCAN_BATCH)
         yield from records.map(self._parse_raw).as_numpy_iterator()
 
 

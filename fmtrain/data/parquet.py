@@ -242,8 +242,8 @@ class TableStream(ShardedStream):
     labels: LabelShape | None = None
 
     def _records(self, files):
-        """Every row of ``files`` (a list, or a string tensor: one epoch's file order inside a pipeline
-        that covers several), read by pyarrow in Python, encoded batch by batch."""
+        """Every row of ``files`` (file names as a string tensor: one epoch's order, possibly inside a
+        pipeline that covers several), read by pyarrow in Python, encoded batch by batch."""
         import tensorflow as tf
 
         encoding = self.encoding
@@ -259,8 +259,7 @@ class TableStream(ShardedStream):
 
         signature = {"x": tf.TensorSpec([None, encoding.width], tf.float32),
                      "y": tf.TensorSpec([None], tf.int32 if encoding.classification else tf.float32)}
-        records = tf.data.Dataset.from_generator(generate, args=(tf.convert_to_tensor(files, tf.string),),
-                                                 output_signature=signature).unbatch()
+        records = tf.data.Dataset.from_generator(generate, args=(files,), output_signature=signature).unbatch()
         return records.take(self.limit) if self.limit is not None else records
 
     def _parse_raw(self, batch):

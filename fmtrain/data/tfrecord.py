@@ -212,8 +212,8 @@ class ShardedStream:
     """What every streamed split shares (a frozen dataclass with ``files``, ``count``, ``shuffle_buffer``,
     ``limit`` and ``labels``): the seeded epoch order, skipping to a step, padded evaluation, the first
     examples as arrays, label shaping. A subclass says how files become examples: ``_records(files)``
-    (a dataset of single examples, in file order; ``files`` a list of names, or its
-    :meth:`_file_columns` in an epoch's order) and ``_parse_raw(batch)`` (a batch of them → ``(x, y)``)."""
+    (a dataset of single examples, in file order; ``files`` its :meth:`_file_columns`, or their rows in
+    an epoch's order) and ``_parse_raw(batch)`` (a batch of them → ``(x, y)``)."""
 
     files: tuple[str, ...]
     count: int
@@ -230,13 +230,13 @@ class ShardedStream:
     def with_labels(self, labels: LabelShape):
         return replace(self, labels=labels)
 
-    def _records(self, files: list[str]):
+    def _records(self, files):
         raise NotImplementedError
 
     def _parse_raw(self, batch):
         raise NotImplementedError
 
-    def _chunks(self, files: list[str], run: int):
+    def _chunks(self, files, run: int):
         """The examples of ``files`` (in their order, ``limit`` applied) as batches of at most ``run``."""
         return self._records(files).batch(run)
 
@@ -245,12 +245,12 @@ class ShardedStream:
     @property
     def epochs_at_once(self) -> int:
         """Epochs one training pipeline covers: its file orders are a table inside it, and ``_records``
-        gets each epoch's :meth:`_file_columns` gathered in that order (--smoke: one epoch; building a
+        gets the rows of :meth:`_file_columns` in each epoch's order (--smoke: one epoch; building a
         pipeline per epoch costs about a second)."""
         return 1 if self.limit is not None else max(1, min(EPOCHS_AT_ONCE, 2**20 // len(self.files)))
 
     def _file_columns(self):
-        """What ``_records`` needs of each file inside a pipeline, as tensors of one row per file: the names."""
+        """What ``_records`` reads of each file, as tensors of one row per file: here the names."""
         import tensorflow as tf
 
         return tf.constant(self.files)
@@ -280,22 +280,19 @@ class ShardedStream:
         rows = None
         if start or not in_graph:  # mid-epoch (a resume): this epoch's pipeline built apart, with its skip
             order, key = plan(epoch)
-            rows = self._epoch_rows([self.files[i] for i in order], key, batch_size, shuffle, start, steps)
+            rows = self._epoch_rows(_rows(self._file_columns(), order), key, batch_size, shuffle, start, steps)
         plans = [plan(e) for e in range(epoch if rows is None else epoch + 1, epoch + epochs)]
         if in_graph:  # the files can be reordered inside the pipeline: one function for every epoch
             columns = self._file_columns()
             table = tf.data.Dataset.from_tensor_slices((np.array([o for o, _ in plans], np.int32),
                                                         np.array([k for _, k in plans], np.int64)))
 
-            def epoch_rows(o, k):
-                files = tf.nest.map_structure(lambda column: tf.gather(column, o), columns)
-                return self._epoch_rows(files, k, batch_size, shuffle, 0, steps)
-
-            later = table.flat_map(epoch_rows)
+            later = table.flat_map(lambda o, k: self._epoch_rows(_rows(columns, o), k, batch_size, shuffle, 0, steps))
             rows = later if rows is None else rows.concatenate(later)
         else:
             for o, k in plans:
-                rows = rows.concatenate(self._epoch_rows([self.files[i] for i in o], k, batch_size, shuffle, 0, steps))
+                rows = rows.concatenate(self._epoch_rows(_rows(self._file_columns(), o), k, batch_size, shuffle, 0,
+                                                         steps))
         # Every epoch's rows are a whole number of batches, so no batch mixes two epochs. One block is
         # read and permuted ahead while the previous one is sliced into batches, across epoch borders too.
         # Blocks hold serialized records: blocks parsed to dense tensors cost more memory for the same
@@ -370,7 +367,7 @@ class ShardedStream:
             weights = tf.concat([tf.ones([n]), tf.zeros([extra])], axis=0)
             return tf.nest.map_structure(fill, x), fill(y), weights
 
-        batches = self._records(list(self.files)).batch(batch_size)
+        batches = self._records(self._file_columns()).batch(batch_size)
         batches = batches.map(self._parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         return _bounded(batches.map(pad).prefetch(tf.data.AUTOTUNE))
 
@@ -379,7 +376,7 @@ class ShardedStream:
         import numpy as np
         import tensorflow as tf
 
-        records = self._records(list(self.files))
+        records = self._records(self._file_columns())
         if n is not None:
             records = records.take(n)
         parts_x, parts_y = [], []
@@ -422,15 +419,15 @@ class Stream(ShardedStream):
     """Only the first ``limit`` records in shard order (``--smoke``)."""
     labels: LabelShape | None = None
 
-    def _records(self, files: list[str]):
+    def _records(self, files):
         import tensorflow as tf
 
         names = tf.data.Dataset.from_tensor_slices(files)
-        records = names.interleave(tf.data.TFRecordDataset, cycle_length=max(1, min(len(files), 8)), block_length=1,
+        records = names.interleave(tf.data.TFRecordDataset, cycle_length=_cycle(self.files), block_length=1,
                                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         return records.take(self.limit) if self.limit is not None else records
 
-    def _chunks(self, files: list[str], run: int):
+    def _chunks(self, files, run: int):
         """Batches of serialized records: up to 8 shards open at once, ``run`` consecutive records from
         each in turn (``interleave`` with ``block_length=run``, without tf.data work per record). The
         interleave is sequential: a parallel one made peak RSS grow with the data (+57-95 MB from 80 to
@@ -514,6 +511,13 @@ def _bounded(dataset):
     options = tf.data.Options()
     options.autotune.ram_budget = RAM_BUDGET
     return dataset.with_options(options)
+
+
+def _rows(columns, order):
+    """The rows ``order`` (file indices: a list, or a tensor inside a pipeline) of each of ``columns``."""
+    import tensorflow as tf
+
+    return tf.nest.map_structure(lambda column: tf.gather(column, order), columns)
 
 
 def _cycle(files: list[str]) -> int:
