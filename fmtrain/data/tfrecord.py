@@ -277,22 +277,20 @@ class ShardedStream:
             return order, int(np.random.default_rng([seed, e, 1]).integers(2**31 - 1))
 
         in_graph = epochs > 1 and self.epochs_at_once > 1
+        columns = self._file_columns()
         rows = None
         if start or not in_graph:  # mid-epoch (a resume): this epoch's pipeline built apart, with its skip
             order, key = plan(epoch)
-            rows = self._epoch_rows(_rows(self._file_columns(), order), key, batch_size, shuffle, start, steps)
+            rows = self._epoch_rows(_rows(columns, order), key, batch_size, shuffle, start, steps)
         plans = [plan(e) for e in range(epoch if rows is None else epoch + 1, epoch + epochs)]
         if in_graph:  # the files can be reordered inside the pipeline: one function for every epoch
-            columns = self._file_columns()
             table = tf.data.Dataset.from_tensor_slices((np.array([o for o, _ in plans], np.int32),
                                                         np.array([k for _, k in plans], np.int64)))
-
             later = table.flat_map(lambda o, k: self._epoch_rows(_rows(columns, o), k, batch_size, shuffle, 0, steps))
             rows = later if rows is None else rows.concatenate(later)
         else:
             for o, k in plans:
-                rows = rows.concatenate(self._epoch_rows(_rows(self._file_columns(), o), k, batch_size, shuffle, 0,
-                                                         steps))
+                rows = rows.concatenate(self._epoch_rows(_rows(columns, o), k, batch_size, shuffle, 0, steps))
         # Every epoch's rows are a whole number of batches, so no batch mixes two epochs. One block is
         # read and permuted ahead while the previous one is sliced into batches, across epoch borders too.
         # Blocks hold serialized records: blocks parsed to dense tensors cost more memory for the same
